@@ -1,0 +1,61 @@
+# Two commands matter: `make run` (set up + pipeline on the sample) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+CACHE ?= $(HOME)/.cache/realsyn
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
+VENV_DIR := $(CACHE)/venv-$(LOCK_HASH)
+DELTA_VERSION := $(shell sed -n 's/^val deltaVersion *= *"\(.*\)"/\1/p' build.sbt)
+SPARK_MINOR := $(shell sed -n 's/^val sparkVersion *= *"\([0-9]*\.[0-9]*\).*"/\1/p' build.sbt)
+JARS_DIR := $(CACHE)/jars
+DELTA_ARTIFACTS := delta-spark_$(SPARK_MINOR)_2.13 delta-storage delta-kernel-api delta-kernel-defaults delta-kernel-unitycatalog
+WORK ?= work
+export REALSYN_JARS_DIR := $(JARS_DIR)
+
+.PHONY: setup venv jars run test test-fast bench sample clean
+setup: venv jars
+
+# The venv lives outside the repo, keyed by the lock hash; .venv points at it.
+# The editable install maps realsyn.* onto this checkout's folders; redo it when the
+# shared venv was last pointed at another checkout or setup.py changed.
+venv: $(VENV_DIR)/.installed
+	@ln -sfn $(VENV_DIR) .venv
+	@stamp="$(CURDIR) $$(sha256sum setup.py | cut -c1-16)"; \
+	if [ "$$(cat $(VENV_DIR)/.editable 2>/dev/null)" != "$$stamp" ]; then \
+	  .venv/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || \
+	  .venv/bin/pip install --no-deps --no-build-isolation -e . ; \
+	  echo "$$stamp" > $(VENV_DIR)/.editable; fi
+$(VENV_DIR)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV_DIR)
+	$(VENV_DIR)/bin/pip install -q --upgrade pip
+	$(VENV_DIR)/bin/pip install -q -r requirements.lock
+	touch $@
+
+# Delta's jars from Maven Central with Maven's defaults (Spark's resolver is the fallback).
+jars: $(JARS_DIR)/.delta-$(DELTA_VERSION)
+$(JARS_DIR)/.delta-$(DELTA_VERSION): build.sbt
+	mkdir -p $(JARS_DIR)
+	@if command -v mvn >/dev/null; then \
+	  for a in $(DELTA_ARTIFACTS); do \
+	    mvn -q dependency:copy -Dartifact=io.delta:$$a:$(DELTA_VERSION) -DoutputDirectory=$(JARS_DIR) || exit 1; \
+	  done; \
+	else echo "mvn not found: Spark will resolve io.delta packages itself at first start"; fi
+	touch $@
+
+sample: setup
+	.venv/bin/realsyn sample --out $(WORK)/sample
+
+run: setup
+	.venv/bin/realsyn --conf conf/sample.yaml --set run.work_dir=$(WORK) sample --out $(WORK)/sample
+	.venv/bin/realsyn --conf conf/sample.yaml --set run.work_dir=$(WORK) run
+
+test: setup
+	.venv/bin/python -m pytest -q tests
+
+test-fast: setup
+	.venv/bin/python -m pytest -q tests/unit
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf $(WORK) .pytest_cache

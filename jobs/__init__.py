@@ -1,0 +1,1 @@
+"""Stages (one module each), the pipeline runner and the shared runtime."""

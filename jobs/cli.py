@@ -1,0 +1,110 @@
+"""`realsyn` command line: run the pipeline or one stage, make the sample, show config."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+STAGE_HELP = "run only this stage"
+
+
+def common_options(default) -> argparse.ArgumentParser:
+    """Options accepted before and after the command (after: SUPPRESS keeps the earlier value)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--profile", default=default,
+                        help="local | standalone | databricks | emr | gpu (default local)")
+    common.add_argument("--conf", action="append", default=default, metavar="FILE",
+                        help="extra YAML config layered over the defaults (repeatable)")
+    common.add_argument("--set", action="append", default=default, metavar="KEY=VALUE",
+                        dest="overrides", help="override one key, e.g. --set retrieval.top_k=5")
+    common.add_argument("--input", default=default, help="OBELICS parquet path or glob (run.input)")
+    common.add_argument("--work-dir", default=default, help="where tables and MLflow live (run.work_dir)")
+    return common
+
+
+def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
+    common = common_options(argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(
+        prog="realsyn", parents=[common_options(None)],
+        description="Build RealSyn-style CLIP pre-training data with Spark and Delta Lake.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common], help="run the pipeline (all stages, or --stages)")
+    run.add_argument("--stages", default=None, help="comma-separated stage names")
+    run.add_argument("--force", action="store_true", help="redo stages even when unchanged")
+    for name in stage_names:
+        p = sub.add_parser(name, parents=[common], help=STAGE_HELP)
+        p.add_argument("--force", action="store_true", help="redo the stage even when unchanged")
+    sample = sub.add_parser("sample", parents=[common], help="write the bundled sample corpus")
+    sample.add_argument("--out", default="work/sample", help="output folder")
+    sample.add_argument("--docs", type=int, default=300, help="number of documents")
+    sample.add_argument("--seed", type=int, default=7)
+    sub.add_parser("config", parents=[common], help="print the resolved config and exit")
+    return parser
+
+
+def _merge_common(args) -> tuple[str, list[str], list[str]]:
+    overrides = list(args.overrides or [])
+    if args.input:
+        overrides.append(f"run.input={args.input}")
+    if args.work_dir:
+        overrides.append(f"run.work_dir={args.work_dir}")
+    return args.profile or "local", list(args.conf or []), overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    from realsyn.jobs.config import ConfigError, load_config
+    from realsyn.jobs.pipeline import run_stages, stage_names, summary
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    names = stage_names()
+    parser = build_parser(names)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        profile, files, overrides = _merge_common(args)
+        cfg = load_config(profile, files, overrides)
+        if args.command == "config":
+            import yaml
+            print(yaml.safe_dump(cfg.data, sort_keys=False))
+            return 0
+        if args.command == "sample":
+            from realsyn.jobs.sample_corpus import write_sample
+            info = write_sample(args.out, n_docs=args.docs, seed=args.seed)
+            print(f"sample: {info['documents']} documents, {info['images']} image files -> {info['out']}")
+            return 0
+        stages = None
+        if args.command == "run":
+            stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else (
+                cfg.get("run.stages") or None)
+        else:
+            stages = [args.command]
+        result = run_stages(cfg, stages, force=args.force)
+        print(summary(result))
+        return 0
+    except Exception as err:  # one clear line for the user, never only a Java trace
+        return _report(err, ConfigError)
+
+
+def _report(err: Exception, config_error) -> int:
+    from realsyn.jobs.stage import InputError, LedgerError
+    from realsyn.jobs.tables import MissingTable
+    from realsyn.schemas import SchemaMismatch
+    known = (config_error, InputError, MissingTable, SchemaMismatch, LedgerError)
+    if isinstance(err, known):
+        print(f"realsyn: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        from pyspark.errors import PySparkException
+        if isinstance(err, PySparkException):
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"realsyn: error: Spark: {first}", file=sys.stderr)
+            return 1
+    except ImportError:
+        pass
+    raise err
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Layered, validated configuration.
+
+Layers, later wins: conf/defaults.yaml <- conf/profiles/<profile>.yaml <- --conf FILE...
+<- --set key=value. The defaults file is also the schema: a key that is not in it is
+unknown, and a value must have the type of its default. RULES adds ranges and choices.
+Every error names the key and the file it came from.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from realsyn.conf import CONF_DIR
+
+PROFILES = ("local", "standalone", "databricks", "emr", "gpu")
+
+# Sections whose keys are free-form (checked elsewhere, e.g. Spark conf keys).
+FREE_FORM = {"spark.conf"}
+
+# key -> ("range", lo, hi) inclusive, or ("choice", {...}). Unlisted keys only get type checks.
+RULES: dict[str, tuple] = {
+    "tables.mode": ("choice", {"path", "catalog"}),
+    "spark.log_level": ("choice", {"ERROR", "WARN", "INFO", "DEBUG"}),
+    "ingest.max_slots": ("range", 1, 10_000_000),
+    "ingest.max_text_chars": ("range", 1, 10**10),
+    "ingest.max_url_chars": ("range", 16, 1_000_000),
+    "ingest.rejects_sample_chars": ("range", 0, 1_000_000),
+    "fetch.connect_timeout_s": ("range", 0.01, 600),
+    "fetch.read_timeout_s": ("range", 0.01, 3600),
+    "fetch.max_bytes": ("range", 1, 10**10),
+    "fetch.max_redirects": ("range", 0, 50),
+    "fetch.retries": ("range", 0, 20),
+    "fetch.backoff_s": ("range", 0, 60),
+    "fetch.concurrency_per_task": ("range", 1, 1024),
+    "images.min_side_px": ("range", 1, 100_000),
+    "images.max_aspect_ratio": ("range", 1.0, 1000.0),
+    "images.max_pixels": ("range", 1, 10**11),
+    "images.phash_max_hamming": ("range", 0, 64),
+    "images.semantic_dedup_cosine": ("range", -1.0, 1.0),
+    "sentences.splitter": ("choice", {"pysbd", "regex"}),
+    "sentences.min_words": ("range", 1, 10_000),
+    "sentences.max_words": ("range", 1, 10_000),
+    "sentences.min_complexity": ("range", 0, 100),
+    "sentences.entropy_min": ("range", 0.0, 1000.0),
+    "sentences.ppl_min": ("range", 0.0, 1e9),
+    "sentences.ppl_max": ("range", 0.0, 1e9),
+    "sentences.ppl_batch_size": ("range", 1, 100_000),
+    "sentences.ppl_max_tokens": ("range", 8, 100_000),
+    "sentences.semantic_dedup_cosine": ("range", -1.0, 1.0),
+    "models.preset": ("choice", {"tiny", "base", "paper"}),
+    "embedding.batch_size": ("range", 1, 1_000_000),
+    "embedding.storage_dtype": ("choice", {"float32", "float16"}),
+    "embedding.torch_threads": ("range", 1, 1024),
+    "retrieval.sentences_per_cluster": ("range", 1, 10**9),
+    "retrieval.num_clusters": ("range", 0, 10**9),
+    "retrieval.kmeans_sample": ("range", 1, 10**10),
+    "retrieval.kmeans_iters": ("range", 1, 1000),
+    "retrieval.probes": ("range", 1, 10**6),
+    "retrieval.top_k": ("range", 1, 5),
+    "retrieval.min_score": ("range", -1.0, 1.0),
+    "retrieval.max_cluster_rows": ("range", 1, 10**9),
+    "generation.caption_max_new_tokens": ("range", 1, 4096),
+    "generation.caption_num_beams": ("range", 1, 64),
+    "generation.tag_vocab_size": ("range", 1, 10**7),
+    "generation.tag_top_m": ("range", 0, 1000),
+    "generation.tag_min_score": ("range", -1.0, 1.0),
+    "generation.llm_max_new_tokens": ("range", 1, 8192),
+    "generation.batch_size": ("range", 1, 100_000),
+    "balance.sim_min": ("range", -1.0, 1.0),
+    "balance.sim_max": ("range", -1.0, 1.0),
+    "balance.num_clusters": ("range", 1, 10**9),
+    "balance.images_per_cluster": ("range", 1, 10**9),
+    "export.shard_bytes": ("range", 1_000, 10**12),
+    "export.resize_to": ("range", 8, 100_000),
+}
+
+# Pairs that must be ordered (lo <= hi).
+ORDERED = [
+    ("sentences.min_words", "sentences.max_words"),
+    ("sentences.ppl_min", "sentences.ppl_max"),
+    ("balance.sim_min", "balance.sim_max"),
+]
+
+# Parameter names that must never reach logs or MLflow in clear text.
+SECRET_MARKERS = ("token", "password", "secret", "credential", "api_key")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user (key and file named)."""
+
+
+@dataclass
+class Config:
+    """The resolved configuration plus where each value came from."""
+
+    data: dict
+    sources: dict = field(default_factory=dict)  # dotted key -> file or "--set"
+    profile: str = "local"
+
+    def get(self, dotted: str, default: Any = ...) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if default is ...:
+                    raise KeyError(dotted)
+                return default
+            node = node[part]
+        return node
+
+    def section(self, name: str) -> dict:
+        return copy.deepcopy(self.data.get(name, {}))
+
+    def hash(self, sections: list[str] | None = None) -> str:
+        """Stable hash of the whole config or of the named sections."""
+        payload = self.data if sections is None else {s: self.data.get(s) for s in sections}
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def flat(self, redact: bool = True) -> dict[str, str]:
+        """Dotted key -> string value, secrets redacted (for logs and MLflow params)."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, dict) and node:
+                for k, v in node.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            else:
+                secret = redact and any(m in prefix.lower() for m in SECRET_MARKERS)
+                out[prefix] = "***" if secret else json.dumps(node) if not isinstance(node, str) else node
+
+        walk("", self.data)
+        return out
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}".splitlines()[0]) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return loaded
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string",
+            list: "list", dict: "mapping", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _check_type(key: str, default: Any, value: Any, source: str) -> Any:
+    """Return value coerced to the default's type where lossless, else raise."""
+    if default is None or value is None and isinstance(default, str):
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, list):
+        if isinstance(value, list):
+            if default:
+                return [_check_type(f"{key}[{i}]", default[0], v, source) for i, v in enumerate(value)]
+            return value
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+    raise ConfigError(
+        f"{source}: '{key}' must be a {_type_name(default)} (like the default {default!r}), "
+        f"got {_type_name(value)} {value!r}")
+
+
+def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: str = "") -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if prefix in FREE_FORM:
+            base[key] = value
+            sources[dotted] = source
+            continue
+        if key not in base:
+            hint = difflib.get_close_matches(str(key), [str(k) for k in base], n=1)
+            near = f" (did you mean '{prefix + '.' if prefix else ''}{hint[0]}'?)" if hint else ""
+            where = f"in section '{prefix}'" if prefix else "as a section"
+            raise ConfigError(f"{source}: unknown key '{dotted}' {where}{near}")
+        current = base[key]
+        is_section = isinstance(current, dict) and (current or dotted in FREE_FORM)
+        if is_section and dotted not in FREE_FORM:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{dotted}' is a section and must be a mapping, got {value!r}")
+            _merge(current, value, source, sources, dotted)
+        elif dotted in FREE_FORM:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{dotted}' must be a mapping, got {value!r}")
+            for k, v in value.items():
+                current[k] = v
+                sources[f"{dotted}.{k}"] = source
+        else:
+            base[key] = _check_type(dotted, current, value, source)
+            sources[dotted] = source
+
+
+def _check_rules(data: dict, sources: dict) -> None:
+    cfg = Config(data)
+    for key, rule in RULES.items():
+        value = cfg.get(key)
+        source = sources.get(key, "conf/defaults.yaml")
+        if rule[0] == "range":
+            lo, hi = rule[1], rule[2]
+            if not lo <= value <= hi:
+                raise ConfigError(f"{source}: '{key}' = {value!r} is out of range [{lo}, {hi}]")
+        elif rule[0] == "choice" and value not in rule[1]:
+            raise ConfigError(f"{source}: '{key}' = {value!r} must be one of {sorted(rule[1])}")
+    for lo_key, hi_key in ORDERED:
+        if cfg.get(lo_key) > cfg.get(hi_key):
+            source = sources.get(lo_key) or sources.get(hi_key, "conf/defaults.yaml")
+            raise ConfigError(f"{source}: '{lo_key}' ({cfg.get(lo_key)}) must not exceed '{hi_key}' ({cfg.get(hi_key)})")
+    caps = cfg.get("balance.caps")
+    if not caps or any(c < 1 for c in caps) or caps != sorted(set(caps)):
+        raise ConfigError(f"{sources.get('balance.caps', 'conf/defaults.yaml')}: 'balance.caps' must be distinct positive integers in increasing order, got {caps}")
+    preset = cfg.get("models.preset")
+    if preset not in cfg.get("models.presets"):
+        raise ConfigError(f"{sources.get('models.preset')}: 'models.preset' = {preset!r} has no entry in models.presets")
+    for scheme in cfg.get("fetch.allowed_schemes"):
+        if scheme not in ("http", "https", "file"):
+            raise ConfigError(f"{sources.get('fetch.allowed_schemes')}: 'fetch.allowed_schemes' may hold http, https, file; got {scheme!r}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'a.b=5' -> ('a.b', 5); the value is parsed as YAML so numbers and lists work."""
+    if "=" not in text:
+        raise ConfigError(f"--set: expected key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set: empty key in {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    out: Any = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out
+
+
+def load_config(profile: str = "local", files: list[str] | None = None,
+                overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> Config:
+    if profile not in PROFILES:
+        raise ConfigError(f"--profile: unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    data = _read_yaml(conf_dir / "defaults.yaml")
+    sources: dict[str, str] = {}
+    _merge(data, _read_yaml(conf_dir / "profiles" / f"{profile}.yaml"), f"conf/profiles/{profile}.yaml", sources)
+    for f in files or []:
+        _merge(data, _read_yaml(Path(f)), str(f), sources)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _merge(data, _nest(key, value), f"--set {key}", sources)
+    _check_rules(data, sources)
+    return Config(data=data, sources=sources, profile=profile)

@@ -1,0 +1,125 @@
+"""Runs stages in order under one MLflow parent run; skips stages whose inputs did not change."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import yaml
+
+from realsyn.jobs.config import Config
+from realsyn.jobs.session import get_spark
+from realsyn.jobs.stage import Context, Ledger, Stage, is_up_to_date, record_run
+from realsyn.jobs.tables import TableStore
+from realsyn.jobs.tracking import Tracker
+
+log = logging.getLogger("realsyn")
+
+
+def all_stages() -> list[Stage]:
+    """Pipeline order. Imported lazily so `realsyn --help` stays fast."""
+    from realsyn.jobs.ingest import Ingest
+    return [Ingest()]
+
+
+def stage_names() -> list[str]:
+    return [s.name for s in all_stages()]
+
+
+def select_stages(names: list[str] | None) -> list[Stage]:
+    stages = all_stages()
+    if not names:
+        return stages
+    known = {s.name: s for s in stages}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from realsyn.jobs.config import ConfigError
+        raise ConfigError(f"--stages: unknown stage(s) {unknown}; stages are {', '.join(known)}")
+    return [s for s in stages if s.name in names]
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    skipped: bool
+    seconds: float
+    ledgers: list[Ledger] = field(default_factory=list)
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    outcomes: list[StageOutcome]
+    seconds: float
+    tables: dict[str, tuple[int | None, int]]   # name -> (version, rows)
+    tracking_uri: str
+
+
+def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
+               say=print) -> PipelineResult:
+    started = time.perf_counter()
+    stages = select_stages(names)
+    spark = get_spark(cfg)
+    tables = TableStore(spark, cfg)
+    tracker = Tracker(cfg)
+    run_id = uuid.uuid4().hex[:12]
+    outcomes: list[StageOutcome] = []
+    say(f"realsyn: profile={cfg.profile} work_dir={cfg.get('run.work_dir')} stages={','.join(s.name for s in stages)}")
+    with tracker.run("pipeline", tags={"realsyn.run": run_id, "profile": cfg.profile}):
+        tracker.params(cfg.flat())
+        tracker.text(yaml.safe_dump(cfg.data, sort_keys=False), "config/resolved.yaml")
+        for stage in stages:
+            outcomes.append(_run_one(stage, cfg, spark, tables, tracker, run_id, force, say))
+    written = {}
+    for stage in stages:
+        for t in stage.outputs:
+            if tables.exists(t):
+                written[t] = (tables.version(t), tables.read(t).count())
+    return PipelineResult(run_id, outcomes, time.perf_counter() - started, written, tracker.uri)
+
+
+def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say) -> StageOutcome:
+    ctx = Context(spark, cfg, tables, tracker, stage, run_id)
+    input_versions = {t: tables.version(t) for t in stage.inputs}
+    missing = [t for t, v in input_versions.items() if v is None]
+    if missing:
+        from realsyn.jobs.tables import MissingTable
+        raise MissingTable(f"stage {stage.name} needs {', '.join(missing)}; run the earlier stages first")
+    fingerprint = stage.fingerprint(ctx, input_versions)
+    if not force and is_up_to_date(tables, stage, fingerprint):
+        with tracker.run(stage.name, nested=True, tags={"skipped": "true"}):
+            tracker.metrics({"skipped": 1})
+        say(f"[{stage.name}] skipped: inputs, config and code unchanged (use --force to redo)")
+        return StageOutcome(stage.name, True, 0.0)
+    t0 = time.perf_counter()
+    with tracker.run(stage.name, nested=True, tags={"skipped": "false"}) as active:
+        tracker.params({k: v for k, v in cfg.flat().items() if k.split(".")[0] in stage.config_sections})
+        spark.sparkContext.setJobGroup(stage.name, f"realsyn stage {stage.name}")
+        ledgers = stage.run(ctx)
+        seconds = time.perf_counter() - t0
+        for ledger in ledgers:
+            ledger.check(stage.name)
+        metrics = {"seconds": seconds}
+        for ledger in ledgers:
+            metrics.update(ledger.metrics())
+            metrics[f"{ledger.name}.rows_per_s"] = ledger.rows_in / seconds if seconds else 0.0
+        tracker.metrics(metrics)
+        tracker.dict({l.name: l.as_dict() for l in ledgers}, "ledger.json")
+        record_run(ctx, stage, fingerprint, input_versions, ledgers, seconds,
+                   active.info.run_id if active else "")
+    for ledger in ledgers:
+        say(f"[{stage.name}] {ledger.line()} ({seconds:.1f}s)")
+    return StageOutcome(stage.name, False, seconds, ledgers)
+
+
+def summary(result: PipelineResult) -> str:
+    lines = ["", "tables:"]
+    for name, (version, rows) in result.tables.items():
+        lines.append(f"  {name:<28} {rows:>9} rows  (Delta version {version})")
+    ran = [o.name for o in result.outcomes if not o.skipped]
+    skipped = [o.name for o in result.outcomes if o.skipped]
+    lines.append(f"stages run: {', '.join(ran) or '-'}; skipped: {', '.join(skipped) or '-'}")
+    lines.append(f"MLflow: {result.tracking_uri} (run tag realsyn.run={result.run_id})")
+    lines.append(f"took {result.seconds:.1f}s")
+    return "\n".join(lines)

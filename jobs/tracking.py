@@ -1,0 +1,82 @@
+"""MLflow tracking: one parent run per pipeline run, one child run per stage."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from realsyn.jobs.config import Config
+
+log = logging.getLogger("realsyn")
+
+
+def tracking_location(cfg: Config) -> tuple[str, str]:
+    """(tracking URI, artifact root); local default: sqlite store + a folder in the work dir."""
+    work = Path(cfg.get("run.work_dir")).expanduser().resolve()
+    uri = cfg.get("mlflow.tracking_uri") or f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"
+    artifacts = cfg.get("mlflow.artifact_root") or (work / "mlflow" / "artifacts").as_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return uri, artifacts
+
+
+class Tracker:
+    """Thin wrapper so stages log the same way, and a run without MLflow still works."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.enabled = cfg.get("mlflow.enabled")
+        self.uri, self.artifact_root = tracking_location(cfg)
+        self._mlflow = None
+        self.experiment_id = None
+
+    @property
+    def mlflow(self):
+        if self._mlflow is None:
+            # MLflow's own alembic/sqlalchemy chatter is not useful to our users.
+            for name in ("alembic", "mlflow"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+            import mlflow
+            mlflow.set_tracking_uri(self.uri)
+            name = self.cfg.get("mlflow.experiment")
+            if self.uri != "databricks":
+                exp = mlflow.get_experiment_by_name(name)
+                self.experiment_id = exp.experiment_id if exp else mlflow.create_experiment(
+                    name, artifact_location=self.artifact_root)
+            else:
+                self.experiment_id = mlflow.set_experiment(name).experiment_id
+            self._mlflow = mlflow
+        return self._mlflow
+
+    @contextlib.contextmanager
+    def run(self, name: str, nested: bool = False, tags: dict | None = None):
+        if not self.enabled:
+            yield None
+            return
+        mlflow = self.mlflow
+        with mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=nested,
+                              tags=tags or {}) as active:
+            yield active
+
+    def params(self, values: dict[str, str]) -> None:
+        if self.enabled:
+            # MLflow caps a param value at 6000 characters.
+            self.mlflow.log_params({k: str(v)[:6000] for k, v in values.items()})
+
+    def metrics(self, values: dict[str, float]) -> None:
+        if self.enabled:
+            self.mlflow.log_metrics({k: float(v) for k, v in values.items()})
+
+    def text(self, text: str, path: str) -> None:
+        if self.enabled:
+            self.mlflow.log_text(text, path)
+
+    def artifact(self, local_path: str, folder: str | None = None) -> None:
+        if self.enabled and os.path.exists(local_path):
+            self.mlflow.log_artifact(local_path, folder)
+
+    def dict(self, data: dict, path: str) -> None:
+        if self.enabled:
+            self.mlflow.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), path)

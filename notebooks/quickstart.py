@@ -1,0 +1,31 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # realsyn quick start
+# MAGIC Runs the pipeline on the bundled sample and shows what it wrote. On Databricks, install
+# MAGIC the realsyn wheel on the cluster and use the `databricks` profile; locally this file
+# MAGIC also runs as a plain script (`.venv/bin/python notebooks/quickstart.py`).
+
+# COMMAND ----------
+import os
+
+from realsyn.jobs.config import load_config
+from realsyn.jobs.pipeline import run_stages, summary
+from realsyn.jobs.sample_corpus import write_sample
+
+PROFILE = "databricks" if "DATABRICKS_RUNTIME_VERSION" in os.environ else "local"
+WORK = os.environ.get("REALSYN_WORK", "work/notebook")
+
+# COMMAND ----------
+sample = write_sample(f"{WORK}/sample", n_docs=100)
+cfg = load_config(PROFILE, overrides=[
+    f"run.work_dir={WORK}", f"run.input={sample['out']}/obelics/*.parquet",
+    "fetch.allowed_schemes=[http, https, file]", f"fetch.file_root={sample['out']}"])
+result = run_stages(cfg)
+print(summary(result))
+
+# COMMAND ----------
+from realsyn.jobs.session import get_spark
+from realsyn.jobs.tables import TableStore
+
+tables = TableStore(get_spark(cfg), cfg)
+tables.read("bronze.document_rejects").groupBy("reason").count().orderBy("reason").show()

@@ -1,0 +1,3 @@
+from realsyn.jobs.cli import main
+
+raise SystemExit(main())

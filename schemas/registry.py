@@ -1,0 +1,266 @@
+"""The contract between stages: one StructType per Delta table, with keys and partitioning.
+
+Column comments and the table description are written into the Delta metadata, so
+downstream readers understand the tables without this code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql.types import (ArrayType, BinaryType, DoubleType, FloatType, IntegerType,
+                               LongType, MapType, StringType, StructField, StructType,
+                               TimestampType)
+
+
+def c(name: str, dtype, comment: str, nullable: bool = True) -> StructField:
+    return StructField(name, dtype, nullable, {"comment": comment})
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str                      # "layer.table"
+    schema: StructType
+    keys: tuple[str, ...]
+    description: str
+    partition_by: tuple[str, ...] = ()
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".")[0]
+
+
+STATUS = c("status", StringType(), "kept or rejected", nullable=False)
+REASON = c("reason", StringType(), "why the row was rejected; null when kept")
+
+DOCUMENTS = TableSpec(
+    "bronze.documents",
+    StructType([
+        c("doc_id", StringType(), "sha256 of the document's images and texts lists", False),
+        c("url", StringType(), "document URL from general_metadata"),
+        c("images", ArrayType(StringType()), "per slot: image URL or null"),
+        c("texts", ArrayType(StringType()), "per slot: text or null"),
+        c("metadata", StringType(), "OBELICS metadata: JSON list, one dict per slot"),
+        c("general_metadata", StringType(), "OBELICS general_metadata JSON"),
+        c("n_images", IntegerType(), "number of image slots"),
+        c("n_texts", IntegerType(), "number of text slots"),
+        c("source_file", StringType(), "input file the row came from"),
+    ]),
+    keys=("doc_id",),
+    description="Validated OBELICS-format interleaved documents, one row per distinct document.",
+)
+
+DOCUMENT_REJECTS = TableSpec(
+    "bronze.document_rejects",
+    StructType([
+        c("source_file", StringType(), "input file the row came from"),
+        c("row_index", LongType(), "position of the row in the input, when known"),
+        c("reason", StringType(), "why the document was rejected", False),
+        c("detail", StringType(), "more about the reason"),
+        c("raw", StringType(), "the rejected row as JSON, truncated"),
+    ]),
+    keys=("source_file", "row_index", "reason"),
+    description="Input documents that failed validation, with the reason. in = documents + rejects.",
+)
+
+IMAGES = TableSpec(
+    "silver.images",
+    StructType([
+        c("url_id", StringType(), "sha256 of the image URL", False),
+        c("url", StringType(), "image URL as found in the document"),
+        c("doc_id", StringType(), "first document (by id) the URL appeared in"),
+        c("alt_text", StringType(), "alt text from the slot metadata"),
+        c("image_id", StringType(), "sha256 of the fetched bytes (content address)"),
+        c("bytes", BinaryType(), "fetched image bytes (kept images only)"),
+        c("width", IntegerType(), "pixels"),
+        c("height", IntegerType(), "pixels"),
+        c("format", StringType(), "decoded format (JPEG, PNG, ...)"),
+        c("phash", LongType(), "64-bit DCT perceptual hash"),
+        c("http_status", IntegerType(), "last HTTP status, when fetched over HTTP"),
+        c("duplicate_of", StringType(), "image_id this one duplicates, for duplicates"),
+        STATUS, REASON,
+    ]),
+    keys=("url_id",),
+    description="Global image pool: every image URL with its fetch, decode, quality and dedup outcome.",
+)
+
+SENTENCES = TableSpec(
+    "silver.sentences",
+    StructType([
+        c("sentence_id", StringType(), "sha256 of the normalised sentence", False),
+        c("text", StringType(), "sentence text as split"),
+        c("n_words", IntegerType(), "word count"),
+        c("n_occurrences", LongType(), "how many times the sentence occurred in the corpus"),
+        c("complexity", IntegerType(), "CAT-style complexity score"),
+        c("has_action", StringType(), "true/false, or null when the filter did not run"),
+        c("entropy", DoubleType(), "information entropy over corpus word frequencies (nats)"),
+        c("perplexity", DoubleType(), "causal LM perplexity; null when the filter did not run"),
+        c("duplicate_of", StringType(), "sentence_id this one duplicates, for duplicates"),
+        STATUS, REASON,
+    ]),
+    keys=("sentence_id",),
+    description="Global sentence pool: every distinct sentence with its filter outcome.",
+)
+
+IMAGE_EMBEDDINGS = TableSpec(
+    "silver.image_embeddings",
+    StructType([
+        c("image_id", StringType(), "image content hash", False),
+        c("embedding", BinaryType(), "L2-normalised vector, little-endian float32 or float16"),
+        c("model", StringType(), "encoder name, pretrained tag or weights hash"),
+        c("dim", IntegerType(), "vector dimension"),
+        c("dtype", StringType(), "float32 or float16"),
+        STATUS, REASON,
+    ]),
+    keys=("image_id",),
+    description="CLIP image embeddings of kept images (vectors as fixed-size binary).",
+)
+
+SENTENCE_EMBEDDINGS = TableSpec(
+    "silver.sentence_embeddings",
+    StructType([
+        c("sentence_id", StringType(), "sentence hash", False),
+        c("embedding", BinaryType(), "L2-normalised vector, little-endian float32 or float16"),
+        c("model", StringType(), "encoder name, pretrained tag or weights hash"),
+        c("dim", IntegerType(), "vector dimension"),
+        c("dtype", StringType(), "float32 or float16"),
+        STATUS, REASON,
+    ]),
+    keys=("sentence_id",),
+    description="CLIP text embeddings of kept sentences (vectors as fixed-size binary).",
+)
+
+TEXT_CENTROIDS = TableSpec(
+    "gold.text_centroids",
+    StructType([
+        c("cluster_id", IntegerType(), "k-means cluster", False),
+        c("centroid", BinaryType(), "L2-normalised float32 centroid"),
+        c("model", StringType(), "encoder the centroids were fitted on"),
+    ]),
+    keys=("cluster_id",),
+    description="k-means centroids of the sentence embeddings (coarse retrieval level).",
+)
+
+SENTENCE_CLUSTERS = TableSpec(
+    "gold.sentence_clusters",
+    StructType([
+        c("cluster_id", IntegerType(), "nearest centroid", False),
+        c("sentence_id", StringType(), "sentence hash", False),
+        c("embedding", BinaryType(), "sentence vector, stored clustered to avoid a shuffle per run"),
+    ]),
+    keys=("sentence_id",),
+    description="Every kept sentence with its nearest centroid, stored clustered by cluster_id.",
+)
+
+RETRIEVALS = TableSpec(
+    "gold.retrievals",
+    StructType([
+        c("image_id", StringType(), "image content hash", False),
+        c("rank", IntegerType(), "1 = most similar (text1)", False),
+        c("sentence_id", StringType(), "retrieved sentence"),
+        c("score", FloatType(), "cosine similarity"),
+    ]),
+    keys=("image_id", "rank"),
+    description="Top-k realistic sentences per image from hierarchical retrieval.",
+)
+
+SYNTHETIC = TableSpec(
+    "gold.synthetic",
+    StructType([
+        c("image_id", StringType(), "image content hash", False),
+        c("caption", StringType(), "captioner output"),
+        c("tags", ArrayType(StringType()), "object tags"),
+        c("syn_text", StringType(), "fused synthetic text, lowercased"),
+        c("models", MapType(StringType(), StringType()), "model ids used"),
+        STATUS, REASON,
+    ]),
+    keys=("image_id",),
+    description="One synthetic text per image (caption + tags + LLM fusion with R1).",
+)
+
+IMAGE_CLUSTERS = TableSpec(
+    "gold.image_clusters",
+    StructType([
+        c("image_id", StringType(), "image content hash", False),
+        c("cluster_id", IntegerType(), "image k-means cluster"),
+        c("sim", FloatType(), "image / synthetic text cosine"),
+        c("rank_in_cluster", IntegerType(), "seeded random rank inside the cluster"),
+        c("min_cap", IntegerType(), "smallest cap t whose subset holds the image"),
+        STATUS, REASON,
+    ]),
+    keys=("image_id",),
+    description="Semantic balance sampling: cluster, rank and subset membership per image.",
+)
+
+REALSYN = TableSpec(
+    "gold.realsyn",
+    StructType([
+        c("image_id", StringType(), "image content hash", False),
+        c("raw_image_url", StringType(), "image URL"),
+        c("text1", StringType(), "most similar realistic text"),
+        c("text2", StringType(), "second realistic text"),
+        c("text3", StringType(), "third realistic text"),
+        c("syn_text", StringType(), "synthetic text"),
+        c("score1", FloatType(), "cosine of text1"),
+        c("sim", FloatType(), "image / syn_text cosine"),
+        c("cluster_id", IntegerType(), "image cluster"),
+        c("min_cap", IntegerType(), "smallest cap t whose subset holds the pair"),
+    ]),
+    keys=("image_id",),
+    description="The RealSyn dataset: image, realistic texts, synthetic text and subset caps.",
+)
+
+STAGE_RUNS = TableSpec(
+    "meta.stage_runs",
+    StructType([
+        c("stage", StringType(), "stage name", False),
+        c("fingerprint", StringType(), "hash of code version, config and input versions", False),
+        c("config_hash", StringType(), "hash of the config sections the stage reads"),
+        c("input_versions", MapType(StringType(), LongType()), "Delta version of each input table"),
+        c("output_versions", MapType(StringType(), LongType()), "Delta version of each output table"),
+        c("ledger", StringType(), "JSON: rows in / kept / rejected by reason"),
+        c("mlflow_run_id", StringType(), "MLflow child run"),
+        c("seconds", DoubleType(), "wall time"),
+        c("finished_at", TimestampType(), "UTC time the stage committed"),
+    ]),
+    keys=("stage", "finished_at"),
+    description="One row per finished stage run: what it read, what it wrote, its ledger.",
+)
+
+REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
+    DOCUMENTS, DOCUMENT_REJECTS, IMAGES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
+    TEXT_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
+]}
+
+
+def spec(name: str) -> TableSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known tables: {', '.join(sorted(REGISTRY))}") from None
+
+
+class SchemaMismatch(ValueError):
+    pass
+
+
+def check_schema(name: str, actual: StructType) -> None:
+    """Fail with a readable diff when a DataFrame does not match its table's schema.
+
+    Names and types must match exactly; nullability is not compared (Delta relaxes it
+    on CTAS) and key columns are null-checked by the writer instead.
+    """
+    expected = spec(name).schema
+    exp = {f.name: f.dataType for f in expected.fields}
+    act = {f.name: f.dataType for f in actual.fields}
+    problems = []
+    missing = [n for n in exp if n not in act]
+    extra = [n for n in act if n not in exp]
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if extra:
+        problems.append(f"unexpected columns {extra}")
+    for n in exp:
+        if n in act and act[n] != exp[n]:
+            problems.append(f"column '{n}' is {act[n].simpleString()}, expected {exp[n].simpleString()}")
+    if problems:
+        raise SchemaMismatch(f"table {name}: DataFrame does not match the registered schema: " + "; ".join(problems))

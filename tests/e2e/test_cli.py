@@ -1,0 +1,54 @@
+"""The commands a user types, run as subprocesses."""
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+BASE = ["--set", "spark.master=local[2]", "--set", "spark.progress_bar=false"]
+
+
+def realsyn(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "realsyn", *args], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=600)
+
+
+def test_help_lists_commands():
+    out = realsyn("--help")
+    assert out.returncode == 0 and "run" in out.stdout and "ingest" in out.stdout
+
+
+def test_malformed_config_is_one_clear_line(tmp_path):
+    out = realsyn("--set", "retrieval.topk=3", "run")
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("realsyn: error:") and "retrieval.top_k" in last
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_input_is_one_clear_line(tmp_path):
+    out = realsyn(*BASE, "--work-dir", str(tmp_path), "--input", str(tmp_path / "none.parquet"), "ingest")
+    assert out.returncode == 2, out.stderr
+    assert "no input files match" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_pipeline_on_sample_then_rerun_skips(tmp_path):
+    sample = tmp_path / "sample"
+    assert realsyn("sample", "--out", str(sample), "--docs", "60").returncode == 0
+    args = [*BASE, "--work-dir", str(tmp_path / "work"), "--input", f"{sample}/obelics/*.parquet",
+            "--set", "fetch.allowed_schemes=[http, https, file]", "--set", f"fetch.file_root={sample}"]
+    first = realsyn(*args, "run")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "bronze.documents" in first.stdout and "MLflow:" in first.stdout and "took" in first.stdout
+    second = realsyn(*args, "run")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "skipped" in second.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'work' / 'mlflow' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["realsyn"])
+    parents = runs[runs["tags.mlflow.runName"] == "pipeline"]
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert len(parents) == 2 and len(children) >= 2
+    assert "metrics.documents.in" in runs.columns
+    assert (children["tags.skipped"] == "true").any()

@@ -1,0 +1,90 @@
+import pytest
+
+from realsyn.jobs.config import PROFILES, ConfigError, load_config, parse_override
+
+
+def test_defaults_hold_the_paper_parameters():
+    cfg = load_config()
+    assert cfg.get("images.min_side_px") == 100
+    assert cfg.get("images.max_aspect_ratio") == 3.0
+    assert (cfg.get("sentences.min_words"), cfg.get("sentences.max_words")) == (3, 81)
+    assert cfg.get("sentences.entropy_min") == 0.3
+    assert (cfg.get("sentences.ppl_min"), cfg.get("sentences.ppl_max")) == (30.0, 200.0)
+    assert cfg.get("retrieval.top_k") == 3 and cfg.get("retrieval.probes") == 1
+    assert cfg.get("retrieval.sentences_per_cluster") == 420
+    assert (cfg.get("balance.sim_min"), cfg.get("balance.sim_max")) == (0.51, 0.61)
+    assert cfg.get("balance.caps") == [20, 35, 180]
+    assert cfg.get("balance.num_clusters") == 1_000_000
+    assert set(cfg.get("models.presets")) == {"paper", "base", "tiny"}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_loads(profile):
+    assert load_config(profile).profile == profile
+
+
+def test_override_is_typed_and_applied():
+    cfg = load_config(overrides=["retrieval.top_k=5", "images.max_aspect_ratio=4"])
+    assert cfg.get("retrieval.top_k") == 5
+    assert cfg.get("images.max_aspect_ratio") == 4.0 and isinstance(cfg.get("images.max_aspect_ratio"), float)
+
+
+def test_unknown_key_names_key_file_and_suggestion(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("retrieval:\n  topk: 5\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(files=[str(f)])
+    msg = str(err.value)
+    assert "retrieval.topk" in msg and str(f) in msg and "retrieval.top_k" in msg
+
+
+def test_wrong_type_is_refused():
+    with pytest.raises(ConfigError, match="'retrieval.top_k' must be a integer|'retrieval.top_k' must be an? integer"):
+        load_config(overrides=["retrieval.top_k=three"])
+
+
+def test_out_of_range_is_refused():
+    with pytest.raises(ConfigError, match=r"retrieval.top_k.*out of range"):
+        load_config(overrides=["retrieval.top_k=9"])
+
+
+def test_unordered_pair_is_refused():
+    with pytest.raises(ConfigError, match="sentences.min_words"):
+        load_config(overrides=["sentences.min_words=90"])
+
+
+def test_caps_must_increase():
+    with pytest.raises(ConfigError, match="balance.caps"):
+        load_config(overrides=["balance.caps=[35, 20]"])
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    f = tmp_path / "broken.yaml"
+    f.write_text("run: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(files=[str(f)])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(files=[str(tmp_path / "nope.yaml")])
+
+
+def test_unknown_profile():
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_config("laptop")
+
+
+def test_hash_is_stable_and_section_scoped():
+    a, b = load_config(), load_config(overrides=["retrieval.top_k=4"])
+    assert a.hash(["ingest"]) == b.hash(["ingest"])
+    assert a.hash(["retrieval"]) != b.hash(["retrieval"])
+
+
+def test_secrets_are_redacted():
+    cfg = load_config(overrides=["spark.conf={fs.s3a.secret.key: hunter2}"])
+    flat = cfg.flat()
+    assert flat["spark.conf.fs.s3a.secret.key"] == "***"
+
+
+def test_parse_override():
+    assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+    with pytest.raises(ConfigError):
+        parse_override("novalue")

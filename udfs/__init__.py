@@ -1,0 +1,1 @@
+"""Executor-side code: pure batch functions plus thin Spark wrappers."""
