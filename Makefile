@@ -10,6 +10,9 @@ JARS_DIR := $(CACHE)/jars
 DELTA_ARTIFACTS := delta-spark_$(SPARK_MINOR)_2.13 delta-storage delta-kernel-api delta-kernel-defaults delta-kernel-unitycatalog
 WORK ?= work
 export REALSYN_JARS_DIR := $(JARS_DIR)
+# realsyn/ links to the top-level folders, so this checkout's code wins over whatever
+# checkout the shared venv's editable install points at (driver and Spark workers alike).
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: setup venv jars run test test-fast bench sample clean
 setup: venv jars
@@ -24,7 +27,7 @@ venv: $(VENV_DIR)/.installed
 	  .venv/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || \
 	  .venv/bin/pip install --no-deps --no-build-isolation -e . ; \
 	  echo "$$stamp" > $(VENV_DIR)/.editable; fi
-$(VENV_DIR)/.installed: requirements.lock
+$(VENV_DIR)/.installed:  # the lock hash is in the path
 	$(PYTHON) -m venv $(VENV_DIR)
 	$(VENV_DIR)/bin/pip install -q --upgrade pip
 	$(VENV_DIR)/bin/pip install -q -r requirements.lock
@@ -32,7 +35,7 @@ $(VENV_DIR)/.installed: requirements.lock
 
 # Delta's jars from Maven Central with Maven's defaults (Spark's resolver is the fallback).
 jars: $(JARS_DIR)/.delta-$(DELTA_VERSION)
-$(JARS_DIR)/.delta-$(DELTA_VERSION): build.sbt
+$(JARS_DIR)/.delta-$(DELTA_VERSION):
 	mkdir -p $(JARS_DIR)
 	@if command -v mvn >/dev/null; then \
 	  for a in $(DELTA_ARTIFACTS); do \

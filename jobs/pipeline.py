@@ -19,8 +19,10 @@ log = logging.getLogger("realsyn")
 
 def all_stages() -> list[Stage]:
     """Pipeline order. Imported lazily so `realsyn --help` stays fast."""
+    from realsyn.jobs.extract_images import ExtractImages
+    from realsyn.jobs.extract_sentences import ExtractSentences
     from realsyn.jobs.ingest import Ingest
-    return [Ingest()]
+    return [Ingest(), ExtractImages(), ExtractSentences()]
 
 
 def stage_names() -> list[str]:

@@ -126,8 +126,14 @@ def build_documents(rng: random.Random, image_urls: list[str], n_docs: int) -> l
                 meta.append(None)
         general = {"url": f"https://news.example.com/article/{d}", "warc_filename": "sample.warc.gz",
                    "warc_record_offset": d * 1000, "warc_record_length": 1000}
-        docs.append({"images": images, "texts": texts, "metadata": json.dumps(meta),
-                     "general_metadata": json.dumps(general)})
+        docs.append({"images": images, "texts": texts, "metadata": meta, "general_metadata": json.dumps(general)})
+    for i, url in enumerate(image_urls):   # every image file is linked at least once
+        doc = docs[i % n_docs]
+        doc["images"].append(url)
+        doc["texts"].append(None)
+        doc["metadata"].append({"src": url, "alt_text": None})
+    for doc in docs:
+        doc["metadata"] = json.dumps(doc["metadata"])
     return docs
 
 

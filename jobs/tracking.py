@@ -36,9 +36,10 @@ class Tracker:
     def mlflow(self):
         if self._mlflow is None:
             # MLflow's own alembic/sqlalchemy chatter is not useful to our users.
+            os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+            import mlflow
             for name in ("alembic", "mlflow"):
                 logging.getLogger(name).setLevel(logging.WARNING)
-            import mlflow
             mlflow.set_tracking_uri(self.uri)
             name = self.cfg.get("mlflow.experiment")
             if self.uri != "databricks":

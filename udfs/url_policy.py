@@ -39,13 +39,15 @@ def address_class(ip: str) -> str:
     addr = ipaddress.ip_address(ip)
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
+    if addr.is_unspecified or addr.is_multicast:
+        return "reserved"
     if addr.is_loopback:
         return "loopback"
     if addr.is_link_local:
         return "link_local"
     if addr.is_private:
         return "private"
-    if addr.is_multicast or addr.is_reserved or addr.is_unspecified:
+    if addr.is_reserved:
         return "reserved"
     return "public"
 

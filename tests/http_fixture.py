@@ -1,0 +1,90 @@
+"""A real HTTP server on 127.0.0.1 serving good images and every kind of misbehaviour."""
+from __future__ import annotations
+
+import io
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from PIL import Image
+
+
+def jpeg(w=200, h=150, color=(200, 40, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+class Handler(BaseHTTPRequestHandler):
+    hits: dict[str, int] = {}
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _send(self, code, body=b"", headers=None):
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        Handler.hits[path] = Handler.hits.get(path, 0) + 1
+        if path.startswith("/img/"):
+            return self._send(200, jpeg(), {"Content-Type": "image/jpeg"})
+        if path == "/ua":
+            return self._send(200, self.headers.get("User-Agent", "").encode())
+        if path == "/missing":
+            return self._send(404, b"nope")
+        if path == "/flaky":  # 503 first, then an image: retried
+            if Handler.hits[path] == 1:
+                return self._send(503, b"busy")
+            return self._send(200, jpeg())
+        if path == "/always500":
+            return self._send(500, b"broken")
+        if path == "/slow":
+            time.sleep(3)
+            return self._send(200, jpeg())
+        if path == "/loop":
+            return self._send(302, b"", {"Location": "/loop"})
+        if path == "/redirect-ok":
+            return self._send(301, b"", {"Location": "/img/target.jpg"})
+        if path == "/redirect-private":
+            return self._send(302, b"", {"Location": "http://10.255.255.1/x.jpg"})
+        if path == "/huge":
+            return self._send(200, b"\xff" * 300_000)
+        if path == "/huge-no-length":
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(40):
+                self.wfile.write(b"\x00" * 10_000)
+            return None
+        if path == "/noai":
+            return self._send(200, jpeg(), {"X-Robots-Tag": "noai"})
+        if path == "/noimageai":
+            return self._send(200, jpeg(), {"X-Robots-Tag": "googlebot: noindex, noimageai"})
+        if path == "/html":
+            return self._send(200, b"<html>not an image</html>", {"Content-Type": "text/html"})
+        return self._send(404)
+
+
+class Server:
+    def __init__(self):
+        Handler.hits = {}
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

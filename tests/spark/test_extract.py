@@ -1,0 +1,102 @@
+"""Extraction stages on the sample corpus and on hand-made edge cases."""
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import functions as F
+
+from realsyn.jobs.pipeline import run_stages
+from realsyn.jobs.tables import TableStore
+from tests.conftest import make_config
+
+SCHEMA = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
+                    ("metadata", pa.string()), ("general_metadata", pa.string())])
+
+
+@pytest.fixture(scope="module")
+def extracted(spark, sample_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("extract")
+    cfg = make_config(work, f"run.input={sample_dir}/obelics/*.parquet",
+                      "fetch.allowed_schemes=[http, https, file]", f"fetch.file_root={sample_dir}")
+    result = run_stages(cfg, ["ingest", "extract_images", "extract_sentences"], say=lambda *_: None)
+    return cfg, result, TableStore(spark, cfg)
+
+
+def by_file(store):
+    rows = store.read("silver.images").select(F.regexp_extract("url", r"[^/]+$", 0).alias("f"), "status",
+                                              "reason", "duplicate_of").collect()
+    return {r["f"]: r for r in rows}
+
+
+def test_image_ledger_balances(extracted):
+    _, result, store = extracted
+    led = {l.name: l for o in result.outcomes for l in o.ledgers}["images"]
+    assert led.rows_in == led.kept + led.rejected_total
+    assert led.kept == store.read("silver.images").where("status = 'kept'").count() > 0
+
+
+def test_every_bad_image_has_its_reason(extracted):
+    _, _, store = extracted
+    files = by_file(store)
+    expected = {"corrupt.jpg": {"corrupt", "not_an_image", "truncated"}, "truncated.jpg": {"truncated", "corrupt"},
+                "empty.png": {"empty"}, "not_an_image.jpg": {"not_an_image"}, "bomb.png": {"decompression_bomb"},
+                "passwd": {"outside_file_root"}, "a.jpg": {"scheme_not_allowed"}, "x.jpg": {"blocked_address"}}
+    for name, reasons in expected.items():
+        if name in files:
+            assert files[name]["reason"] in reasons, (name, files[name]["reason"])
+
+
+def test_quality_filter_edges(extracted):
+    _, _, store = extracted
+    dims = {(r["width"], r["height"]): r["reason"] for r in
+            store.read("silver.images").where("width IS NOT NULL").select("width", "height", "reason").collect()}
+    assert dims.get((99, 300)) == "too_small"
+    assert dims.get((100, 100)) in (None, "duplicate_exact", "duplicate_perceptual")
+    assert dims.get((300, 100)) in (None, "duplicate_exact", "duplicate_perceptual")     # ratio exactly 3 is kept
+    assert dims.get((301, 100)) == "bad_aspect_ratio"
+    assert dims.get((100, 301)) == "bad_aspect_ratio"
+
+
+def test_duplicates_collapse(extracted):
+    _, _, store = extracted
+    images = store.read("silver.images")
+    kept = images.where("status = 'kept'")
+    assert kept.count() == kept.select("image_id").distinct().count()
+    assert images.where("reason = 'duplicate_exact'").count() > 0
+    assert images.where("reason = 'duplicate_perceptual'").count() > 0
+    files = by_file(store)
+    copy = files.get("img_0000_copy.png") or files.get("img_0000_copy.jpg")
+    orig = files.get("img_0000.png") or files.get("img_0000.jpg")
+    if copy and orig:
+        assert {copy["reason"], orig["reason"]} & {"duplicate_exact"}
+
+
+def test_sentence_ledger_and_reasons(extracted):
+    _, result, store = extracted
+    led = {l.name: l for o in result.outcomes for l in o.ledgers}["sentences"]
+    assert led.rows_in == led.kept + led.rejected_total
+    for reason in ("emoji", "url", "too_few_words", "too_many_words", "duplicate_sentence"):
+        assert led.rejected.get(reason, 0) > 0, reason
+    s = store.read("silver.sentences")
+    assert s.count() == s.select("sentence_id").distinct().count()
+
+
+def test_rerun_gives_identical_tables(spark, extracted):
+    cfg, _, store = extracted
+    before = store.read("silver.sentences").orderBy("sentence_id").collect()
+    run_stages(cfg, ["extract_sentences"], force=True, say=lambda *_: None)
+    assert store.read("silver.sentences").orderBy("sentence_id").collect() == before
+
+
+def test_word_count_edges(spark, tmp_path):
+    words = lambda n: " ".join(["walk"] * (n - 1)) + " home."  # noqa: E731
+    texts = [f"{words(2)} {words(3)[0].upper()}{words(3)[1:]}", words(81).capitalize(), words(82).capitalize()]
+    rows = [{"images": [None], "texts": [t], "metadata": "[null]", "general_metadata": json.dumps({"url": "u"})}
+            for t in texts]
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp_path / "in" / "w.parquet")
+    cfg = make_config(tmp_path, f"run.input={tmp_path}/in", "sentences.entropy_min=0.0")
+    run_stages(cfg, ["ingest", "extract_sentences"], say=lambda *_: None)
+    got = {r["n_words"]: r["reason"] for r in TableStore(spark, cfg).read("silver.sentences").collect()}
+    assert got == {2: "too_few_words", 3: None, 81: None, 82: "too_many_words"}

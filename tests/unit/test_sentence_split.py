@@ -1,0 +1,17 @@
+from realsyn.udfs.sentence_split import normalise, sentence_id, split
+
+
+def test_pysbd_handles_abbreviations():
+    text = "Dr. Smith arrived at 5 p.m. on Monday. He was late! Was he tired?"
+    assert split(text) == ["Dr. Smith arrived at 5 p.m. on Monday.", "He was late!", "Was he tired?"]
+
+
+def test_regex_baseline_and_empty_input():
+    assert split("One two three. Four five six.", "regex") == ["One two three.", "Four five six."]
+    assert split(None) == [] and split("   ") == []
+
+
+def test_ids_collapse_exact_duplicates_after_normalisation():
+    assert normalise("  The  DOG\u00a0runs. ") == "the dog runs."
+    assert sentence_id("The dog runs.") == sentence_id("the  dog runs.")
+    assert sentence_id("The dog runs.") != sentence_id("The dog sits.")

@@ -1,0 +1,36 @@
+"""mapInPandas body for the image pool: fetch each URL, then decode and measure the bytes."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+
+from realsyn.udfs.fetch import FetchSettings, fetch_many
+from realsyn.udfs.image_decode import decode
+
+OUTPUT_DDL = ("url_id string, bytes binary, http_status int, image_id string, width int, height int, "
+              "format string, phash long, fetch_reason string")
+
+
+def fetch_and_measure(batch: pd.DataFrame, settings: FetchSettings, max_pixels: int) -> pd.DataFrame:
+    fetched = fetch_many(batch["url"].tolist(), settings)
+    rows = []
+    for url_id, f in zip(batch["url_id"], fetched):
+        if f.reason is not None:
+            rows.append((url_id, None, f.http_status, None, None, None, None, None, f.reason))
+            continue
+        d = decode(f.data, max_pixels)
+        rows.append((url_id, f.data if d.reason is None else None, f.http_status, d.image_id,
+                     d.width, d.height, d.format, d.phash, d.reason))
+    out = pd.DataFrame(rows, columns=["url_id", "bytes", "http_status", "image_id", "width", "height",
+                                      "format", "phash", "fetch_reason"])
+    for col in ("http_status", "width", "height", "phash"):
+        out[col] = out[col].astype("Int64")
+    return out
+
+
+def partition_fn(settings: FetchSettings, max_pixels: int):
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield fetch_and_measure(batch, settings, max_pixels)
+    return run

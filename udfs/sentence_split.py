@@ -1,0 +1,42 @@
+"""Split text slots into sentences; normalise and hash them (sentence_id).
+
+Two splitters behind one function: pysbd (rule-based, ships its rules, offline) and a
+plain regex baseline. docs/decisions.md has the measured comparison.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import unicodedata
+
+_REGEX_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_SPACE = re.compile(r"\s+")
+
+
+@functools.lru_cache(maxsize=1)
+def _pysbd():
+    import pysbd
+    return pysbd.Segmenter(language="en", clean=False, char_span=False)
+
+
+def split(text: str | None, method: str = "pysbd") -> list[str]:
+    if not text or not text.strip():
+        return []
+    if method == "regex":
+        parts = _REGEX_BOUNDARY.split(text.strip())
+    else:
+        try:
+            parts = _pysbd().segment(text)
+        except Exception:  # pysbd can fail on odd input; fall back rather than lose the text
+            parts = _REGEX_BOUNDARY.split(text.strip())
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def normalise(sentence: str) -> str:
+    """NFKC, collapsed whitespace, lowercased: the form that is hashed."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", sentence)).strip().lower()
+
+
+def sentence_id(sentence: str) -> str:
+    return hashlib.sha256(normalise(sentence).encode("utf-8", "surrogatepass")).hexdigest()
