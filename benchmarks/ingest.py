@@ -17,18 +17,18 @@ from realsyn.jobs.pipeline import run_stages  # noqa: E402
 from realsyn.jobs.sample_corpus import write_sample  # noqa: E402
 
 
-def timed_ingest(work: Path, n_docs: int, repeats: int) -> float:
+def ingest_config(work: Path, n_docs: int):
     sample = work / f"sample-{n_docs}"
     write_sample(str(sample), n_docs=n_docs, seed=11)
-    cfg = load_config("local", overrides=[
+    return load_config("local", overrides=[
         f"run.work_dir={work / f'w-{n_docs}'}", f"run.input={sample}/obelics/*.parquet",
         "spark.master=local[2]", "spark.progress_bar=false", "mlflow.enabled=false"])
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run_stages(cfg, ["ingest"], force=True, say=lambda *_: None)
-        best = min(best, time.perf_counter() - t0)
-    return best
+
+
+def timed(cfg) -> float:
+    t0 = time.perf_counter()
+    run_stages(cfg, ["ingest"], force=True, say=lambda *_: None)
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -38,9 +38,12 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        timed_ingest(work, 200, 1)                      # warm up the JVM and the session
-        t_n = timed_ingest(work, args.docs, args.repeats)
-        t_2n = timed_ingest(work, 2 * args.docs, args.repeats)
+        small, big = ingest_config(work, args.docs), ingest_config(work, 2 * args.docs)
+        timed(small)                                   # warm up the JVM, the JIT and the session
+        t_n, t_2n = float("inf"), float("inf")
+        for _ in range(args.repeats):                  # alternate so drift hits both sizes alike
+            t_n = min(t_n, timed(small))
+            t_2n = min(t_2n, timed(big))
     print(f"N={args.docs}: {t_n:.2f}s  2N={2 * args.docs}: {t_2n:.2f}s")
     print(f"RESULT ingest_docs_per_s={2 * args.docs / t_2n:.1f} scaling_2x={t_2n / t_n:.2f}")
 

@@ -39,6 +39,8 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     sample.add_argument("--docs", type=int, default=300, help="number of documents")
     sample.add_argument("--seed", type=int, default=7)
     sub.add_parser("config", parents=[common], help="print the resolved config and exit")
+    sub.add_parser("submit-args", parents=[common],
+                   help="print the spark-submit flags (Delta jars, settings) for this profile")
     return parser
 
 
@@ -69,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             import yaml
             print(yaml.safe_dump(cfg.data, sort_keys=False))
             return 0
+        if args.command == "submit-args":
+            import shlex
+            from realsyn.jobs.session import submit_args
+            print(" ".join(shlex.quote(a) for a in submit_args(cfg)))
+            return 0
         if args.command == "sample":
             from realsyn.jobs.sample_corpus import write_sample
             info = write_sample(args.out, n_docs=args.docs, seed=args.seed)
@@ -89,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(err: Exception, config_error) -> int:
     from realsyn.jobs.stage import InputError, LedgerError
+    from realsyn.jobs.session import SparkSetupError
     from realsyn.jobs.tables import MissingTable
     from realsyn.schemas import SchemaMismatch
-    known = (config_error, InputError, MissingTable, SchemaMismatch, LedgerError)
+    known = (config_error, InputError, MissingTable, SchemaMismatch, LedgerError, SparkSetupError)
     if isinstance(err, known):
         print(f"realsyn: error: {err}", file=sys.stderr)
         return 2

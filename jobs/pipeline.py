@@ -21,8 +21,9 @@ def all_stages() -> list[Stage]:
     """Pipeline order. Imported lazily so `realsyn --help` stays fast."""
     from realsyn.jobs.extract_images import ExtractImages
     from realsyn.jobs.extract_sentences import ExtractSentences
+    from realsyn.jobs.embed import Embed
     from realsyn.jobs.ingest import Ingest
-    return [Ingest(), ExtractImages(), ExtractSentences()]
+    return [Ingest(), ExtractImages(), ExtractSentences(), Embed()]
 
 
 def stage_names() -> list[str]:

@@ -39,6 +39,28 @@ def spark_conf(cfg: Config) -> dict[str, str]:
     return conf
 
 
+class SparkSetupError(RuntimeError):
+    pass
+
+
+def launched_by_spark_submit() -> bool:
+    """spark-submit starts the JVM first and hands Python its gateway port."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def submit_args(cfg: Config) -> list[str]:
+    """Flags that give a spark-submit run the Delta jars and settings."""
+    conf = spark_conf(cfg)
+    args = []
+    if "spark.jars" in conf:
+        args += ["--jars", conf.pop("spark.jars")]
+    if "spark.jars.packages" in conf:
+        args += ["--packages", conf.pop("spark.jars.packages")]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    return args
+
+
 def get_spark(cfg: Config):
     """Build (or reuse) the session for the config's profile."""
     # Workers must run the same interpreter (the venv), or they lack our packages.
@@ -51,10 +73,22 @@ def get_spark(cfg: Config):
         return active
     builder = SparkSession.builder.appName(cfg.get("spark.app_name"))
     master = cfg.get("spark.master")
-    if master:
+    submitted = launched_by_spark_submit()
+    if master and not submitted:  # spark-submit's --master wins
         builder = builder.master(master)
     for key, value in spark_conf(cfg).items():
+        if submitted and key in ("spark.jars", "spark.jars.packages"):
+            continue  # too late for the driver's classpath; see submit_args()
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.get("spark.log_level"))
+    if cfg.profile != "databricks" and not _has_delta(spark):
+        raise SparkSetupError(
+            "Delta Lake classes are not on the driver's classpath; pass them to spark-submit, e.g. "
+            "spark-submit $(realsyn submit-args) jobs/<stage>.py")
     return spark
+
+
+def _has_delta(spark) -> bool:
+    from py4j.java_gateway import JavaClass
+    return isinstance(spark._jvm.io.delta.tables.DeltaTable, JavaClass)

@@ -32,3 +32,15 @@ def sample_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample")
     write_sample(str(out), n_docs=120, seed=7)
     return out
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(spark, sample_dir, tmp_path_factory):
+    """The whole pipeline run once on the sample; many test modules inspect its tables."""
+    from realsyn.jobs.pipeline import run_stages
+    from realsyn.jobs.tables import TableStore
+    work = tmp_path_factory.mktemp("pipeline")
+    cfg = make_config(work, f"run.input={sample_dir}/obelics/*.parquet",
+                      "fetch.allowed_schemes=[http, https, file]", f"fetch.file_root={sample_dir}")
+    result = run_stages(cfg, say=lambda *_: None)
+    return cfg, result, TableStore(spark, cfg)

@@ -52,3 +52,17 @@ def test_pipeline_on_sample_then_rerun_skips(tmp_path):
     assert len(parents) == 2 and len(children) >= 2
     assert "metrics.documents.in" in runs.columns
     assert (children["tags.skipped"] == "true").any()
+
+
+def test_stage_runs_under_spark_submit(tmp_path, sample_dir):
+    venv_bin = os.path.dirname(sys.executable)
+    env = {**ENV, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    flags = realsyn("submit-args", "--set", "spark.progress_bar=false").stdout.split()
+    assert "--jars" in flags or "--packages" in flags
+    out = subprocess.run([os.path.join(venv_bin, "spark-submit"), "--master", "local[2]", *flags,
+                          "jobs/ingest.py", "--work-dir", str(tmp_path), "--input", f"{sample_dir}/obelics",
+                          "--set", "spark.progress_bar=false"],
+                         capture_output=True, text=True, env=env, timeout=600,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "[ingest] documents:" in out.stdout and "bronze.documents" in out.stdout

@@ -15,12 +15,8 @@ SCHEMA = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.str
 
 
 @pytest.fixture(scope="module")
-def extracted(spark, sample_dir, tmp_path_factory):
-    work = tmp_path_factory.mktemp("extract")
-    cfg = make_config(work, f"run.input={sample_dir}/obelics/*.parquet",
-                      "fetch.allowed_schemes=[http, https, file]", f"fetch.file_root={sample_dir}")
-    result = run_stages(cfg, ["ingest", "extract_images", "extract_sentences"], say=lambda *_: None)
-    return cfg, result, TableStore(spark, cfg)
+def extracted(sample_pipeline):
+    return sample_pipeline
 
 
 def by_file(store):

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from realsyn.udfs.clip_encoder import EncoderSpec, encoder_for, from_bytes, to_bytes
+
+SPEC = EncoderSpec("tiny", "", "", seed=42, threads=1, mixed_precision=True)
+
+
+def test_tiny_encoder_is_seeded_and_normalised():
+    enc = encoder_for(SPEC)
+    imgs = [Image.new("RGB", (80, 60), (200, 10, 10)), Image.new("RGB", (64, 64), (10, 200, 10))]
+    v = enc.encode_images(imgs)
+    t = enc.encode_texts(["a red square", "a green square"])
+    assert v.shape == (2, enc.dim) and t.shape == (2, enc.dim) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert enc.model_id == "tiny@seed:42"
+    again = type(enc)(SPEC).encode_texts(["a red square"])   # a fresh build gives the same vectors
+    assert np.allclose(again[0], t[0], atol=1e-6)
+
+
+def test_storage_round_trip_float32_and_float16():
+    x = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    assert np.array_equal(from_bytes(to_bytes(x, "float32"), 8), x)
+    half = from_bytes(to_bytes(x, "float16"), 8, "float16")
+    assert np.allclose(half, x, atol=1e-2) and len(to_bytes(x, "float16")[0]) == 16
+
+
+def test_weights_load_from_a_local_safetensors_folder(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+    other = EncoderSpec("tiny", "", "", seed=7, threads=1, mixed_precision=False)
+    source = encoder_for(other)
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, folder / "model.safetensors")
+    loaded = type(source)(EncoderSpec("tiny", "", str(folder), seed=42, threads=1, mixed_precision=False))
+    assert loaded.model_id.startswith("tiny@weights:")
+    assert np.allclose(loaded.encode_texts(["a dog"]), source.encode_texts(["a dog"]), atol=1e-6)
+    (tmp_path / "evil.bin").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="safetensors"):
+        type(source)(EncoderSpec("tiny", "", str(tmp_path / "evil.bin"), 1, 1, False))
+    del torch

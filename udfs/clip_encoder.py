@@ -1,0 +1,155 @@
+"""open_clip image and text encoders for executors: loaded once per Python worker.
+
+Presets: a named open_clip architecture with a pretrained tag (`base`, `paper`), or
+`tiny`, a small CLIP built from config with a fixed seed. Any preset can load weights
+from a local .safetensors file (or a folder holding one) instead; weights never go
+through pickle. Vectors are L2-normalised float32 (stored as float32 or float16 bytes).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+TINY = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=16, image_size=64),
+            text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2))
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    arch: str            # "tiny" or an open_clip model name
+    pretrained: str      # open_clip pretrained tag, "" for none
+    weights: str         # local .safetensors file or folder, "" for none
+    seed: int
+    threads: int
+    mixed_precision: bool
+
+
+class Encoder:
+    def __init__(self, spec: EncoderSpec):
+        import open_clip
+        import torch
+        self.torch = torch
+        self.spec = spec
+        torch.set_num_threads(spec.threads)
+        self.device = pick_device()
+        if spec.arch == "tiny":
+            from open_clip.model import CLIP
+            torch.manual_seed(spec.seed)
+            model = CLIP(**TINY)
+            size, ctx = TINY["vision_cfg"]["image_size"], TINY["text_cfg"]["context_length"]
+            self.tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=ctx)
+        else:
+            torch.manual_seed(spec.seed)
+            pretrained = None if spec.weights else (spec.pretrained or None)
+            model = open_clip.create_model(spec.arch, pretrained=pretrained)
+            size = model.visual.image_size
+            size = size[0] if isinstance(size, (tuple, list)) else size
+            self.tokenizer = open_clip.get_tokenizer(spec.arch)
+        weights_id = ""
+        if spec.weights:
+            weights_id = load_safetensors(model, spec.weights)
+        self.model_id = model_identity(spec, weights_id)
+        self.preprocess = open_clip.transform.image_transform(size, is_train=False)
+        self.model = model.to(self.device).eval()
+        self.dim = int(TINY["embed_dim"] if spec.arch == "tiny" else model.text_projection.shape[-1]
+                       if getattr(model, "text_projection", None) is not None else model.visual.output_dim)
+
+    def _autocast(self):
+        torch = self.torch
+        if self.device.startswith("cuda") and self.spec.mixed_precision:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cpu", enabled=False)
+
+    def encode_images(self, images: list) -> np.ndarray:
+        torch = self.torch
+        batch = torch.stack([self.preprocess(im) for im in images]).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            out = self.model.encode_image(batch)
+        return normalise(out.float().cpu().numpy())
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        torch = self.torch
+        tokens = self.tokenizer(texts).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            out = self.model.encode_text(tokens)
+        return normalise(out.float().cpu().numpy())
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def pick_device() -> str:
+    """The GPU Spark assigned to this task, else any CUDA device, else the CPU."""
+    import torch
+    try:
+        from pyspark import TaskContext
+        ctx = TaskContext.get()
+        gpus = ctx.resources().get("gpu") if ctx is not None else None
+        if gpus is not None and gpus.addresses and torch.cuda.is_available():
+            return f"cuda:{gpus.addresses[0]}"
+    except Exception:
+        pass
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_weights(path: str) -> str:
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
+        if not files:
+            raise FileNotFoundError(f"no .safetensors file in {path}")
+        return os.path.join(path, files[0])
+    if not path.endswith(".safetensors"):
+        raise ValueError(f"{path}: only .safetensors weights are loaded (no pickle)")
+    return path
+
+
+def load_safetensors(model, path: str) -> str:
+    """Load weights strictly; returns a short hash of the file, recorded with the vectors."""
+    from safetensors.torch import load_file
+    file = resolve_weights(path)
+    model.load_state_dict(load_file(file), strict=True)
+    with open(file, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()[:16]
+
+
+def model_identity(spec: EncoderSpec, weights_id: str) -> str:
+    if weights_id:
+        return f"{spec.arch}@weights:{weights_id}"
+    if spec.arch == "tiny":
+        return f"tiny@seed:{spec.seed}"
+    return f"{spec.arch}@{spec.pretrained or 'random'}" + ("" if spec.pretrained else f":seed:{spec.seed}")
+
+
+_ENCODERS: dict[EncoderSpec, Encoder] = {}
+
+
+def encoder_for(spec: EncoderSpec) -> Encoder:
+    """One encoder per Python worker and spec (workers are reused across tasks)."""
+    if spec not in _ENCODERS:
+        _ENCODERS[spec] = Encoder(spec)
+    return _ENCODERS[spec]
+
+
+def to_bytes(vectors: np.ndarray, dtype: str) -> list[bytes]:
+    arr = vectors.astype("<f2" if dtype == "float16" else "<f4")
+    return [row.tobytes() for row in arr]
+
+
+def from_bytes(blobs, dim: int, dtype: str = "float32") -> np.ndarray:
+    """The one read helper: a sequence of stored vectors -> (n, dim) float32 array."""
+    np_dtype = "<f2" if dtype == "float16" else "<f4"
+    if len(blobs) == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np_dtype).reshape(-1, dim).astype(np.float32)
+
+
+def open_image(data: bytes):
+    from PIL import Image
+    img = Image.open(io.BytesIO(data))
+    return img.convert("RGB")
