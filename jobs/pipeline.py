@@ -21,9 +21,13 @@ def all_stages() -> list[Stage]:
     """Pipeline order. Imported lazily so `realsyn --help` stays fast."""
     from realsyn.jobs.extract_images import ExtractImages
     from realsyn.jobs.extract_sentences import ExtractSentences
+    from realsyn.jobs.balance import Balance
+    from realsyn.jobs.cluster import Cluster
     from realsyn.jobs.embed import Embed
+    from realsyn.jobs.generate import Generate
     from realsyn.jobs.ingest import Ingest
-    return [Ingest(), ExtractImages(), ExtractSentences(), Embed()]
+    from realsyn.jobs.retrieve import Retrieve
+    return [Ingest(), ExtractImages(), ExtractSentences(), Embed(), Cluster(), Retrieve(), Generate(), Balance()]
 
 
 def stage_names() -> list[str]:

@@ -155,9 +155,10 @@ RETRIEVALS = TableSpec(
     "gold.retrievals",
     StructType([
         c("image_id", StringType(), "image content hash", False),
-        c("rank", IntegerType(), "1 = most similar (text1)", False),
+        c("rank", IntegerType(), "1 = most similar (text1); 0 marks an image with no candidate", False),
         c("sentence_id", StringType(), "retrieved sentence"),
         c("score", FloatType(), "cosine similarity"),
+        c("reason", StringType(), "why an image has no candidate (rank 0 rows only)"),
     ]),
     keys=("image_id", "rank"),
     description="Top-k realistic sentences per image from hierarchical retrieval.",

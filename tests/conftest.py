@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+SAMPLE_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "sample.yaml")
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -40,7 +42,7 @@ def sample_pipeline(spark, sample_dir, tmp_path_factory):
     from realsyn.jobs.pipeline import run_stages
     from realsyn.jobs.tables import TableStore
     work = tmp_path_factory.mktemp("pipeline")
-    cfg = make_config(work, f"run.input={sample_dir}/obelics/*.parquet",
-                      "fetch.allowed_schemes=[http, https, file]", f"fetch.file_root={sample_dir}")
+    cfg = make_config(work, f"run.input={sample_dir}/obelics/*.parquet", f"fetch.file_root={sample_dir}",
+                      files=[SAMPLE_CONF])
     result = run_stages(cfg, say=lambda *_: None)
     return cfg, result, TableStore(spark, cfg)

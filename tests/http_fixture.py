@@ -70,10 +70,15 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(404)
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # clients hang up on purpose (too_large)
+        pass
+
+
 class Server:
     def __init__(self):
         Handler.hits = {}
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

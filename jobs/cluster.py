@@ -1,0 +1,103 @@
+"""cluster: sentence embeddings -> gold.text_centroids + gold.sentence_clusters.
+
+k-means (faiss, spherical) is fitted on a deterministic hash sample collected to the
+driver; the centroids are broadcast and every sentence is assigned on the executors.
+The assignment table is stored clustered by cluster_id, so retrieval needs no shuffle
+of the sentence corpus.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from realsyn.jobs.embed import check_same_model
+from realsyn.jobs.stage import Context, InputError, Ledger, Stage
+from realsyn.udfs.clip_encoder import from_bytes
+from realsyn.udfs.vector_search import fit_kmeans, nearest_centroids
+
+
+def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFrame:
+    """A sample that depends only on the keys and the seed, not on partitioning."""
+    if fraction >= 1.0:
+        return df
+    bucket = F.pmod(F.xxhash64(F.col(key), F.lit(seed)), F.lit(1_000_000))
+    return df.where(bucket < int(fraction * 1_000_000))
+
+
+def collect_vectors(df: DataFrame, key: str, dim: int, dtype: str = "float32") -> tuple[list[str], np.ndarray]:
+    """A bounded sample to the driver, through Arrow (not pickled rows), in key order."""
+    table = df.select(key, "embedding").orderBy(key).toArrow()
+    return table.column(key).to_pylist(), from_bytes(table.column("embedding").to_pylist(), dim, dtype)
+
+
+def assign_fn(centroids_blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool):
+    """mapInPandas body: attach the nearest centroid(s) of each row's vector."""
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            vecs = from_bytes(batch["embedding"].tolist(), dim, dtype)
+            scores, ids = nearest_centroids(vecs, centroids_blob, dim, probes, use_gpu)
+            out = batch.loc[batch.index.repeat(ids.shape[1])].copy()
+            out["cluster_id"] = ids.reshape(-1).astype("int32")
+            out["probe"] = np.tile(np.arange(ids.shape[1], dtype="int32"), len(batch))
+            yield out
+    return run
+
+
+def embedding_meta(df: DataFrame) -> tuple[int, str]:
+    row = df.where("status = 'kept'").select("dim", "dtype").first()
+    if row is None:
+        raise InputError("no kept embeddings to cluster; check the earlier stages' ledgers")
+    return int(row["dim"]), row["dtype"]
+
+
+class Cluster(Stage):
+    name = "cluster"
+    description = "k-means of the sentence embeddings; every sentence assigned to a centroid"
+    inputs = ("silver.sentence_embeddings",)
+    outputs = ("gold.text_centroids", "gold.sentence_clusters")
+    config_sections = ("retrieval", "run")
+
+    def run(self, ctx: Context) -> list[Ledger]:
+        cfg = ctx.cfg
+        emb = ctx.read("silver.sentence_embeddings")
+        model = check_same_model(ctx.read, "silver.sentence_embeddings")
+        dim, dtype = embedding_meta(emb)
+        kept = emb.where("status = 'kept'").select("sentence_id", "embedding")
+        n = kept.count()
+        k = cfg.get("retrieval.num_clusters") or max(1, round(n / cfg.get("retrieval.sentences_per_cluster")))
+        fraction = min(1.0, cfg.get("retrieval.kmeans_sample") / max(n, 1))
+        _, sample = collect_vectors(hash_sample(kept, "sentence_id", fraction, cfg.get("run.seed")),
+                                    "sentence_id", dim, dtype)
+        centroids = fit_kmeans(sample, k, cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
+        blob = centroids.astype("<f4").tobytes()
+        ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
+            [(i, centroids[i].astype("<f4").tobytes(), model) for i in range(len(centroids))],
+            "cluster_id int, centroid binary, model string"))
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(f"{tmp}/text_centroids.npy", centroids)
+            ctx.tracker.artifact(f"{tmp}/text_centroids.npy", "centroids")
+        assigned = kept.mapInPandas(
+            assign_fn(blob, dim, dtype, 1, ctx.cfg.profile == "gpu"),
+            "sentence_id string, embedding binary, cluster_id int, probe int")
+        clustered = (assigned.select("cluster_id", "sentence_id", "embedding")
+                     .repartitionByRange(max(1, ctx.spark.sparkContext.defaultParallelism), "cluster_id")
+                     .sortWithinPartitions("cluster_id", "sentence_id"))
+        ctx.write("gold.sentence_clusters", clustered)
+        written = ctx.tables.read("gold.sentence_clusters").count()
+        ctx.tracker.metrics({"clusters": len(centroids), "kmeans_sample": len(sample)})
+        return [Ledger("sentence_clusters", n, written, {})]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from realsyn.jobs.cli import main as cli_main
+    return cli_main(["cluster", *(argv if argv is not None else sys.argv[1:])])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

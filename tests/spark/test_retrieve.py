@@ -1,0 +1,107 @@
+"""Hierarchical retrieval against exact brute force on planted vectors."""
+import numpy as np
+import pytest
+
+from realsyn.jobs.pipeline import run_stages
+from realsyn.jobs.tables import TableStore
+from realsyn.schemas import spec
+from tests.conftest import make_config
+
+D = 16
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def planted(rng, n_sent=1200, n_img=150, giant=0):
+    centers = unit(rng.standard_normal((12, D)))
+    which = rng.integers(0, 12, n_sent)
+    if giant:
+        which[:giant] = 0          # one cluster holds most sentences
+    sents = unit(centers[which] + 0.35 * rng.standard_normal((n_sent, D)))
+    imgs = unit(centers[rng.integers(0, 12, n_img)] + 0.35 * rng.standard_normal((n_img, D)))
+    return sents, imgs
+
+
+def write_embeddings(spark, store, sents, imgs):
+    rows = lambda prefix, vecs: [(f"{prefix}{i:05d}", v.astype("<f4").tobytes(), "m@1", D, "float32", "kept", None)  # noqa: E731
+                                 for i, v in enumerate(vecs)]
+    store.write("silver.sentence_embeddings",
+                spark.createDataFrame(rows("s", sents), spec("silver.sentence_embeddings").schema))
+    store.write("silver.image_embeddings",
+                spark.createDataFrame(rows("i", imgs), spec("silver.image_embeddings").schema))
+
+
+def exact(sents, imgs, k):
+    sims = imgs @ sents.T
+    return {f"i{i:05d}": [f"s{j:05d}" for j in np.argsort(-sims[i], kind="stable")[:k]] for i in range(len(imgs))}
+
+
+def retrieved(store):
+    got = {}
+    for r in store.read("gold.retrievals").where("rank >= 1").orderBy("image_id", "rank").collect():
+        got.setdefault(r["image_id"], []).append(r["sentence_id"])
+    return got
+
+
+def run(spark, tmp_path, sents, imgs, *overrides):
+    cfg = make_config(tmp_path, "retrieval.sentences_per_cluster=100", "mlflow.enabled=false", *overrides)
+    store = TableStore(spark, cfg)
+    write_embeddings(spark, store, sents, imgs)
+    result = run_stages(cfg, ["cluster", "retrieve"], say=lambda *_: None)
+    return store, result
+
+
+def test_all_probes_equal_exact_search(spark, tmp_path):
+    sents, imgs = planted(np.random.default_rng(0))
+    store, result = run(spark, tmp_path, sents, imgs, "retrieval.probes=12")
+    assert retrieved(store) == exact(sents, imgs, 3)
+    led = result.outcomes[-1].ledgers[0]
+    assert led.rows_in == led.kept == len(imgs)
+
+
+def test_one_probe_equals_a_single_process_two_level_search(spark, tmp_path):
+    sents, imgs = planted(np.random.default_rng(1))
+    store, _ = run(spark, tmp_path, sents, imgs)
+    cents = np.stack([np.frombuffer(r["centroid"], "<f4") for r in
+                      store.read("gold.text_centroids").orderBy("cluster_id").collect()])
+    sent_cluster, img_cluster = np.argmax(sents @ cents.T, axis=1), np.argmax(imgs @ cents.T, axis=1)
+    expect = {}
+    for i, c in enumerate(img_cluster):
+        members = np.flatnonzero(sent_cluster == c)
+        order = members[np.argsort(-(sents[members] @ imgs[i]), kind="stable")[:3]]
+        expect[f"i{i:05d}"] = [f"s{j:05d}" for j in order]
+    assert retrieved(store) == expect
+    truth = exact(sents, imgs, 3)
+    recall = np.mean([len(set(expect[i]) & set(t)) / 3 for i, t in truth.items()])
+    assert 0 < recall <= 1
+    scores = store.read("gold.retrievals").where("rank >= 1").orderBy("image_id", "rank").collect()
+    for a, b in zip(scores, scores[1:]):
+        if a["image_id"] == b["image_id"]:
+            assert a["score"] >= b["score"]
+
+
+def test_planted_giant_cluster_is_split_and_still_exact(spark, tmp_path):
+    sents, imgs = planted(np.random.default_rng(2), giant=900)
+    store, _ = run(spark, tmp_path, sents, imgs, "retrieval.num_clusters=6", "retrieval.probes=6",
+                   "retrieval.max_cluster_rows=100")
+    assert retrieved(store) == exact(sents, imgs, 3)
+
+
+def test_rerun_is_deterministic(spark, tmp_path):
+    sents, imgs = planted(np.random.default_rng(3))
+    store, _ = run(spark, tmp_path, sents, imgs)
+    first = store.read("gold.retrievals").orderBy("image_id", "rank").collect()
+    centroids = store.read("gold.text_centroids").orderBy("cluster_id").collect()
+    cfg = make_config(tmp_path, "retrieval.sentences_per_cluster=100", "mlflow.enabled=false")
+    run_stages(cfg, ["cluster", "retrieve"], force=True, say=lambda *_: None)
+    assert store.read("gold.text_centroids").orderBy("cluster_id").collect() == centroids
+    assert store.read("gold.retrievals").orderBy("image_id", "rank").collect() == first
+
+
+def test_min_score_floor_gives_reasons(spark, tmp_path):
+    sents, imgs = planted(np.random.default_rng(4))
+    store, result = run(spark, tmp_path, sents, imgs, "retrieval.min_score=0.999")
+    led = result.outcomes[-1].ledgers[0]
+    assert led.rejected.get("below_min_score", 0) > 0 and led.rows_in == led.kept + led.rejected_total

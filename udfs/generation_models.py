@@ -1,0 +1,157 @@
+"""The captioner and the fusion LLM (transformers), loaded once per Python worker.
+
+`tiny` builds both from config with a fixed seed and a small byte-level BPE tokenizer
+trained in memory (no download); other presets name hub models; any preset can load a
+local folder saved with save_pretrained (safetensors only).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+TINY_CORPUS = (
+    "a photo of a person dog cat car street house tree field river city people man woman child "
+    "walking riding standing sitting playing holding near under on with in the of and at by "
+    "merge the raw text and the caption into one description of the image using the tags "
+    "raw text caption tags description image sunset morning night red blue green yellow black white"
+)
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+@dataclass(frozen=True)
+class GenSpec:
+    captioner: str        # "tiny" or a model name
+    llm: str
+    captioner_dir: str    # local save_pretrained folders ("" = none)
+    llm_dir: str
+    seed: int
+    caption_max_new_tokens: int
+    caption_num_beams: int
+    llm_max_new_tokens: int
+    threads: int
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_tokenizer():
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+    bpe = ByteLevelBPETokenizer()
+    specials = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
+    bpe.train_from_iterator([TINY_CORPUS] * 4, vocab_size=400, min_frequency=1, special_tokens=specials,
+                            show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def tiny_captioner(seed: int):
+    import torch
+    from transformers import (GPT2Config, GPT2LMHeadModel, ViTConfig, ViTImageProcessor, ViTModel,
+                              VisionEncoderDecoderModel)
+    tok = tiny_tokenizer()
+    torch.manual_seed(seed)
+    enc = ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                             num_attention_heads=2, intermediate_size=64))
+    dec = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=128,
+                                     add_cross_attention=True, bos_token_id=tok.bos_token_id,
+                                     eos_token_id=tok.eos_token_id))
+    model = VisionEncoderDecoderModel(encoder=enc, decoder=dec)
+    model.config.decoder_start_token_id = tok.bos_token_id
+    model.config.pad_token_id = tok.pad_token_id
+    model.config.eos_token_id = tok.eos_token_id
+    model.generation_config.decoder_start_token_id = tok.bos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    return model, processor, tok
+
+
+def tiny_llm(seed: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    tok = tiny_tokenizer()
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                         max_position_embeddings=1024, bos_token_id=tok.bos_token_id,
+                                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def load_captioner(name: str, local_dir: str, seed: int):
+    from transformers import AutoModelForVision2Seq, AutoProcessor, AutoTokenizer
+    if local_dir:
+        model = AutoModelForVision2Seq.from_pretrained(local_dir, use_safetensors=True)
+        processor = AutoProcessor.from_pretrained(local_dir)
+        tok = getattr(processor, "tokenizer", None) or AutoTokenizer.from_pretrained(local_dir)
+        return model, processor, tok, f"{model.config.model_type}@local:{os.path.basename(local_dir.rstrip('/'))}"
+    if name == "tiny":
+        model, processor, tok = tiny_captioner(seed)
+        return model, processor, tok, f"tiny-captioner@seed:{seed}"
+    processor = AutoProcessor.from_pretrained(name)
+    model = AutoModelForVision2Seq.from_pretrained(name, use_safetensors=True)
+    return model, processor, processor.tokenizer, name
+
+
+def load_llm(name: str, local_dir: str, seed: int):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if local_dir:
+        model = AutoModelForCausalLM.from_pretrained(local_dir, use_safetensors=True)
+        return model, AutoTokenizer.from_pretrained(local_dir), f"{model.config.model_type}@local:{os.path.basename(local_dir.rstrip('/'))}"
+    if name == "tiny":
+        model, tok = tiny_llm(seed)
+        return model, tok, f"tiny-llm@seed:{seed}"
+    return (AutoModelForCausalLM.from_pretrained(name, use_safetensors=True),
+            AutoTokenizer.from_pretrained(name), name)
+
+
+class Generators:
+    """Captioner + LLM on the task's device, greedy (or beam) decoding, batched."""
+
+    def __init__(self, spec: GenSpec):
+        import torch
+        from realsyn.udfs.clip_encoder import pick_device
+        torch.set_num_threads(spec.threads)
+        self.torch, self.spec = torch, spec
+        self.device = pick_device()
+        self.cap_model, self.cap_processor, self.cap_tok, self.captioner_id = load_captioner(
+            spec.captioner, spec.captioner_dir, spec.seed)
+        self.llm, self.llm_tok, self.llm_id = load_llm(spec.llm, spec.llm_dir, spec.seed)
+        self.llm_tok.padding_side = "left"
+        if self.llm_tok.pad_token is None:
+            self.llm_tok.pad_token = self.llm_tok.eos_token
+        self.cap_model = self.cap_model.to(self.device).eval()
+        self.llm = self.llm.to(self.device).eval()
+
+    def caption(self, images: list) -> list[str]:
+        torch = self.torch
+        pixels = self.cap_processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
+        with torch.inference_mode():
+            out = self.cap_model.generate(pixel_values=pixels, max_new_tokens=self.spec.caption_max_new_tokens,
+                                          num_beams=self.spec.caption_num_beams, do_sample=False)
+        return [t.strip() for t in self.cap_tok.batch_decode(out, skip_special_tokens=True)]
+
+    def render(self, prompts: list[str]) -> list[str]:
+        return [self.llm_tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                 add_generation_prompt=True) for p in prompts]
+
+    def fuse(self, prompts: list[str]) -> list[str]:
+        torch = self.torch
+        enc = self.llm_tok(self.render(prompts), return_tensors="pt", padding=True,
+                           add_special_tokens=False, return_token_type_ids=False).to(self.device)
+        with torch.inference_mode():
+            out = self.llm.generate(**enc, max_new_tokens=self.spec.llm_max_new_tokens, do_sample=False)
+        new = out[:, enc["input_ids"].shape[1]:]
+        return self.llm_tok.batch_decode(new, skip_special_tokens=True)
+
+
+_GENERATORS: dict[GenSpec, Generators] = {}
+
+
+def generators_for(spec: GenSpec) -> Generators:
+    if spec not in _GENERATORS:
+        _GENERATORS[spec] = Generators(spec)
+    return _GENERATORS[spec]

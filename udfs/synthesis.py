@@ -1,0 +1,93 @@
+"""Per-batch synthetic text: caption + CLIP tags + LLM fusion with R1; failures become reasons."""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from realsyn.udfs.clip_encoder import from_bytes, open_image
+from realsyn.udfs.generation_models import GenSpec, generators_for
+
+OUTPUT_DDL = "image_id string, caption string, tags array<string>, syn_text string, models string, " \
+             "status string, reason string"
+_ECHO = re.compile(r"^\s*(raw text|caption|tags)\s*:.*$", re.IGNORECASE | re.MULTILINE)
+
+
+class _Blank(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def render_prompt(template: str, raw_text: str, caption: str, tags: list[str]) -> str:
+    """The conf template with {raw_text}, {caption} and {tags} filled; other braces left alone."""
+    return template.format_map(_Blank(raw_text=raw_text, caption=caption, tags=", ".join(tags))).strip()
+
+
+def postprocess(text: str, prompt: str) -> str:
+    """Lowercase as in the release; drop prompt echoes, broken bytes and extra whitespace."""
+    t = (text or "").replace("\ufffd", "")
+    p = prompt.strip()
+    if p and t.strip().startswith(p):
+        t = t.strip()[len(p):]
+    t = _ECHO.sub(" ", t)
+    return " ".join(t.split()).lower()
+
+
+def top_tags(image_vecs: np.ndarray, tag_vecs: np.ndarray, tags: list[str], m: int, floor: float) -> list[list[str]]:
+    if m == 0 or len(tags) == 0:
+        return [[] for _ in range(len(image_vecs))]
+    sims = image_vecs @ tag_vecs.T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :m]
+    return [[tags[j] for j in row if sims[i, j] >= floor] for i, row in enumerate(order)]
+
+
+def synthesize(spec: GenSpec, template: str, dim: int, dtype: str, tags: list[str], tag_blob: bytes,
+               tag_top_m: int, tag_min_score: float, batch_size: int):
+    tag_vecs = from_bytes([tag_blob[i * dim * 4:(i + 1) * dim * 4] for i in range(len(tags))], dim)
+
+    def one_batch(gen, chunk: pd.DataFrame) -> list[tuple]:
+        ids, rows = chunk["image_id"].tolist(), []
+        images, ok = [], []
+        for i, data in enumerate(chunk["bytes"]):
+            try:
+                images.append(open_image(data))
+                ok.append(i)
+            except Exception:
+                rows.append((ids[i], None, [], None, None, "rejected", "undecodable"))
+        if not ok:
+            return rows
+        sub = chunk.iloc[ok]
+        vecs = from_bytes(sub["embedding"].tolist(), dim, dtype)
+        tag_lists = top_tags(vecs, tag_vecs, tags, tag_top_m, tag_min_score)
+        captions = gen.caption(images)
+        prompts = [render_prompt(template, r1, cap, tl)
+                   for r1, cap, tl in zip(sub["r1"].tolist(), captions, tag_lists)]
+        outputs = gen.fuse(prompts)
+        models = json.dumps({"captioner": gen.captioner_id, "llm": gen.llm_id, "tagger": "clip"})
+        for image_id, cap, tl, prompt, out in zip(sub["image_id"], captions, tag_lists, prompts, outputs):
+            syn = postprocess(out, prompt)
+            rows.append((image_id, cap, tl, syn or None, models, "kept" if syn else "rejected",
+                         None if syn else "empty_output"))
+        return rows
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        gen = generators_for(spec)
+        cols = ["image_id", "caption", "tags", "syn_text", "models", "status", "reason"]
+        for batch in batches:
+            for start in range(0, len(batch), batch_size):
+                chunk = batch.iloc[start:start + batch_size]
+                try:
+                    rows = one_batch(gen, chunk)
+                except Exception:  # isolate the failing row(s) instead of losing the batch
+                    rows = []
+                    for i in range(len(chunk)):
+                        try:
+                            rows += one_batch(gen, chunk.iloc[i:i + 1])
+                        except Exception as err:
+                            rows.append((chunk["image_id"].iloc[i], None, [], None, None, "rejected",
+                                         f"generation_error:{type(err).__name__}"))
+                yield pd.DataFrame(rows, columns=cols)
+    return run
