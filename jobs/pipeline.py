@@ -24,10 +24,11 @@ def all_stages() -> list[Stage]:
     from realsyn.jobs.balance import Balance
     from realsyn.jobs.cluster import Cluster
     from realsyn.jobs.embed import Embed
+    from realsyn.jobs.export import Export
     from realsyn.jobs.generate import Generate
     from realsyn.jobs.ingest import Ingest
     from realsyn.jobs.retrieve import Retrieve
-    return [Ingest(), ExtractImages(), ExtractSentences(), Embed(), Cluster(), Retrieve(), Generate(), Balance()]
+    return [Ingest(), ExtractImages(), ExtractSentences(), Embed(), Cluster(), Retrieve(), Generate(), Balance(), Export()]
 
 
 def stage_names() -> list[str]:
