@@ -58,6 +58,7 @@ RULES: dict[str, tuple] = {
     "embedding.batch_size": ("range", 1, 1_000_000),
     "embedding.storage_dtype": ("choice", {"float32", "float16"}),
     "embedding.torch_threads": ("range", 1, 1024),
+    "embedding.dedup_points_per_cluster": ("range", 2, 10**9),
     "retrieval.sentences_per_cluster": ("range", 1, 10**9),
     "retrieval.num_clusters": ("range", 0, 10**9),
     "retrieval.kmeans_sample": ("range", 1, 10**10),

@@ -47,9 +47,9 @@ def check_same_model(read, *tables: str) -> str | None:
 class Embed(Stage):
     name = "embed"
     description = "CLIP image and text embeddings"
-    inputs = ("silver.images", "silver.sentences")
+    inputs = ("silver.images", "silver.sentences")  # kept rows only
     outputs = ("silver.image_embeddings", "silver.sentence_embeddings")
-    config_sections = ("models", "embedding", "run")
+    config_sections = ("models", "embedding", "run", "images", "sentences")
 
     def run(self, ctx: Context) -> list[Ledger]:
         cfg = ctx.cfg
@@ -67,9 +67,65 @@ class Embed(Stage):
                          .mapInPandas(embed_texts(spec, size, dtype), OUT_DDL.format(key="sentence_id")))
         ctx.write("silver.sentence_embeddings", sentence_vecs)
         check_same_model(ctx.tables.read, "silver.image_embeddings", "silver.sentence_embeddings")
+        area = ctx.read("silver.images").where("status = 'kept'").groupBy("image_id").agg(
+            F.max(F.col("width") * F.col("height")).alias("area"))
+        dups = {"images": semantic_dedup(ctx, "silver.image_embeddings", "image_id",
+                                         cfg.get("images.semantic_dedup_cosine"), area),
+                "sentences": semantic_dedup(ctx, "silver.sentence_embeddings", "sentence_id",
+                                            cfg.get("sentences.semantic_dedup_cosine"), None)}
+        ctx.tracker.metrics({f"semantic_duplicates.{k}": v for k, v in dups.items()})
         return [ledger_from_status("image_embeddings", n_images, ctx.tables.read("silver.image_embeddings")),
                 ledger_from_status("sentence_embeddings", n_sentences,
                                    ctx.tables.read("silver.sentence_embeddings"))]
+
+
+MAX_DEDUP_PAIRS = 20_000_000
+
+
+def semantic_dedup(ctx: Context, table: str, key: str, threshold: float, area: DataFrame | None) -> int:
+    """k-means, pairs above the cosine threshold inside each cluster, union-find across all
+    pairs; one representative per component stays kept (largest image / first sentence id).
+    Rewrites the table's status; returns how many rows became duplicate_semantic."""
+    from realsyn.jobs.cluster import assign_fn, collect_vectors, hash_sample
+    from realsyn.udfs.semantic_dedup import cluster_pairs_fn
+    from realsyn.udfs.union_find import representatives
+    from realsyn.udfs.vector_search import fit_kmeans
+    cfg = ctx.cfg
+    df = ctx.tables.read(table)
+    kept = df.where("status = 'kept'").select(key, "embedding")
+    n = kept.count()
+    if n < 2:
+        return 0
+    dim, dtype = df.where("status = 'kept'").select("dim", "dtype").first()
+    k = max(1, n // cfg.get("embedding.dedup_points_per_cluster"))
+    fraction = min(1.0, cfg.get("retrieval.kmeans_sample") / n)
+    _, sample = collect_vectors(hash_sample(kept, key, fraction, cfg.get("run.seed")), key, dim, dtype)
+    centroids = fit_kmeans(sample, k, cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
+    assigned = kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1, cfg.profile == "gpu"),
+                                f"{key} string, embedding binary, cluster_id int, probe int")
+    pairs = (assigned.groupBy("cluster_id")
+             .applyInPandas(cluster_pairs_fn(key, dim, dtype, threshold), "x string, y string"))
+    if area is not None:
+        a = area.select(F.col("image_id").alias("k"), (-F.col("area")).alias("r"))
+        pairs = (pairs.join(a.toDF("x", "rx"), "x", "left").join(a.toDF("y", "ry"), "y", "left"))
+    else:
+        pairs = pairs.withColumn("rx", F.lit(0)).withColumn("ry", F.lit(0))
+    rows = pairs.limit(MAX_DEDUP_PAIRS + 1).toArrow().to_pylist()
+    if len(rows) > MAX_DEDUP_PAIRS:
+        raise RuntimeError(f"{table}: more than {MAX_DEDUP_PAIRS} semantic duplicate pairs; raise the threshold")
+    if not rows:
+        return 0
+    rank = {}
+    for r in rows:
+        rank[r["x"]], rank[r["y"]] = r["rx"] or 0, r["ry"] or 0
+    mapping = representatives([(r["x"], r["y"]) for r in rows], rank)
+    dup = ctx.spark.createDataFrame([(m, rep) for m, rep in mapping.items() if m != rep], f"{key} string, rep string")
+    updated = (df.join(F.broadcast(dup), key, "left")
+               .withColumn("status", F.when(F.col("rep").isNotNull(), "rejected").otherwise(F.col("status")))
+               .withColumn("reason", F.when(F.col("rep").isNotNull(), "duplicate_semantic").otherwise(F.col("reason")))
+               .drop("rep"))
+    ctx.write(table, updated.localCheckpoint())  # cut the lineage: the table is read and rewritten
+    return dup.count()
 
 
 def main(argv: list[str] | None = None) -> int:

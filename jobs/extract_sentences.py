@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
+from realsyn.udfs.perplexity import PplSpec, perplexity_batches
 from realsyn.udfs.sentence_split import sentence_id, split
 
 # Emoji and pictographs (Java regex, runs in the JVM / on RAPIDS).
@@ -64,12 +65,23 @@ def quality_reason(cfg) -> F.Column:
     return expr if expr is not None else reason
 
 
+def ppl_spec(cfg) -> PplSpec:
+    import os
+    name = cfg.get(f"models.presets.{cfg.get('models.preset')}.ppl_lm")
+    local = ""
+    if cfg.get("models.weights_dir"):
+        local = os.path.join(os.path.abspath(os.path.expanduser(cfg.get("models.weights_dir"))), "ppl_lm")
+        local = local if os.path.isdir(local) else ""
+    return PplSpec(name, local, cfg.get("run.seed"), cfg.get("sentences.ppl_batch_size"),
+                   cfg.get("sentences.ppl_max_tokens"), cfg.get("embedding.torch_threads"))
+
+
 class ExtractSentences(Stage):
     name = "extract_sentences"
     description = "split, filter and dedup every sentence"
     inputs = ("bronze.documents",)
     outputs = ("silver.sentences",)
-    config_sections = ("sentences", "models")
+    config_sections = ("sentences", "models", "embedding", "run")
 
     def run(self, ctx: Context) -> list[Ledger]:
         cfg = ctx.cfg
@@ -81,19 +93,32 @@ class ExtractSentences(Stage):
         pool = pool.join(word_entropy(pool), "sentence_id", "left").fillna(0.0, ["entropy"])
         pool = pool.withColumn("reason", F.coalesce(
             quality_reason(cfg), F.when(F.col("entropy") < cfg.get("sentences.entropy_min"), "low_entropy")))
+        ppl_on = cfg.get("sentences.perplexity_filter")
+        if ppl_on:  # only sentences that passed the cheaper filters reach the LM
+            ppl_udf = F.pandas_udf(perplexity_batches(ppl_spec(cfg)), "double")
+            pool = pool.withColumn("perplexity", F.when(F.col("reason").isNull(), ppl_udf(F.col("text"))))
+            lo, hi = cfg.get("sentences.ppl_min"), cfg.get("sentences.ppl_max")
+            pool = pool.withColumn("reason", F.coalesce(
+                F.col("reason"),
+                F.when(F.isnan("perplexity"), "ppl_undefined")
+                 .when(F.col("perplexity") < lo, "low_perplexity").when(F.col("perplexity") > hi, "high_perplexity")))
+        else:
+            pool = pool.withColumn("perplexity", F.lit(None).cast("double"))
         ran = {"splitter": cfg.get("sentences.splitter"), "emoji": cfg.get("sentences.reject_emoji"),
                "url": cfg.get("sentences.reject_urls"), "word_count": True, "entropy": True,
-               # Not built yet: recorded so no run claims they ran (issue: extraction).
-               "complexity": False, "perplexity": False}
+               "perplexity": bool(ppl_on),
+               # The CAT parser is not built yet: recorded so no run claims it ran.
+               "complexity": False}
         out = pool.select(
             "sentence_id", "text", "n_words", "n_occurrences",
             F.lit(None).cast("int").alias("complexity"), F.lit(None).cast("string").alias("has_action"),
-            F.col("entropy").cast("double"), F.lit(None).cast("double").alias("perplexity"),
+            F.col("entropy").cast("double"), F.col("perplexity").cast("double"),
             F.lit(None).cast("string").alias("duplicate_of"),
             F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
         ctx.write("silver.sentences", out)
         pool.unpersist()
         ctx.tracker.dict(ran, "filters_ran.json")
+        ctx.tracker.params({f"filter_ran.{k}": v for k, v in ran.items()})
         ledger = ledger_from_status("sentences", n_occurrences, ctx.tables.read("silver.sentences"))
         distinct = ledger.kept + ledger.rejected_total
         ledger.rejected["duplicate_sentence"] = n_occurrences - distinct

@@ -35,12 +35,15 @@ class GenSpec:
 
 @functools.lru_cache(maxsize=1)
 def tiny_tokenizer():
-    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-    bpe = ByteLevelBPETokenizer()
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
     specials = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
-    bpe.train_from_iterator([TINY_CORPUS] * 4, vocab_size=400, min_frequency=1, special_tokens=specials,
-                            show_progress=False)
+    trainer = trainers.BpeTrainer(vocab_size=400, min_frequency=1, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator([TINY_CORPUS] * 4, trainer=trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     tok.chat_template = CHAT_TEMPLATE
     return tok

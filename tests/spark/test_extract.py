@@ -92,7 +92,8 @@ def test_word_count_edges(spark, tmp_path):
             for t in texts]
     (tmp_path / "in").mkdir()
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp_path / "in" / "w.parquet")
-    cfg = make_config(tmp_path, f"run.input={tmp_path}/in", "sentences.entropy_min=0.0")
+    cfg = make_config(tmp_path, f"run.input={tmp_path}/in", "sentences.entropy_min=0.0",
+                      "sentences.perplexity_filter=false")
     run_stages(cfg, ["ingest", "extract_sentences"], say=lambda *_: None)
     got = {r["n_words"]: r["reason"] for r in TableStore(spark, cfg).read("silver.sentences").collect()}
     assert got == {2: "too_few_words", 3: None, 81: None, 82: "too_many_words"}

@@ -1,0 +1,35 @@
+import math
+
+from realsyn.udfs.perplexity import PerplexityModel, PplSpec, model_for
+
+SPEC = PplSpec("tiny", "", 42, 8, 64, 1)
+
+
+def test_random_tiny_lm_perplexity_is_about_its_vocabulary_and_deterministic():
+    m = model_for(SPEC)
+    ppl = m.perplexity(["a dog runs on the beach at sunset.", "the red car"])
+    assert all(50 < p < 5 * len(m.tok) for p in ppl)
+    assert PerplexityModel(SPEC).perplexity(["the red car"])[0] == ppl[1]
+
+
+def test_perplexity_matches_a_hand_computed_loss():
+    import torch
+    m = model_for(SPEC)
+    text = "a man walks"
+    ids = m.tok(text, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        loss = m.model(input_ids=ids, labels=ids).loss.item()
+    assert math.isclose(m.perplexity([text])[0], math.exp(loss), rel_tol=1e-4)
+
+
+def test_single_token_has_no_perplexity():
+    m = model_for(SPEC)
+    assert math.isnan(m.perplexity(["a"])[0]) or len(m.tok("a")["input_ids"]) > 1
+
+
+def test_loads_a_local_save_pretrained_folder(tmp_path):
+    m = model_for(SPEC)
+    m.model.save_pretrained(tmp_path / "ppl_lm", safe_serialization=True)
+    m.tok.save_pretrained(tmp_path / "ppl_lm")
+    local = PerplexityModel(PplSpec("ignored", str(tmp_path / "ppl_lm"), 1, 8, 64, 1))
+    assert math.isclose(local.perplexity(["the red car"])[0], m.perplexity(["the red car"])[0], rel_tol=1e-5)
