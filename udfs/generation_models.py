@@ -33,8 +33,14 @@ class GenSpec:
     threads: int
 
 
-@functools.lru_cache(maxsize=1)
 def tiny_tokenizer():
+    """A fresh copy each call: callers set padding_side, which must not leak between models."""
+    import copy
+    return copy.deepcopy(_tiny_tokenizer())
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
     bpe = Tokenizer(models.BPE())

@@ -37,8 +37,10 @@ def test_missing_input_is_one_clear_line(tmp_path):
 def test_pipeline_on_sample_then_rerun_skips(tmp_path):
     sample = tmp_path / "sample"
     assert realsyn("sample", "--out", str(sample), "--docs", "60").returncode == 0
-    args = [*BASE, "--work-dir", str(tmp_path / "work"), "--input", f"{sample}/obelics/*.parquet",
-            "--set", "fetch.allowed_schemes=[http, https, file]", "--set", f"fetch.file_root={sample}"]
+    conf = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "conf", "sample.yaml")
+    args = [*BASE, "--conf", conf, "--work-dir", str(tmp_path / "work"), "--input", f"{sample}/obelics/*.parquet",
+            "--set", f"fetch.file_root={sample}"]
     first = realsyn(*args, "run")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "bronze.documents" in first.stdout and "MLflow:" in first.stdout and "took" in first.stdout

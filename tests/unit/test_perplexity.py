@@ -33,3 +33,11 @@ def test_loads_a_local_save_pretrained_folder(tmp_path):
     m.tok.save_pretrained(tmp_path / "ppl_lm")
     local = PerplexityModel(PplSpec("ignored", str(tmp_path / "ppl_lm"), 1, 8, 64, 1))
     assert math.isclose(local.perplexity(["the red car"])[0], m.perplexity(["the red car"])[0], rel_tol=1e-5)
+
+
+def test_perplexity_ignores_what_other_models_do_to_their_tokenizers():
+    from realsyn.udfs.generation_models import GenSpec, generators_for
+    before = PerplexityModel(SPEC).perplexity(["a dog runs on the beach at sunset.", "the red car"])
+    generators_for(GenSpec("tiny", "tiny", "", "", 42, 8, 1, 12, 1))   # sets left padding on its own copy
+    after = PerplexityModel(SPEC).perplexity(["a dog runs on the beach at sunset.", "the red car"])
+    assert before == after

@@ -1,0 +1,139 @@
+"""Extraction: the Spark stages against a plain single-process Python loop doing the same
+work over the same inputs (fetch from a local HTTP server, decode, filter, dedup; split,
+filter, entropy). Spark session start is excluded; both use the same 2 cores.
+
+Prints `RESULT images_per_s=... sentences_per_s=... fetch_per_s=... spark_over_plain=...`.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from realsyn.jobs.config import load_config  # noqa: E402
+from realsyn.jobs.extract_sentences import TOKEN_SPLIT  # noqa: E402
+from realsyn.jobs.pipeline import run_stages  # noqa: E402
+from realsyn.jobs.sample_corpus import draw_picture, encode, paragraph  # noqa: E402
+from realsyn.udfs.fetch import FetchSettings, fetch_many  # noqa: E402
+from realsyn.udfs.image_decode import decode, hamming  # noqa: E402
+from realsyn.udfs.sentence_split import sentence_id, split  # noqa: E402
+from realsyn.udfs.union_find import representatives  # noqa: E402
+
+IMAGES: dict[str, bytes] = {}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        body = IMAGES.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+
+def plain(docs, cfg) -> tuple[float, float]:
+    """The same extraction as a straightforward single-process loop; (total s, fetch s)."""
+    t0 = time.perf_counter()
+    urls = sorted({u for d in docs for u in d["images"] if u})
+    fetched = fetch_many(urls, FetchSettings.from_conf(cfg.section("fetch")))
+    t_fetch = time.perf_counter() - t0
+    kept = {}
+    for u, f in zip(urls, fetched):
+        if f.reason:
+            continue
+        d = decode(f.data, cfg.get("images.max_pixels"))
+        if d.reason or min(d.width, d.height) < cfg.get("images.min_side_px") or \
+                max(d.width, d.height) > cfg.get("images.max_aspect_ratio") * min(d.width, d.height):
+            continue
+        kept.setdefault(d.image_id, d)
+    t = cfg.get("images.phash_max_hamming")
+    ids = sorted(kept)
+    buckets: dict = {}
+    for i in ids:
+        h = kept[i].phash & 0xFFFFFFFFFFFFFFFF
+        for band in range(t + 1):
+            buckets.setdefault((band, (h >> (band * 13)) & 0x1FFF), []).append(i)
+    pairs = {(a, b) for group in buckets.values() for a in group for b in group
+             if a < b and hamming(kept[a].phash, kept[b].phash) <= t}
+    representatives(pairs, {i: -kept[i].width * kept[i].height for i in ids})
+    pool: dict[str, list] = {}
+    for d in docs:
+        for text in d["texts"]:
+            for s in split(text) if text else []:
+                pool.setdefault(sentence_id(s), [s, 0])[1] += 1
+    words = Counter()
+    tokenised = {}
+    for sid, (s, n) in pool.items():
+        toks = [w for w in re.split(TOKEN_SPLIT.replace(r"\p{L}\p{N}", r"\w"), s.lower()) if w]
+        tokenised[sid] = toks
+        for w in toks:
+            words[w] += n
+    total = sum(words.values())
+    url_re = re.compile(r"https?://|www\.", re.I)
+    for sid, (s, n) in pool.items():
+        nw = len(s.split())
+        ent = sum(-(words[w] / total) * math.log(words[w] / total) for w in tokenised[sid])
+        _ = url_re.search(s) or nw < 3 or nw > 81 or ent < 0.3
+    return time.perf_counter() - t0, t_fetch
+
+
+def main() -> None:
+    import random
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--docs", type=int, default=4000)
+    args = ap.parse_args()
+    rng = random.Random(3)
+    for i in range(args.images):
+        IMAGES[f"/img/{i}.jpg"] = encode(draw_picture(rng, rng.randint(90, 400), rng.randint(90, 400)), "JPEG")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    docs = []
+    for d in range(args.docs):
+        texts = [paragraph(rng) for _ in range(3)]
+        imgs = [f"{base}/img/{rng.randrange(args.images)}.jpg" for _ in range(2)]
+        docs.append({"images": [None] * 3 + imgs, "texts": texts + [None, None],
+                     "metadata": json.dumps([None] * 5), "general_metadata": json.dumps({"url": f"d{d}"})})
+    with tempfile.TemporaryDirectory() as tmp:
+        schema = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
+                            ("metadata", pa.string()), ("general_metadata", pa.string())])
+        (Path(tmp) / "in").mkdir()
+        pq.write_table(pa.Table.from_pylist(docs, schema=schema), f"{tmp}/in/docs.parquet")
+        cfg = load_config("local", overrides=[
+            f"run.work_dir={tmp}/work", f"run.input={tmp}/in", "spark.master=local[2]", "spark.progress_bar=false",
+            "mlflow.enabled=false", "fetch.allow_loopback=true", "sentences.perplexity_filter=false"])
+        run_stages(cfg, ["ingest"], say=lambda *_: None)          # session start and ingest excluded
+        t0 = time.perf_counter()
+        out = run_stages(cfg, ["extract_images", "extract_sentences"], force=True, say=print)
+        t_spark = time.perf_counter() - t0
+        n_sent = out.outcomes[1].ledgers[0].rows_in
+        t_plain, t_fetch = plain(docs, cfg)
+    server.shutdown()
+    print(f"spark {t_spark:.1f}s (images {out.outcomes[0].seconds:.1f}s, sentences {out.outcomes[1].seconds:.1f}s), "
+          f"plain {t_plain:.1f}s, {n_sent} sentence occurrences, {args.images} images")
+    print(f"RESULT images_per_s={args.images / out.outcomes[0].seconds:.1f} "
+          f"sentences_per_s={n_sent / out.outcomes[1].seconds:.1f} fetch_per_s={args.images / t_fetch:.1f} "
+          f"spark_over_plain={t_spark / t_plain:.2f}")
+
+
+if __name__ == "__main__":
+    main()
