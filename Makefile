@@ -58,7 +58,7 @@ test-fast: setup
 	.venv/bin/python -m pytest -q tests/unit
 
 bench: setup
-	@for b in benchmarks/*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
+	@for b in benchmarks/[a-z]*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
 
 clean:
 	rm -rf $(WORK) .pytest_cache
