@@ -55,7 +55,8 @@ def delta_files(spark, store, name):
 
 def read_vectors(files, key, d):
     import pyarrow.parquet as pq
-    t = pq.ParquetDataset([f.replace("file://", "") for f in files]).read(columns=[key, "embedding"])
+    from urllib.parse import urlparse
+    t = pq.ParquetDataset([urlparse(f).path for f in files]).read(columns=[key, "embedding"])
     return t.column(key).to_pylist(), from_bytes(t.column("embedding").to_pylist(), d)
 
 

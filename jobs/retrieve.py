@@ -86,7 +86,9 @@ class Retrieve(Stage):
         plan_df = F.broadcast(spark.createDataFrame(
             [(c, b, s) for c, (b, s) in plan.items()] or [(-1, 0, 1)], "cluster_id int, first_bucket int, n_sub int"))
         sent_b = (sentences.join(plan_df, "cluster_id")
-                  .withColumn("bucket", F.col("first_bucket") + F.pmod(F.xxhash64("sentence_id"), F.col("n_sub")))
+                  # the same key type on both sides, or the cogroup does not co-partition them
+                  .withColumn("bucket", (F.col("first_bucket") + F.pmod(F.xxhash64("sentence_id"), F.col("n_sub")))
+                              .cast("int"))
                   .select("bucket", "cluster_id", "sentence_id", "embedding"))
         img_b = (routed.join(plan_df, "cluster_id")
                  .withColumn("bucket", F.explode(F.sequence(F.col("first_bucket"),
