@@ -65,6 +65,18 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, jpeg(), {"X-Robots-Tag": "noai"})
         if path == "/noimageai":
             return self._send(200, jpeg(), {"X-Robots-Tag": "googlebot: noindex, noimageai"})
+        if path == "/slowloris":  # headers at once, then a byte now and then: never finishes in time
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(60):
+                    self.wfile.write(b"\xff")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                pass
+            return None
         if path == "/html":
             return self._send(200, b"<html>not an image</html>", {"Content-Type": "text/html"})
         return self._send(404)

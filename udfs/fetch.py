@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from realsyn.udfs.url_policy import Refused, UrlPolicy, check_url
@@ -90,7 +91,12 @@ def _read_body(resp, settings: FetchSettings, deadline: float) -> Fetched:
     if length and length.isdigit() and int(length) > settings.max_bytes:
         return Fetched(None, "too_large", resp.status_code, f"Content-Length {length}")
     chunks, total = [], 0
-    for chunk in resp.iter_content(64 * 1024):
+    # read1 returns whatever arrived (decoded), so a server dripping one byte at a time
+    # (slow loris) meets the deadline check instead of blocking one 64 KiB read for minutes.
+    while True:
+        chunk = resp.raw.read1(64 * 1024, decode_content=True)
+        if not chunk:
+            break
         total += len(chunk)
         if total > settings.max_bytes:
             return Fetched(None, "too_large", resp.status_code)
@@ -123,9 +129,9 @@ def fetch_http(url: str, settings: FetchSettings, resolver=None) -> Fetched:
                 if resp.status_code >= 400:
                     return Fetched(None, f"http_{resp.status_code}", resp.status_code)
                 return _read_body(resp, settings, deadline)
-        except (requests.Timeout, socket.timeout):
+        except (requests.Timeout, socket.timeout, urllib3.exceptions.ReadTimeoutError):
             return Fetched(None, "timeout")
-        except requests.exceptions.ChunkedEncodingError as err:
+        except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as err:
             return Fetched(None, "connection_error", detail=str(err)[:200])
         except requests.ConnectionError as err:
             text = str(err)

@@ -24,6 +24,7 @@ def server():
     ("/img/a.jpg", None), ("/missing", "http_404"), ("/slow", "timeout"), ("/loop", "too_many_redirects"),
     ("/huge", "too_large"), ("/huge-no-length", "too_large"), ("/noai", "opt_out"),
     ("/noimageai", "opt_out"), ("/redirect-private", "blocked_address"), ("/always500", "http_500"),
+    ("/slowloris", "timeout"),
 ])
 def test_fetch_outcomes_against_a_real_server(server, path, reason):
     got = fetch_one(server.base + path, settings())
