@@ -103,6 +103,12 @@ def _report(err: Exception, config_error) -> int:
     if isinstance(err, known):
         print(f"realsyn: error: {err}", file=sys.stderr)
         return 2
+    conflict = delta_conflict(err)
+    if conflict:
+        print(f"realsyn: error: another run changed the same Delta table concurrently ({conflict}); "
+              "every commit is atomic, so nothing is corrupted: rerun once the other run is done",
+              file=sys.stderr)
+        return 2
     try:
         from pyspark.errors import PySparkException
         if isinstance(err, PySparkException):
@@ -112,6 +118,25 @@ def _report(err: Exception, config_error) -> int:
     except ImportError:
         pass
     raise err
+
+
+# Delta's optimistic concurrency: the losing writer gets one of these (by class or error code).
+DELTA_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+                   "ConcurrentTransactionException", "ConcurrentWriteException", "MetadataChangedException",
+                   "ProtocolChangedException", "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED",
+                   "DELTA_PROTOCOL_CHANGED")
+
+
+def delta_conflict(err: BaseException) -> str:
+    """The first line of a Delta write-conflict error anywhere in the cause chain, else ''."""
+    seen = 0
+    while err is not None and seen < 10:
+        text = f"{type(err).__name__}: {err}"
+        if any(name in text for name in DELTA_CONFLICTS):
+            lines = [l.strip() for l in str(err).strip().splitlines() if l.strip()]
+            return lines[0][:300] if lines else type(err).__name__
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return ""
 
 
 if __name__ == "__main__":
