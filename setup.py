@@ -15,5 +15,5 @@ setup(
         "realsyn.conf": "conf",
     },
     package_data={"realsyn.conf": ["*.yaml", "profiles/*.yaml"]},
-    entry_points={"console_scripts": ["realsyn = realsyn.jobs.cli:main"]},
+    entry_points={"console_scripts": ["realsyn = realsyn.jobs.cli:entry"]},
 )

@@ -94,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         return _report(err, ConfigError)
 
 
+def entry() -> int:
+    """The `realsyn` console script. A failure raises SystemExit: a Databricks wheel task
+    calls this function and ignores its return value, so returning 2 would pass as success."""
+    code = main()
+    if code:
+        raise SystemExit(code)
+    return 0
+
+
 def _report(err: Exception, config_error) -> int:
     from realsyn.jobs.stage import InputError, LedgerError
     from realsyn.jobs.session import SparkSetupError

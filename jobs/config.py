@@ -11,6 +11,7 @@ import copy
 import difflib
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def _nest(dotted: str, value: Any) -> dict:
+    for section in FREE_FORM:  # keys inside a free-form section have dots of their own
+        if dotted.startswith(section + "."):
+            return _nest(section, {dotted[len(section) + 1:]: value})
     out: Any = value
     for part in reversed(dotted.split(".")):
         out = {part: out}
@@ -278,4 +282,23 @@ def load_config(profile: str = "local", files: list[str] | None = None,
         key, value = parse_override(text)
         _merge(data, _nest(key, value), f"--set {key}", sources)
     _check_rules(data, sources)
+    _check_spark_conf(data, sources)
     return Config(data=data, sources=sources, profile=profile)
+
+
+def _check_spark_conf(data: dict, sources: dict) -> None:
+    """spark.conf is free-form; check it here, before any JVM starts, so the file is named.
+    Inconsistent settings stop the run; unknown keys only warn (Spark has too many keys,
+    and new ones each release, for a list of ours to be the judge; see spark_conf_check)."""
+    from realsyn.jobs.spark_conf_check import check_spark_conf, errors, warnings
+    problems = check_spark_conf(data.get("spark", {}).get("conf") or {})
+
+    def where(p) -> str:
+        return sources.get(f"spark.conf.{p.key}") or next(
+            (s for k, s in sources.items() if k.startswith("spark.conf.")), "conf/defaults.yaml")
+
+    for p in warnings(problems):
+        logging.getLogger("realsyn").warning("%s: spark.conf: %s", where(p), p)
+    bad = errors(problems)
+    if bad:
+        raise ConfigError(f"{where(bad[0])}: spark.conf: " + "; ".join(bad))
