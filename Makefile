@@ -19,6 +19,10 @@ SBT := java -Xmx2g -Xss4m -Dsbt.global.base=$(SBT_HOME)/global -Dsbt.boot.direct
   -Dsbt.repository.config=$(CURDIR)/project/repositories -Dsbt.override.build.repos=true \
   -Dsbt.ci=true -jar $(SBT_LAUNCHER)
 ASSEMBLY_JAR := jvm/target/realsyn-deps-assembly.jar
+SBT_INPUTS := build.sbt project/build.properties project/plugins.sbt project/repositories
+# A built jar is kept beside sbt's caches, keyed by its inputs (all versions pinned), so a
+# fresh clone (CI) copies it instead of starting sbt.
+ASSEMBLY_CACHED := $(SBT_HOME)/realsyn-deps-assembly-$(shell cat $(SBT_INPUTS) | sha256sum | cut -c1-16).jar
 WORK ?= work
 export REALSYN_JARS_DIR := $(JARS_DIR)
 # realsyn/ links to the top-level folders, so this checkout's code wins over whatever
@@ -58,8 +62,11 @@ $(JARS_DIR)/.delta-$(DELTA_VERSION):
 # The dependency jar for spark-submit on a plain Spark cluster (Delta and what Spark lacks).
 # Make skips sbt (and its JVM start) entirely while the jar is newer than the build files.
 assembly: $(ASSEMBLY_JAR)
-$(ASSEMBLY_JAR): build.sbt project/build.properties project/plugins.sbt project/repositories | $(SBT_LAUNCHER)
-	$(SBT) assembly </dev/null
+$(ASSEMBLY_JAR): $(SBT_INPUTS)
+	@if [ -f $(ASSEMBLY_CACHED) ]; then echo "assembly: cached $(ASSEMBLY_CACHED)"; \
+	  mkdir -p $(@D) && cp $(ASSEMBLY_CACHED) $@.tmp && mv $@.tmp $@; \
+	else $(MAKE) --no-print-directory $(SBT_LAUNCHER) && $(SBT) assembly </dev/null && \
+	  cp $@ $(ASSEMBLY_CACHED).tmp && mv $(ASSEMBLY_CACHED).tmp $(ASSEMBLY_CACHED); fi
 	touch $@  # sbt leaves an unchanged jar as it was
 $(SBT_LAUNCHER):  # Maven's defaults fetch it, like the Delta jars
 	mkdir -p $(SBT_HOME)
