@@ -61,16 +61,15 @@ $(JARS_DIR)/.delta-$(DELTA_VERSION):
 
 # The dependency jar for spark-submit on a plain Spark cluster (Delta and what Spark lacks).
 # Make skips sbt (and its JVM start) entirely while the jar is newer than the build files.
+# The launcher comes with Maven's defaults, like the Delta jars.
 assembly: $(ASSEMBLY_JAR)
 $(ASSEMBLY_JAR): $(SBT_INPUTS)
 	@if [ -f $(ASSEMBLY_CACHED) ]; then echo "assembly: cached $(ASSEMBLY_CACHED)"; \
 	  mkdir -p $(@D) && cp $(ASSEMBLY_CACHED) $@.tmp && mv $@.tmp $@; \
-	else $(MAKE) --no-print-directory $(SBT_LAUNCHER) && $(SBT) assembly </dev/null && \
-	  cp $@ $(ASSEMBLY_CACHED).tmp && mv $(ASSEMBLY_CACHED).tmp $(ASSEMBLY_CACHED); fi
+	else [ -f $(SBT_LAUNCHER) ] || { mkdir -p $(SBT_HOME) && \
+	    mvn -q dependency:copy -Dartifact=org.scala-sbt:sbt-launch:$(SBT_VERSION) -DoutputDirectory=$(SBT_HOME); } && \
+	  $(SBT) assembly </dev/null && cp $@ $(ASSEMBLY_CACHED).tmp && mv $(ASSEMBLY_CACHED).tmp $(ASSEMBLY_CACHED); fi
 	touch $@  # sbt leaves an unchanged jar as it was
-$(SBT_LAUNCHER):  # Maven's defaults fetch it, like the Delta jars
-	mkdir -p $(SBT_HOME)
-	mvn -q dependency:copy -Dartifact=org.scala-sbt:sbt-launch:$(SBT_VERSION) -DoutputDirectory=$(SBT_HOME)
 
 sample: setup
 	.venv/bin/realsyn sample --out $(WORK)/sample
