@@ -8,13 +8,28 @@ DELTA_VERSION := $(shell sed -n 's/^val deltaVersion *= *"\(.*\)"/\1/p' build.sb
 SPARK_MINOR := $(shell sed -n 's/^val sparkVersion *= *"\([0-9]*\.[0-9]*\).*"/\1/p' build.sbt)
 JARS_DIR := $(CACHE)/jars
 DELTA_ARTIFACTS := delta-spark_$(SPARK_MINOR)_2.13 delta-storage delta-kernel-api delta-kernel-defaults delta-kernel-unitycatalog
+# sbt: the version in project/build.properties picks the launcher too; the launcher and all
+# of sbt's caches live under $(SBT_HOME), outside the repo. project/repositories limits sbt
+# (its own boot included) to the local cache and Maven Central, named without a host.
+SBT_VERSION := $(shell sed -n 's/^sbt.version *= *//p' project/build.properties)
+SBT_HOME := $(CACHE)/sbt
+SBT_LAUNCHER := $(SBT_HOME)/sbt-launch-$(SBT_VERSION).jar
+SBT := java -Xmx2g -Xss4m -Dsbt.global.base=$(SBT_HOME)/global -Dsbt.boot.directory=$(SBT_HOME)/boot \
+  -Dsbt.ivy.home=$(SBT_HOME)/ivy -Dsbt.coursier.home=$(SBT_HOME)/coursier \
+  -Dsbt.repository.config=$(CURDIR)/project/repositories -Dsbt.override.build.repos=true \
+  -Dsbt.ci=true -jar $(SBT_LAUNCHER)
+ASSEMBLY_JAR := jvm/target/realsyn-deps-assembly.jar
+SBT_INPUTS := build.sbt project/build.properties project/plugins.sbt project/repositories
+# A built jar is kept beside sbt's caches, keyed by its inputs (all versions pinned), so a
+# fresh clone (CI) copies it instead of starting sbt.
+ASSEMBLY_CACHED := $(SBT_HOME)/realsyn-deps-assembly-$(shell cat $(SBT_INPUTS) | sha256sum | cut -c1-16).jar
 WORK ?= work
 export REALSYN_JARS_DIR := $(JARS_DIR)
 # realsyn/ links to the top-level folders, so this checkout's code wins over whatever
 # checkout the shared venv's editable install points at (driver and Spark workers alike).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup venv jars run test test-fast bench sample clean
+.PHONY: setup venv jars assembly run test test-fast bench sample clean
 setup: venv jars
 
 # The venv lives outside the repo, keyed by the lock hash; .venv points at it.
@@ -43,6 +58,18 @@ $(JARS_DIR)/.delta-$(DELTA_VERSION):
 	  done; \
 	else echo "mvn not found: Spark will resolve io.delta packages itself at first start"; fi
 	touch $@
+
+# The dependency jar for spark-submit on a plain Spark cluster (Delta and what Spark lacks).
+# Make skips sbt (and its JVM start) entirely while the jar is newer than the build files.
+# The launcher comes with Maven's defaults, like the Delta jars.
+assembly: $(ASSEMBLY_JAR)
+$(ASSEMBLY_JAR): $(SBT_INPUTS)
+	@if [ -f $(ASSEMBLY_CACHED) ]; then echo "assembly: cached $(ASSEMBLY_CACHED)"; \
+	  mkdir -p $(@D) && cp $(ASSEMBLY_CACHED) $@.tmp && mv $@.tmp $@; \
+	else [ -f $(SBT_LAUNCHER) ] || { mkdir -p $(SBT_HOME) && \
+	    mvn -q dependency:copy -Dartifact=org.scala-sbt:sbt-launch:$(SBT_VERSION) -DoutputDirectory=$(SBT_HOME); } && \
+	  $(SBT) assembly </dev/null && cp $@ $(ASSEMBLY_CACHED).tmp && mv $(ASSEMBLY_CACHED).tmp $(ASSEMBLY_CACHED); fi
+	touch $@  # sbt leaves an unchanged jar as it was
 
 sample: setup
 	.venv/bin/realsyn sample --out $(WORK)/sample

@@ -4,9 +4,17 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
+from realsyn.conf import CONF_DIR
 from realsyn.jobs.config import Config
+
+# A relative jvm.assembly_jar is taken from the checkout root (where build.sbt is).
+PROJECT_ROOT = CONF_DIR.parent
+# build.sbt writes the versions it was built for into the assembly's manifest.
+ASSEMBLY_DELTA_ATTR = "Realsyn-Delta-Version"
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -14,8 +22,57 @@ DELTA_CONF = {
 }
 
 
+class SparkSetupError(RuntimeError):
+    pass
+
+
+def jar_manifest(path: str | Path) -> dict[str, str]:
+    """Main attributes of a jar's META-INF/MANIFEST.MF (continuation lines joined)."""
+    try:
+        with zipfile.ZipFile(path) as jar:
+            text = jar.read("META-INF/MANIFEST.MF").decode("utf-8")
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise SparkSetupError(f"jvm.assembly_jar {path} is not a readable jar with a manifest: {exc}") from exc
+    attrs: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the main section ends at the first blank line
+        if line.startswith(" ") and key:
+            attrs[key] += line[1:]
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            attrs[key] = value.strip()
+    return attrs
+
+
+def assembly_jar(cfg: Config) -> str | None:
+    """`make assembly`'s jar (Delta and what Spark lacks), if built for the configured Delta."""
+    configured = cfg.get("jvm.assembly_jar")
+    if not configured:
+        return None
+    path = Path(os.path.expanduser(configured))
+    if not path.is_absolute():
+        path = PROJECT_ROOT / path
+    if not path.is_file():
+        return None
+    version = cfg.get("jvm.delta_package").rsplit(":", 1)[-1]
+    built_for = jar_manifest(path).get(ASSEMBLY_DELTA_ATTR)
+    if built_for != version:
+        # A jar left from other pins would put two Deltas in one JVM; the other sources
+        # are keyed by version, so fall back to them.
+        warnings.warn(f"{path} was built for Delta {built_for}, not {version}; ignored (run `make assembly`)",
+                      stacklevel=2)
+        return None
+    return str(path)
+
+
 def delta_jars(cfg: Config) -> list[str]:
-    """Pre-fetched io.delta jars matching the configured package version, if present."""
+    """The Delta jars for Spark: the assembly if built, else pre-fetched io.delta jars
+    matching the configured package version, else none (Spark resolves the package)."""
+    assembly = assembly_jar(cfg)
+    if assembly:
+        return [assembly]
     jars_dir = os.environ.get("REALSYN_JARS_DIR") or cfg.get("jvm.jars_dir")
     version = cfg.get("jvm.delta_package").rsplit(":", 1)[-1]
     found = sorted(glob.glob(os.path.join(os.path.expanduser(jars_dir), f"delta-*-{version}.jar")))
@@ -37,10 +94,6 @@ def spark_conf(cfg: Config) -> dict[str, str]:
     conf.setdefault("spark.ui.showConsoleProgress", str(cfg.get("spark.progress_bar")).lower())
     conf.setdefault("spark.sql.session.timeZone", "UTC")
     return conf
-
-
-class SparkSetupError(RuntimeError):
-    pass
 
 
 def launched_by_spark_submit() -> bool:
