@@ -72,12 +72,19 @@ def range_files(spark, sample_clusters: np.ndarray, n_clusters: int, files: int)
     running the whole assignment twice (once to sample it)."""
     counts = np.bincount(sample_clusters, minlength=n_clusters).cumsum()
     bounds = np.unique(np.searchsorted(counts, counts[-1] * np.arange(1, files) / files, side="right"))
-    parts = len(bounds) + 1
+    return bounds.astype(np.int32), partition_keys(spark, len(bounds) + 1)
+
+
+def partition_keys(spark, parts: int) -> np.ndarray:
+    """keys[p]: a long that df.repartition(parts, col) sends to partition p (Spark hashes
+    with Murmur3, seed 42, then pmod), so a planned task gets exactly its own rows."""
     probe = spark.range(0, 64 * parts).select("id", F.expr(f"pmod(hash(id), {parts})").alias("p")).collect()
     first: dict[int, int] = {}
     for r in probe:
         first.setdefault(r["p"], r["id"])
-    return bounds.astype(np.int32), np.array([first[p] for p in range(parts)], np.int64)
+    if len(first) < parts:
+        raise RuntimeError(f"no hash key found for some of {parts} partitions")
+    return np.array([first[p] for p in range(parts)], np.int64)
 
 
 def embedding_meta(df: DataFrame) -> tuple[int, str]:

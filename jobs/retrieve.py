@@ -19,24 +19,26 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.cluster import embedding_meta
+from realsyn.jobs.cluster import embedding_meta, partition_keys
 from realsyn.jobs.embed import check_same_model
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage
 from realsyn.udfs.cluster_plan import Piece, plan_pieces
 from realsyn.udfs.vector_search import arrow_vectors, nearest_centroids, search_clusters
 
-ROUTED_DDL = "image_id string, embedding binary, cluster_id int, bucket int"
+ROUTED_DDL = "image_id string, embedding binary, cluster_id int, bucket long"
 CANDIDATES_DDL = "image_id string, sentence_id string, score float"
 
 
-def route_fn(blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool, routes: dict[int, list[int]]):
-    """mapInArrow body: one row per (image, probed cluster, bucket holding that cluster)."""
+def route_fn(blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool, routes: dict[int, list[int]],
+             bucket_keys: np.ndarray):
+    """mapInArrow body: one row per (image, probed cluster, bucket holding that cluster); the
+    bucket column holds the bucket's shuffle key (see partition_keys)."""
     n_clusters = len(blob) // (4 * dim)
     count = np.zeros(n_clusters + 1, np.int64)     # last slot: faiss's -1 (fewer centroids)
     for cid, bs in routes.items():
         count[cid] = len(bs)
     start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    flat = np.array([b for cid in range(n_clusters) for b in routes.get(cid, [])], np.int32)
+    flat = bucket_keys[[b for cid in range(n_clusters) for b in routes.get(cid, [])]]
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -97,15 +99,18 @@ def read_pieces(pieces: list[Piece], dim: int, dtype: str):
             arrow_vectors(table.column("embedding"), dim, dtype))
 
 
-def search_fn(buckets: list[list[Piece]], dim: int, dtype: str, k: int, min_score: float):
+def search_fn(buckets: list[list[Piece]], bucket_keys: np.ndarray, dim: int, dtype: str, k: int,
+              min_score: float):
     """grouped applyInArrow body: a bucket's images (streamed) against its sentences."""
+    bucket_of = {int(key): b for b, key in enumerate(bucket_keys)}
+
     def run(key: tuple[pa.Scalar, ...], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sentences = None
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             if sentences is None:
-                sentences = read_pieces(buckets[key[0].as_py()], dim, dtype)
+                sentences = read_pieces(buckets[bucket_of[key[0].as_py()]], dim, dtype)
             s_clusters, s_ids, s_vecs = sentences
             rows, cols, scores = search_clusters(
                 batch.column("cluster_id").to_numpy(), arrow_vectors(batch.column("embedding"), dim, dtype),
@@ -161,9 +166,13 @@ class Retrieve(Stage):
                                       total // (4 * parallelism) + 1)
 
         blob = b"".join(r["centroid"] for r in centroids)
-        routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, cfg.profile == "gpu", routes), ROUTED_DDL)
-        candidates = routed.groupBy("bucket").applyInArrow(search_fn(buckets, dim, dtype, k, min_score),
-                                                            CANDIDATES_DDL)
+        # One task per bucket, exactly: AQE does not coalesce an explicit repartition (a
+        # bucket is CPU-heavy for its bytes), and the keys avoid hash collisions.
+        keys = partition_keys(spark, max(1, len(buckets)))
+        routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, cfg.profile == "gpu", routes, keys),
+                                   ROUTED_DDL)
+        candidates = (routed.repartition(len(keys), "bucket").groupBy("bucket")
+                      .applyInArrow(search_fn(buckets, keys, dim, dtype, k, min_score), CANDIDATES_DDL))
         reason = "no_candidate" if min_score <= -1 else "below_min_score"
         ctx.write("gold.retrievals", merge_top_k(candidates, images.select("image_id"), k, reason))
         counts = {r["reason"]: r["n"] for r in ctx.tables.read("gold.retrievals")
