@@ -13,13 +13,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.embed import check_same_model
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage
 from realsyn.udfs.clip_encoder import from_bytes
-from realsyn.udfs.vector_search import fit_kmeans, nearest_centroids
+from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans, nearest_centroids
 
 
 def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFrame:
@@ -33,7 +34,7 @@ def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFram
 def collect_vectors(df: DataFrame, key: str, dim: int, dtype: str = "float32") -> tuple[list[str], np.ndarray]:
     """A bounded sample to the driver, through Arrow (not pickled rows), in key order."""
     table = df.select(key, "embedding").orderBy(key).toArrow()
-    return table.column(key).to_pylist(), from_bytes(table.column("embedding").to_pylist(), dim, dtype)
+    return table.column(key).to_pylist(), arrow_vectors(table.column("embedding"), dim, dtype)
 
 
 def assign_fn(centroids_blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool):
@@ -47,6 +48,43 @@ def assign_fn(centroids_blob: bytes, dim: int, dtype: str, probes: int, use_gpu:
             out["probe"] = np.tile(np.arange(ids.shape[1], dtype="int32"), len(batch))
             yield out
     return run
+
+
+def assign_arrow_fn(centroids_blob: bytes, dim: int, dtype: str, use_gpu: bool,
+                    bounds: np.ndarray, part_keys: np.ndarray):
+    """mapInArrow body: prepend each row's nearest centroid (vectors read in place, no pandas)
+    and the shuffle key of the file its cluster range goes to (see range_files)."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            _, ids = nearest_centroids(arrow_vectors(batch.column("embedding"), dim, dtype),
+                                       centroids_blob, dim, 1, use_gpu)
+            cid = ids[:, 0].astype(np.int32)
+            part = part_keys[np.searchsorted(bounds, cid, side="right")]
+            yield pa.RecordBatch.from_arrays([pa.array(cid), *batch.columns, pa.array(part)],
+                                             names=["cluster_id", *batch.schema.names, "part"])
+    return run
+
+
+def range_files(spark, sample_clusters: np.ndarray, n_clusters: int, files: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster-id boundaries that cut the (sample-estimated) rows into `files` even runs of
+    whole clusters, and for each run a key that Spark's hash partitioning sends to exactly
+    that partition. repartitionByRange would find the boundaries itself, but only by
+    running the whole assignment twice (once to sample it)."""
+    counts = np.bincount(sample_clusters, minlength=n_clusters).cumsum()
+    bounds = np.unique(np.searchsorted(counts, counts[-1] * np.arange(1, files) / files, side="right"))
+    return bounds.astype(np.int32), partition_keys(spark, len(bounds) + 1)
+
+
+def partition_keys(spark, parts: int) -> np.ndarray:
+    """keys[p]: a long that df.repartition(parts, col) sends to partition p (Spark hashes
+    with Murmur3, seed 42, then pmod), so a planned task gets exactly its own rows."""
+    probe = spark.range(0, 64 * parts).select("id", F.expr(f"pmod(hash(id), {parts})").alias("p")).collect()
+    first: dict[int, int] = {}
+    for r in probe:
+        first.setdefault(r["p"], r["id"])
+    if len(first) < parts:
+        raise RuntimeError(f"no hash key found for some of {parts} partitions")
+    return np.array([first[p] for p in range(parts)], np.int64)
 
 
 def embedding_meta(df: DataFrame) -> tuple[int, str]:
@@ -74,7 +112,9 @@ class Cluster(Stage):
         fraction = min(1.0, cfg.get("retrieval.kmeans_sample") / max(n, 1))
         _, sample = collect_vectors(hash_sample(kept, "sentence_id", fraction, cfg.get("run.seed")),
                                     "sentence_id", dim, dtype)
-        centroids = fit_kmeans(sample, k, cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
+        # The executors are idle while the driver fits: give faiss their cores.
+        parallelism = max(1, ctx.spark.sparkContext.defaultParallelism)
+        centroids = fit_kmeans(sample, k, cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"), threads=parallelism)
         blob = centroids.astype("<f4").tobytes()
         ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
             [(i, centroids[i].astype("<f4").tobytes(), model) for i in range(len(centroids))],
@@ -82,12 +122,16 @@ class Cluster(Stage):
         with tempfile.TemporaryDirectory() as tmp:
             np.save(f"{tmp}/text_centroids.npy", centroids)
             ctx.tracker.artifact(f"{tmp}/text_centroids.npy", "centroids")
-        assigned = kept.mapInPandas(
-            assign_fn(blob, dim, dtype, 1, ctx.cfg.profile == "gpu"),
-            "sentence_id string, embedding binary, cluster_id int, probe int")
-        clustered = (assigned.select("cluster_id", "sentence_id", "embedding")
-                     .repartitionByRange(max(1, ctx.spark.sparkContext.defaultParallelism), "cluster_id")
-                     .sortWithinPartitions("cluster_id", "sentence_id"))
+        # Range-partitioned and sorted: every file holds a run of whole clusters, so retrieve
+        # reads a cluster's rows straight from one file (no shuffle of the sentences), and no
+        # file is bigger than a task's share.
+        files = max(parallelism, -(-n // cfg.get("retrieval.max_cluster_rows")))
+        _, sample_ids = nearest_centroids(sample, blob, dim, 1)
+        bounds, keys = range_files(ctx.spark, sample_ids[:, 0], len(centroids), files)
+        assigned = kept.mapInArrow(assign_arrow_fn(blob, dim, dtype, ctx.cfg.profile == "gpu", bounds, keys),
+                                   "cluster_id int, sentence_id string, embedding binary, part long")
+        clustered = (assigned.repartition(len(keys), "part")
+                     .sortWithinPartitions("cluster_id", "sentence_id").drop("part"))
         ctx.write("gold.sentence_clusters", clustered)
         written = ctx.tables.read("gold.sentence_clusters").count()
         ctx.tracker.metrics({"clusters": len(centroids), "kmeans_sample": len(sample)})

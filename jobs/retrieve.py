@@ -1,55 +1,137 @@
 """retrieve: image embeddings x clustered sentences -> gold.retrievals (top-k per image).
 
 Coarse: each image goes to its top-p centroids (broadcast, faiss flat index per worker).
-Fine: images and sentences meet per bucket (cogroup); a bucket is one slice of a big
-cluster or a pack of small ones, and inside it each cluster is searched exactly.
-Merge: a window keeps the global top-k per image across probes and slices.
+Fine: gold.sentence_clusters is stored sorted by cluster_id, so the sentences are never
+shuffled: the driver plans buckets (one file's run of small clusters, or one slice of a
+giant cluster) from a one-column pass, only the routed images are shuffled to their
+buckets, and each bucket's task reads its sentence rows straight from its file and
+searches every cluster exactly with one dense product (Arrow in and out, no pandas).
+Merge: one window keeps the global top-k per image across probes and slices, and gives
+images without a candidate their reason row.
 """
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.cluster import assign_fn, embedding_meta
+from realsyn.jobs.cluster import embedding_meta, partition_keys
 from realsyn.jobs.embed import check_same_model
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage
-from realsyn.udfs.clip_encoder import from_bytes
-from realsyn.udfs.cluster_plan import plan_buckets
-from realsyn.udfs.vector_search import top_k
+from realsyn.udfs.cluster_plan import Piece, plan_pieces
+from realsyn.udfs.vector_search import arrow_vectors, nearest_centroids, search_clusters
 
+ROUTED_DDL = "image_id string, embedding binary, cluster_id int, bucket long"
 CANDIDATES_DDL = "image_id string, sentence_id string, score float"
 
 
-def search_bucket(dim: int, dtype: str, k: int, min_score: float):
-    """cogroup body: exact top-k of each image within its own cluster's sentences."""
-    def run(images: pd.DataFrame, sentences: pd.DataFrame) -> pd.DataFrame:
-        out = []
-        if images.empty or sentences.empty:
-            return pd.DataFrame(out, columns=["image_id", "sentence_id", "score"])
-        for cid, imgs in images.groupby("cluster_id", sort=True):
-            sents = sentences[sentences["cluster_id"] == cid]
-            if sents.empty:
+def route_fn(blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool, routes: dict[int, list[int]],
+             bucket_keys: np.ndarray):
+    """mapInArrow body: one row per (image, probed cluster, bucket holding that cluster); the
+    bucket column holds the bucket's shuffle key (see partition_keys)."""
+    n_clusters = len(blob) // (4 * dim)
+    count = np.zeros(n_clusters + 1, np.int64)     # last slot: faiss's -1 (fewer centroids)
+    for cid, bs in routes.items():
+        count[cid] = len(bs)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    flat = bucket_keys[[b for cid in range(n_clusters) for b in routes.get(cid, [])]]
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if batch.num_rows == 0:
                 continue
-            q = from_bytes(imgs["embedding"].tolist(), dim, dtype)
-            c = from_bytes(sents["embedding"].tolist(), dim, dtype)
-            scores, idx = top_k(q, c, k)
-            ids = sents["sentence_id"].to_numpy()
-            for row, image_id in enumerate(imgs["image_id"].to_numpy()):
-                for s, j in zip(scores[row], idx[row]):
-                    if s >= min_score:
-                        out.append((image_id, ids[j], float(s)))
-        return pd.DataFrame(out, columns=["image_id", "sentence_id", "score"])
+            _, ids = nearest_centroids(arrow_vectors(batch.column("embedding"), dim, dtype),
+                                       blob, dim, probes, use_gpu)
+            ids = ids.reshape(-1)
+            n = count[ids]                           # clusters with no sentences route nowhere
+            rows = np.repeat(np.repeat(np.arange(batch.num_rows), ids.size // batch.num_rows), n)
+            first = np.repeat(start[ids] - (np.cumsum(n) - n), n)
+            buckets = flat[first + np.arange(int(n.sum()))]
+            take = pa.array(rows)
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("image_id").take(take), batch.column("embedding").take(take),
+                 pa.array(np.repeat(ids, n).astype(np.int32)), pa.array(buckets)],
+                names=["image_id", "embedding", "cluster_id", "bucket"])
     return run
 
 
-def merge_top_k(candidates: DataFrame, k: int) -> DataFrame:
-    best = Window.partitionBy("image_id").orderBy(F.col("score").desc(), F.col("sentence_id"))
-    return (candidates.dropDuplicates(["image_id", "sentence_id"])
-            .withColumn("rank", F.row_number().over(best)).where(F.col("rank") <= k))
+def open_file(uri: str):
+    """(path, filesystem) for pyarrow; local paths need no filesystem object."""
+    from urllib.parse import unquote, urlparse
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return unquote(parsed.path), None
+    from pyarrow import fs
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    return path, filesystem
+
+
+def read_pieces(pieces: list[Piece], dim: int, dtype: str):
+    """A bucket's sentence rows, read from their file(s) with row-group pruning on cluster_id.
+
+    Checks each cluster's row count against the plan (counted through Delta), so a table
+    changed outside the cluster stage (deleted rows, rewritten files) fails loudly.
+    """
+    import pyarrow.parquet as pq
+    parts = []
+    for file in sorted({p.file for p in pieces}):
+        mine = [p for p in pieces if p.file == file]
+        lo, hi = min(p.cluster for p in mine), max(p.cluster for p in mine)
+        path, filesystem = open_file(file)
+        table = pq.read_table(path, columns=["cluster_id", "sentence_id", "embedding"], filesystem=filesystem,
+                              filters=[("cluster_id", ">=", lo), ("cluster_id", "<=", hi)])
+        clusters = table.column("cluster_id").to_numpy()
+        take = []
+        for p in mine:
+            rows = np.flatnonzero(clusters == p.cluster)
+            if len(rows) != p.rows:
+                raise RuntimeError(f"gold.sentence_clusters file {file} holds {len(rows)} rows of cluster "
+                                   f"{p.cluster}, the plan counted {p.rows}; the table changed outside "
+                                   "the cluster stage: re-run cluster")
+            take.append(rows[p.lo:p.hi])
+        parts.append(table.take(pa.array(np.concatenate(take))))
+    table = pa.concat_tables(parts)
+    return (table.column("cluster_id").to_numpy(), table.column("sentence_id").combine_chunks(),
+            arrow_vectors(table.column("embedding"), dim, dtype))
+
+
+def search_fn(buckets: list[list[Piece]], bucket_keys: np.ndarray, dim: int, dtype: str, k: int,
+              min_score: float):
+    """grouped applyInArrow body: a bucket's images (streamed) against its sentences."""
+    bucket_of = {int(key): b for b, key in enumerate(bucket_keys)}
+
+    def run(key: tuple[pa.Scalar, ...], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        sentences = None
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            if sentences is None:
+                sentences = read_pieces(buckets[bucket_of[key[0].as_py()]], dim, dtype)
+            s_clusters, s_ids, s_vecs = sentences
+            rows, cols, scores = search_clusters(
+                batch.column("cluster_id").to_numpy(), arrow_vectors(batch.column("embedding"), dim, dtype),
+                s_clusters, s_vecs, k, min_score)
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("image_id").take(pa.array(rows)), s_ids.take(pa.array(cols)),
+                 pa.array(scores, pa.float32())], names=["image_id", "sentence_id", "score"])
+    return run
+
+
+def merge_top_k(candidates: DataFrame, image_ids: DataFrame, k: int, reason: str) -> DataFrame:
+    """Global top-k per image in one window; an image with no candidate keeps one rank-0 row."""
+    none = image_ids.select("image_id", F.lit(None).cast("string").alias("sentence_id"),
+                            F.lit(None).cast("float").alias("score"))
+    best = Window.partitionBy("image_id").orderBy(F.col("score").desc_nulls_last(), F.col("sentence_id"))
+    ranked = candidates.unionByName(none).withColumn("rank", F.row_number().over(best))
+    hit = F.col("sentence_id").isNotNull()
+    return (ranked.where((hit & (F.col("rank") <= k)) | (~hit & (F.col("rank") == 1)))
+            .select("image_id", F.when(hit, F.col("rank")).otherwise(0).cast("int").alias("rank"),
+                    "sentence_id", F.col("score").cast("float"),
+                    F.when(hit, None).otherwise(F.lit(reason)).cast("string").alias("reason")))
 
 
 class Retrieve(Stage):
@@ -62,53 +144,42 @@ class Retrieve(Stage):
 
     def run(self, ctx: Context) -> list[Ledger]:
         cfg, spark = ctx.cfg, ctx.spark
-        check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
-        centroid_model = ctx.read("gold.text_centroids").select("model").first()
-        image_model = check_same_model(ctx.read, "silver.image_embeddings")
-        if centroid_model and image_model and centroid_model[0] != image_model:
-            raise InputError(f"centroids were fitted on {centroid_model[0]} but images use {image_model}; "
+        image_model = check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
+        centroids = ctx.read("gold.text_centroids").orderBy("cluster_id").select("centroid", "model").collect()
+        models = {r["model"] for r in centroids}
+        if image_model and models and models != {image_model}:
+            raise InputError(f"centroids were fitted on {sorted(models)} but images use {image_model}; "
                              "re-run cluster")
         emb = ctx.read("silver.image_embeddings")
         dim, dtype = embedding_meta(emb)
         images = emb.where("status = 'kept'").select("image_id", "embedding")
         n_images = images.count()
         k, probes, min_score = cfg.get("retrieval.top_k"), cfg.get("retrieval.probes"), cfg.get("retrieval.min_score")
-        centroids = ctx.read("gold.text_centroids").orderBy("cluster_id").select("centroid").collect()
-        blob = b"".join(r[0] for r in centroids)
-        routed = images.mapInPandas(assign_fn(blob, dim, dtype, probes, cfg.profile == "gpu"),
-                                    "image_id string, embedding binary, cluster_id int, probe int")
 
-        sentences = ctx.read("gold.sentence_clusters")
-        sizes = {r["cluster_id"]: r["count"] for r in sentences.groupBy("cluster_id").count().collect()}
+        # One pass over the cluster_id column: which clusters each data file holds, how many rows.
+        layout = [(r["file"], r["cluster_id"], r["count"]) for r in
+                  ctx.read("gold.sentence_clusters").select("cluster_id", F.col("_metadata.file_path").alias("file"))
+                  .groupBy("file", "cluster_id").count().collect()]
         parallelism = spark.sparkContext.defaultParallelism
-        target = max(1, sum(sizes.values()) // (4 * parallelism) + 1)
-        plan = plan_buckets(sizes, cfg.get("retrieval.max_cluster_rows"), target)
-        plan_df = F.broadcast(spark.createDataFrame(
-            [(c, b, s) for c, (b, s) in plan.items()] or [(-1, 0, 1)], "cluster_id int, first_bucket int, n_sub int"))
-        sent_b = (sentences.join(plan_df, "cluster_id")
-                  # the same key type on both sides, or the cogroup does not co-partition them
-                  .withColumn("bucket", (F.col("first_bucket") + F.pmod(F.xxhash64("sentence_id"), F.col("n_sub")))
-                              .cast("int"))
-                  .select("bucket", "cluster_id", "sentence_id", "embedding"))
-        img_b = (routed.join(plan_df, "cluster_id")
-                 .withColumn("bucket", F.explode(F.sequence(F.col("first_bucket"),
-                                                            F.col("first_bucket") + F.col("n_sub") - 1)))
-                 .select("bucket", "cluster_id", "image_id", "embedding"))
-        candidates = (img_b.groupBy("bucket").cogroup(sent_b.groupBy("bucket"))
-                      .applyInPandas(search_bucket(dim, dtype, k, min_score), CANDIDATES_DDL))
-        top = merge_top_k(candidates, k).select(
-            "image_id", F.col("rank").cast("int"), "sentence_id", F.col("score").cast("float"),
-            F.lit(None).cast("string").alias("reason"))
-        misses = (images.select("image_id").join(top.select("image_id").distinct(), "image_id", "left_anti")
-                  .select("image_id", F.lit(0).alias("rank"), F.lit(None).cast("string").alias("sentence_id"),
-                          F.lit(None).cast("float").alias("score"),
-                          F.lit("no_candidate" if min_score <= -1 else "below_min_score").alias("reason")))
-        ctx.write("gold.retrievals", top.unionByName(misses))
-        written = ctx.tables.read("gold.retrievals")
-        hit = written.where("rank >= 1").select("image_id").distinct().count()
-        missed = {r["reason"]: r["count"] for r in written.where("rank = 0").groupBy("reason").count().collect()}
-        ctx.tracker.metrics({"buckets": len(set(b for b, _ in plan.values())), "clusters": len(sizes)})
-        return [Ledger("retrieval_images", n_images, hit, missed)]
+        total = sum(n for _, _, n in layout)
+        buckets, routes = plan_pieces(layout, cfg.get("retrieval.max_cluster_rows"),
+                                      total // (4 * parallelism) + 1)
+
+        blob = b"".join(r["centroid"] for r in centroids)
+        # One task per bucket, exactly: AQE does not coalesce an explicit repartition (a
+        # bucket is CPU-heavy for its bytes), and the keys avoid hash collisions.
+        keys = partition_keys(spark, max(1, len(buckets)))
+        routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, cfg.profile == "gpu", routes, keys),
+                                   ROUTED_DDL)
+        candidates = (routed.repartition(len(keys), "bucket").groupBy("bucket")
+                      .applyInArrow(search_fn(buckets, keys, dim, dtype, k, min_score), CANDIDATES_DDL))
+        reason = "no_candidate" if min_score <= -1 else "below_min_score"
+        ctx.write("gold.retrievals", merge_top_k(candidates, images.select("image_id"), k, reason))
+        counts = {r["reason"]: r["n"] for r in ctx.tables.read("gold.retrievals")
+                  .groupBy("reason").agg(F.countDistinct("image_id").alias("n")).collect()}
+        hit = counts.pop(None, 0)
+        ctx.tracker.metrics({"buckets": len(buckets), "clusters": len(routes)})
+        return [Ledger("retrieval_images", n_images, hit, counts)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,29 +1,50 @@
-"""Task plan for per-cluster search: split clusters too big for one task, pack tiny ones."""
+"""Task plan for per-cluster search over a sentence table stored clustered: split clusters
+too big for one task, pack runs of small ones, and keep each task on one file."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 
-def plan_buckets(sizes: dict[int, int], max_rows: int, target_rows: int) -> dict[int, tuple[int, int]]:
-    """cluster_id -> (first bucket, number of sub-buckets).
+@dataclass(frozen=True)
+class Piece:
+    """Rows [lo, hi) of cluster `cluster` among its `rows` rows in data file `file`."""
+    file: str
+    cluster: int
+    lo: int
+    hi: int
+    rows: int
 
-    A cluster above max_rows is spread over ceil(n / max_rows) consecutive buckets (its
-    images are searched in each, then merged). Smaller clusters are packed, largest first,
-    into shared buckets of about target_rows sentences, so thousands of 400-row clusters do
-    not become thousands of tasks.
+
+def plan_pieces(layout: list[tuple[str, int, int]], max_rows: int,
+                target_rows: int) -> tuple[list[list[Piece]], dict[int, list[int]]]:
+    """layout: (file, cluster_id, rows) of the stored table -> (buckets, cluster -> buckets).
+
+    A bucket is one task's share of sentences. Walking each file in cluster order, a cluster
+    above max_rows is cut into ceil(n / max_rows) slices of its own (its images go to every
+    slice, then merge), and smaller clusters are packed into buckets of about target_rows,
+    so thousands of 400-row clusters do not become thousands of tasks and one giant
+    cluster cannot stall the job. A bucket never spans files, so a task reads one
+    contiguous range of one file.
     """
     target_rows = max(1, min(target_rows, max_rows))
-    plan: dict[int, tuple[int, int]] = {}
-    next_bucket, open_bucket, fill = 0, None, 0
-    for cid, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+    buckets: list[list[Piece]] = []
+    routes: dict[int, list[int]] = {}
+    open_file, fill = None, 0
+    for file, cid, n in sorted(layout):
+        if n <= 0:
+            continue
         if n > max_rows:
             subs = math.ceil(n / max_rows)
-            plan[cid] = (next_bucket, subs)
-            next_bucket += subs
+            for s in range(subs):
+                buckets.append([Piece(file, cid, s * n // subs, (s + 1) * n // subs, n)])
+                routes.setdefault(cid, []).append(len(buckets) - 1)
+            open_file = None
             continue
-        if open_bucket is None or fill + n > target_rows:
-            open_bucket, fill = next_bucket, 0
-            next_bucket += 1
-        plan[cid] = (open_bucket, 1)
+        if open_file != file or fill + n > target_rows:
+            buckets.append([])
+            open_file, fill = file, 0
+        buckets[-1].append(Piece(file, cid, 0, n, n))
         fill += n
-    return plan
+        routes.setdefault(cid, []).append(len(buckets) - 1)
+    return buckets, routes

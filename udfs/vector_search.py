@@ -65,3 +65,55 @@ def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, block: int = 4096) ->
         idx_out[start:start + block] = np.take_along_axis(part, order, axis=1)
         scores_out[start:start + block] = np.take_along_axis(part_scores, order, axis=1)
     return scores_out, idx_out
+
+
+def arrow_vectors(arr, dim: int, dtype: str = "float32") -> np.ndarray:
+    """A pyarrow binary column of stored vectors -> (n, dim) float32, without Python objects.
+
+    Reads the values buffer in place; every value must be exactly one vector long.
+    """
+    import pyarrow as pa
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    np_dtype = np.dtype("<f2" if dtype == "float16" else "<f4")
+    n, width = len(arr), dim * np_dtype.itemsize
+    if n == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    if arr.null_count:
+        raise ValueError("null embedding in a vector column")
+    off_type = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], dtype=off_type)[arr.offset:arr.offset + n + 1]
+    if not (np.diff(offsets) == width).all():
+        raise ValueError(f"embedding of the wrong length (expected {width} bytes: dim={dim}, {dtype})")
+    vecs = np.frombuffer(arr.buffers()[2], dtype=np_dtype, count=n * dim, offset=int(offsets[0]))
+    return vecs.reshape(n, dim).astype(np.float32, copy=np_dtype != np.float32)
+
+
+def search_clusters(q_clusters: np.ndarray, q_vecs: np.ndarray, c_clusters: np.ndarray,
+                    c_vecs: np.ndarray, k: int, min_score: float = -1.0):
+    """Exact top-k of every query among the corpus rows of its own cluster.
+
+    q_clusters / c_clusters: the cluster of each query / corpus row. One dense product per
+    cluster present on both sides. Returns (query rows, corpus rows, scores), flat, best
+    first within a query; pairs under min_score are dropped.
+    """
+    q_order = np.argsort(q_clusters, kind="stable")
+    c_order = np.argsort(c_clusters, kind="stable")
+    qc, cc = q_clusters[q_order], c_clusters[c_order]
+    q_ids, q_start = np.unique(qc, return_index=True)
+    q_end = np.append(q_start[1:], len(qc))
+    c_lo, c_hi = np.searchsorted(cc, q_ids, "left"), np.searchsorted(cc, q_ids, "right")
+    rows, cols, scores = [], [], []
+    for a, b, lo, hi in zip(q_start, q_end, c_lo, c_hi):
+        if hi == lo:
+            continue
+        qi, ci = q_order[a:b], c_order[lo:hi]
+        s, j = top_k(q_vecs[qi], c_vecs[ci], k)
+        rows.append(np.repeat(qi, s.shape[1]))
+        cols.append(ci[j.reshape(-1)])
+        scores.append(s.reshape(-1))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    rows, cols, scores = np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
+    keep = scores >= min_score
+    return rows[keep], cols[keep], scores[keep]

@@ -63,7 +63,7 @@ def test_all_probes_equal_exact_search(spark, tmp_path):
 
 def test_one_probe_equals_a_single_process_two_level_search(spark, tmp_path):
     sents, imgs = planted(np.random.default_rng(1))
-    store, _ = run(spark, tmp_path, sents, imgs)
+    store, _ = run(spark, tmp_path, sents, imgs, "retrieval.probes=1")
     cents = np.stack([np.frombuffer(r["centroid"], "<f4") for r in
                       store.read("gold.text_centroids").orderBy("cluster_id").collect()])
     sent_cluster, img_cluster = np.argmax(sents @ cents.T, axis=1), np.argmax(imgs @ cents.T, axis=1)

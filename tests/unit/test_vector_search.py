@@ -1,7 +1,10 @@
 import numpy as np
 
-from realsyn.udfs.cluster_plan import plan_buckets
-from realsyn.udfs.vector_search import fit_kmeans, nearest_centroids, top_k
+import pyarrow as pa
+import pytest
+
+from realsyn.udfs.cluster_plan import plan_pieces
+from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans, nearest_centroids, search_clusters, top_k
 
 
 def unit(rng, n, d):
@@ -35,13 +38,37 @@ def test_kmeans_is_deterministic_and_routes_to_nearest():
 
 
 def test_plan_splits_giants_and_packs_small_clusters():
-    sizes = {0: 1000, 1: 10, 2: 20, 3: 30, 4: 5}
-    plan = plan_buckets(sizes, max_rows=300, target_rows=40)
-    first, subs = plan[0]
-    assert subs == 4
-    small_buckets = {plan[c][0] for c in (1, 2, 3, 4)}
-    assert len(small_buckets) < 4 and all(b >= first + subs for b in small_buckets)
-    load = {}
-    for c in (1, 2, 3, 4):
-        load[plan[c][0]] = load.get(plan[c][0], 0) + sizes[c]
-    assert max(load.values()) <= 40
+    layout = [("f1", 0, 1000), ("f1", 1, 10), ("f1", 2, 20), ("f2", 3, 30), ("f2", 4, 5), ("f2", 5, 8)]
+    buckets, routes = plan_pieces(layout, max_rows=300, target_rows=40)
+    assert len(routes[0]) == 4                      # the giant is cut in 4 slices of <= 300
+    slices = [buckets[b][0] for b in routes[0]]
+    assert [(p.lo, p.hi) for p in slices] == [(0, 250), (250, 500), (500, 750), (750, 1000)]
+    for c in (1, 2, 3, 4, 5):
+        assert len(routes[c]) == 1
+    assert routes[1] == routes[2] and routes[3] == routes[4] != routes[5]   # packed up to 40 rows
+    for bucket in buckets:
+        assert len({p.file for p in bucket}) == 1   # one file per task
+        assert sum(p.hi - p.lo for p in bucket) <= 300
+
+
+def test_arrow_vectors_reads_in_place_and_checks_length():
+    rng = np.random.default_rng(3)
+    x = unit(rng, 7, 4)
+    arr = pa.array([v.astype("<f4").tobytes() for v in x], pa.binary())
+    assert np.array_equal(arrow_vectors(arr.slice(2, 3), 4), x[2:5])
+    assert np.allclose(arrow_vectors(pa.array([v.astype("<f2").tobytes() for v in x]), 4, "float16"), x, atol=1e-3)
+    with pytest.raises(ValueError, match="wrong length"):
+        arrow_vectors(pa.array([b"\0" * 12]), 4)
+
+
+def test_search_clusters_is_exact_within_each_cluster():
+    rng = np.random.default_rng(4)
+    q, c = unit(rng, 40, 8), unit(rng, 200, 8)
+    qc, cc = rng.integers(0, 5, 40), rng.integers(0, 6, 200)
+    rows, cols, scores = search_clusters(qc, q, cc, c, 3)
+    for i in range(40):
+        members = np.flatnonzero(cc == qc[i])
+        expect = members[np.argsort(-(c[members] @ q[i]), kind="stable")[:3]]
+        assert list(cols[rows == i]) == list(expect)
+    rows, _, scores = search_clusters(qc, q, cc, c, 3, min_score=0.5)
+    assert (scores >= 0.5).all()
