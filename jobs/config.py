@@ -75,6 +75,8 @@ RULES: dict[str, tuple] = {
     "generation.tag_min_score": ("range", -1.0, 1.0),
     "generation.llm_max_new_tokens": ("range", 1, 8192),
     "generation.batch_size": ("range", 1, 100_000),
+    "generation.engine": ("choice", {"auto", "transformers", "vllm"}),
+    "generation.vllm_gpu_memory": ("range", 0.01, 1.0),
     "balance.sim_min": ("range", -1.0, 1.0),
     "balance.sim_max": ("range", -1.0, 1.0),
     "balance.num_clusters": ("range", 1, 10**9),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -10,7 +11,7 @@ from pyspark.sql import functions as F
 from realsyn.jobs.config import Config
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
 from realsyn.udfs.clip_encoder import EncoderSpec
-from realsyn.udfs.embed_batches import embed_images, embed_texts
+from realsyn.udfs.embed_batches import embed_images_arrow, embed_texts_arrow
 
 OUT_DDL = "{key} string, embedding binary, model string, dim int, dtype string, status string, reason string"
 
@@ -25,6 +26,34 @@ def encoder_spec(cfg: Config) -> EncoderSpec:
             raise InputError(f"models.weights_dir: {weights} does not exist (expected clip/*.safetensors)")
     return EncoderSpec(preset["clip"], preset["clip_pretrained"], weights, cfg.get("run.seed"),
                        cfg.get("embedding.torch_threads"), cfg.get("embedding.mixed_precision"))
+
+
+@contextmanager
+def arrow_batch_rows(spark, rows: int):
+    """Arrow batches of about one model batch while the block runs: the JVM then streams
+    batches to the Python worker while it encodes the previous one, instead of handing it
+    a whole partition (10,000 rows by default) at once."""
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    old = spark.conf.get(key, None)
+    spark.conf.set(key, str(max(1, rows)))
+    try:
+        yield
+    finally:
+        if old is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, old)
+
+
+def spread(df: DataFrame, parallelism: int, n_rows: int, batch: int) -> DataFrame:
+    """Enough equal tasks to keep every core busy, without shuffling rows needlessly:
+    the input keeps its partitions when there are at least as many as cores and they fill
+    the cores evenly (a multiple of them, or many); otherwise round-robin repartition."""
+    want = max(1, min(parallelism, n_rows // batch + 1))
+    have = df.rdd.getNumPartitions()
+    if have >= want and (have % want == 0 or have >= 4 * want):
+        return df
+    return df.repartition(want)
 
 
 def single_model(df: DataFrame, table: str) -> str | None:
@@ -58,14 +87,16 @@ class Embed(Stage):
         parts = ctx.spark.sparkContext.defaultParallelism
         images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
         n_images = images.count()
-        image_vecs = (images.repartition(max(1, min(parts, n_images // size + 1)))
-                      .mapInPandas(embed_images(spec, size, dtype), OUT_DDL.format(key="image_id")))
-        ctx.write("silver.image_embeddings", image_vecs)
+        image_vecs = (spread(images, parts, n_images, size)
+                      .mapInArrow(embed_images_arrow(spec, size, dtype), OUT_DDL.format(key="image_id")))
+        with arrow_batch_rows(ctx.spark, size):
+            ctx.write("silver.image_embeddings", image_vecs)
         sentences = ctx.read("silver.sentences").where("status = 'kept'").select("sentence_id", "text")
         n_sentences = sentences.count()
         sentence_vecs = (sentences.repartition(max(1, min(parts * 4, n_sentences // size + 1)))
-                         .mapInPandas(embed_texts(spec, size, dtype), OUT_DDL.format(key="sentence_id")))
-        ctx.write("silver.sentence_embeddings", sentence_vecs)
+                         .mapInArrow(embed_texts_arrow(spec, size, dtype), OUT_DDL.format(key="sentence_id")))
+        with arrow_batch_rows(ctx.spark, size):
+            ctx.write("silver.sentence_embeddings", sentence_vecs)
         check_same_model(ctx.tables.read, "silver.image_embeddings", "silver.sentence_embeddings")
         area = ctx.read("silver.images").where("status = 'kept'").groupBy("image_id").agg(
             F.max(F.col("width") * F.col("height")).alias("area"))

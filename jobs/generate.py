@@ -10,7 +10,7 @@ from realsyn.jobs.cluster import embedding_meta
 from realsyn.jobs.embed import check_same_model, encoder_spec
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, ledger_from_status
 from realsyn.udfs.clip_encoder import Encoder
-from realsyn.udfs.generation_models import GenSpec
+from realsyn.udfs.generation_models import GenSpec, vllm_importable
 from realsyn.udfs.synthesis import OUTPUT_DDL, synthesize
 from realsyn.udfs.tag_vocabulary import merge_user_tags, mine_tags
 
@@ -25,9 +25,14 @@ def gen_spec(cfg) -> GenSpec:
             if not os.path.isdir(folder):
                 raise InputError(f"models.weights_dir: {folder} does not exist (save_pretrained folder expected)")
             local[role] = folder
+    engine = cfg.get("generation.engine")
+    if engine == "vllm" and not vllm_importable():   # fail before any task starts
+        raise InputError("generation.engine: vllm, but the vllm package is not installed; "
+                         "install it on a GPU cluster or set generation.engine to auto or transformers")
     return GenSpec(preset["captioner"], preset["llm"], local["captioner"], local["llm"], cfg.get("run.seed"),
                    cfg.get("generation.caption_max_new_tokens"), cfg.get("generation.caption_num_beams"),
-                   cfg.get("generation.llm_max_new_tokens"), cfg.get("embedding.torch_threads"))
+                   cfg.get("generation.llm_max_new_tokens"), cfg.get("embedding.torch_threads"),
+                   engine, cfg.get("generation.vllm_gpu_memory"))
 
 
 class Generate(Stage):

@@ -54,6 +54,10 @@ class Encoder:
             weights_id = load_safetensors(model, spec.weights)
         self.model_id = model_identity(spec, weights_id)
         self.preprocess = open_clip.transform.image_transform(size, is_train=False)
+        self.image_size = size
+        mean, std = open_clip.constants.OPENAI_DATASET_MEAN, open_clip.constants.OPENAI_DATASET_STD
+        self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.model = model.to(self.device).eval()
         self.dim = int(TINY["embed_dim"] if spec.arch == "tiny" else model.text_projection.shape[-1]
                        if getattr(model, "text_projection", None) is not None else model.visual.output_dim)
@@ -64,9 +68,24 @@ class Encoder:
             return torch.autocast("cuda", dtype=torch.float16)
         return torch.autocast("cpu", enabled=False)
 
+    def preprocess_batch(self, images: list):
+        """The same pixels as `self.preprocess` per image (resize shorter side, bicubic with
+        antialias, centre crop, /255, normalise), but the tensor steps run once per batch:
+        only the PIL resize and crop stay per image."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+        torch, size = self.torch, self.image_size
+        arrays = []
+        for im in images:
+            im = TF.center_crop(TF.resize(im, size, interpolation=InterpolationMode.BICUBIC, antialias=True),
+                                [size, size])
+            arrays.append(np.asarray(im.convert("RGB") if im.mode != "RGB" else im))
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(torch.float32).div(255)
+        return batch.sub_(self._mean).div_(self._std).contiguous()
+
     def encode_images(self, images: list) -> np.ndarray:
         torch = self.torch
-        batch = torch.stack([self.preprocess(im) for im in images]).to(self.device)
+        batch = self.preprocess_batch(images).to(self.device)
         with torch.inference_mode(), self._autocast():
             out = self.model.encode_image(batch)
         return normalise(out.float().cpu().numpy())
@@ -137,8 +156,9 @@ def encoder_for(spec: EncoderSpec) -> Encoder:
 
 
 def to_bytes(vectors: np.ndarray, dtype: str) -> list[bytes]:
-    arr = vectors.astype("<f2" if dtype == "float16" else "<f4")
-    return [row.tobytes() for row in arr]
+    arr = np.ascontiguousarray(vectors.astype("<f2" if dtype == "float16" else "<f4"))
+    buf, width = arr.tobytes(), arr.shape[1] * arr.itemsize
+    return [buf[i * width:(i + 1) * width] for i in range(arr.shape[0])]
 
 
 def from_bytes(blobs, dim: int, dtype: str = "float32") -> np.ndarray:

@@ -3,6 +3,13 @@
 `tiny` builds both from config with a fixed seed and a small byte-level BPE tokenizer
 trained in memory (no download); other presets name hub models; any preset can load a
 local folder saved with save_pretrained (safetensors only).
+
+Fusion engines (`generation.engine`): `transformers` (always available) or `vllm`
+(GPU clusters where vllm is installed), behind one interface: render(prompts) and
+fuse(prompts). Both render the same chat template with the same tokenizer and hand
+the engine token ids, with greedy decoding mapped parameter by parameter
+(vllm_sampling_kwargs). `auto` picks vLLM only where it can run (choose_engine).
+The vLLM path is not exercised by this project's tests (no GPU, vllm not installed).
 """
 from __future__ import annotations
 
@@ -31,6 +38,8 @@ class GenSpec:
     caption_num_beams: int
     llm_max_new_tokens: int
     threads: int
+    engine: str = "transformers"      # auto | transformers | vllm (resolved per worker)
+    vllm_gpu_memory: float = 0.8      # vLLM's gpu_memory_utilization (its share of the GPU)
 
 
 def tiny_tokenizer():
@@ -117,6 +126,94 @@ def load_llm(name: str, local_dir: str, seed: int):
             AutoTokenizer.from_pretrained(name), name)
 
 
+ENGINES = ("auto", "transformers", "vllm")
+
+
+class EngineError(RuntimeError):
+    """The configured fusion engine cannot run here; the message says why and what to set."""
+
+
+def vllm_importable() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("vllm") is not None
+
+
+def choose_engine(requested: str, llm: str, llm_dir: str, vllm_ok: bool, cuda: bool) -> str:
+    """The fusion engine to use. `auto`: vLLM where it is installed, a GPU is visible and
+    the LLM is a named or saved model (the tiny LLM only exists in memory); transformers
+    otherwise. `vllm` asked for where it cannot run is an error, never a silent fallback."""
+    if requested not in ENGINES:
+        raise EngineError(f"generation.engine: {requested!r} is not one of {', '.join(ENGINES)}")
+    loadable = bool(llm_dir) or llm != "tiny"
+    if requested == "auto":
+        return "vllm" if vllm_ok and cuda and loadable else "transformers"
+    if requested == "vllm":
+        if not vllm_ok:
+            raise EngineError("generation.engine: vllm, but the vllm package is not installed on this "
+                              "Python; install it (GPU clusters) or set generation.engine to transformers or auto")
+        if not loadable:
+            raise EngineError("generation.engine: vllm cannot load the tiny LLM (built in memory); "
+                              "use a named model, models.weights_dir, or generation.engine: transformers")
+        if not cuda:
+            raise EngineError("generation.engine: vllm needs a CUDA GPU, and none is visible to this worker")
+    return requested
+
+
+def vllm_sampling_kwargs(max_new_tokens: int, generation_config: dict) -> dict:
+    """SamplingParams keywords that decode as the transformers path does: greedy
+    (do_sample=False, so temperature/top_p/top_k do not apply), the same token limit,
+    the model's repetition penalty and end-of-sequence ids, special tokens dropped.
+    Settings with no vLLM equivalent are refused rather than silently ignored."""
+    unsupported = {k: generation_config[k] for k in ("no_repeat_ngram_size", "num_beams")
+                   if generation_config.get(k) not in (None, 0, 1)}
+    if unsupported:
+        raise EngineError(f"generation settings with no vLLM equivalent in greedy mode: {unsupported}")
+    eos = generation_config.get("eos_token_id")
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    kwargs = {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_tokens": int(max_new_tokens),
+              "repetition_penalty": float(generation_config.get("repetition_penalty") or 1.0),
+              "skip_special_tokens": True}
+    if eos:
+        kwargs["stop_token_ids"] = eos
+    return kwargs
+
+
+class TransformersFusion:
+    """Batched greedy generate() with left padding."""
+
+    name = "transformers"
+
+    def __init__(self, model, tok, device: str, max_new_tokens: int):
+        import torch
+        self.torch, self.model, self.tok, self.device, self.max_new_tokens = torch, model, tok, device, max_new_tokens
+
+    def fuse(self, rendered: list[str]) -> list[str]:
+        torch = self.torch
+        enc = self.tok(rendered, return_tensors="pt", padding=True,
+                       add_special_tokens=False, return_token_type_ids=False).to(self.device)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False)
+        return self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+class VLLMFusion:
+    """vLLM offline engine on the worker's GPU, fed the same token ids as transformers."""
+
+    name = "vllm"
+
+    def __init__(self, source: str, tok, spec: GenSpec, generation_config: dict):
+        from vllm import LLM, SamplingParams   # lazy: only GPU clusters have it
+        self.tok = tok
+        self.engine = LLM(model=source, tokenizer=source, seed=spec.seed, tensor_parallel_size=1,
+                          gpu_memory_utilization=spec.vllm_gpu_memory)
+        self.params = SamplingParams(**vllm_sampling_kwargs(spec.llm_max_new_tokens, generation_config))
+
+    def fuse(self, rendered: list[str]) -> list[str]:
+        ids = [self.tok(r, add_special_tokens=False)["input_ids"] for r in rendered]
+        outs = self.engine.generate([{"prompt_token_ids": i} for i in ids], self.params, use_tqdm=False)
+        return [o.outputs[0].text if o.outputs else "" for o in outs]
+
+
 class Generators:
     """Captioner + LLM on the task's device, greedy (or beam) decoding, batched."""
 
@@ -126,14 +223,30 @@ class Generators:
         torch.set_num_threads(spec.threads)
         self.torch, self.spec = torch, spec
         self.device = pick_device()
+        self.engine = choose_engine(spec.engine, spec.llm, spec.llm_dir, vllm_importable(),
+                                    self.device.startswith("cuda"))   # before any model loads
         self.cap_model, self.cap_processor, self.cap_tok, self.captioner_id = load_captioner(
             spec.captioner, spec.captioner_dir, spec.seed)
-        self.llm, self.llm_tok, self.llm_id = load_llm(spec.llm, spec.llm_dir, spec.seed)
-        self.llm_tok.padding_side = "left"
-        if self.llm_tok.pad_token is None:
-            self.llm_tok.pad_token = self.llm_tok.eos_token
         self.cap_model = self.cap_model.to(self.device).eval()
-        self.llm = self.llm.to(self.device).eval()
+        if self.engine == "vllm":
+            from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+            source = spec.llm_dir or spec.llm
+            self.llm_tok = AutoTokenizer.from_pretrained(source)
+            self.llm = None   # the weights live inside the vLLM engine
+            self.llm_id = (f"{AutoConfig.from_pretrained(source).model_type}@local:"
+                           f"{os.path.basename(spec.llm_dir.rstrip('/'))}" if spec.llm_dir else spec.llm)
+            try:
+                gen_cfg = GenerationConfig.from_pretrained(source).to_dict()
+            except OSError:   # a model without generation_config.json: transformers' defaults
+                gen_cfg = GenerationConfig().to_dict()
+            self.fusion = VLLMFusion(source, self.llm_tok, spec, gen_cfg)
+        else:
+            self.llm, self.llm_tok, self.llm_id = load_llm(spec.llm, spec.llm_dir, spec.seed)
+            self.llm_tok.padding_side = "left"
+            if self.llm_tok.pad_token is None:
+                self.llm_tok.pad_token = self.llm_tok.eos_token
+            self.llm = self.llm.to(self.device).eval()
+            self.fusion = TransformersFusion(self.llm, self.llm_tok, self.device, spec.llm_max_new_tokens)
 
     def caption(self, images: list) -> list[str]:
         torch = self.torch
@@ -148,13 +261,7 @@ class Generators:
                                                  add_generation_prompt=True) for p in prompts]
 
     def fuse(self, prompts: list[str]) -> list[str]:
-        torch = self.torch
-        enc = self.llm_tok(self.render(prompts), return_tensors="pt", padding=True,
-                           add_special_tokens=False, return_token_type_ids=False).to(self.device)
-        with torch.inference_mode():
-            out = self.llm.generate(**enc, max_new_tokens=self.spec.llm_max_new_tokens, do_sample=False)
-        new = out[:, enc["input_ids"].shape[1]:]
-        return self.llm_tok.batch_decode(new, skip_special_tokens=True)
+        return self.fusion.fuse(self.render(prompts))
 
 
 _GENERATORS: dict[GenSpec, Generators] = {}

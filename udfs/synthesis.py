@@ -44,8 +44,14 @@ def top_tags(image_vecs: np.ndarray, tag_vecs: np.ndarray, tags: list[str], m: i
     return [[tags[j] for j in row if sims[i, j] >= floor] for i, row in enumerate(order)]
 
 
-def synthesize(spec: GenSpec, template: str, dim: int, dtype: str, tags: list[str], tag_blob: bytes,
-               tag_top_m: int, tag_min_score: float, batch_size: int):
+COLUMNS = ["image_id", "caption", "tags", "syn_text", "models", "status", "reason"]
+
+
+def synthesis_rows(template: str, dim: int, dtype: str, tags: list[str], tag_blob: bytes,
+                   tag_top_m: int, tag_min_score: float):
+    """rows(gen, chunk) -> output tuples for one chunk (image_id, embedding, r1, bytes);
+    a failing chunk is retried row by row so one bad row costs only itself. Shared by the
+    Spark body below and by plain callers (benchmarks/generation.py), so both do the same work."""
     tag_vecs = from_bytes([tag_blob[i * dim * 4:(i + 1) * dim * 4] for i in range(len(tags))], dim)
 
     def one_batch(gen, chunk: pd.DataFrame) -> list[tuple]:
@@ -66,28 +72,36 @@ def synthesize(spec: GenSpec, template: str, dim: int, dtype: str, tags: list[st
         prompts = [render_prompt(template, r1, cap, tl)
                    for r1, cap, tl in zip(sub["r1"].tolist(), captions, tag_lists)]
         outputs = gen.fuse(prompts)
-        models = json.dumps({"captioner": gen.captioner_id, "llm": gen.llm_id, "tagger": "clip"})
+        models = json.dumps({"captioner": gen.captioner_id, "llm": gen.llm_id, "llm_engine": gen.engine,
+                             "tagger": "clip"})
         for image_id, cap, tl, prompt, out in zip(sub["image_id"], captions, tag_lists, prompts, outputs):
             syn = postprocess(out, prompt)
             rows.append((image_id, cap, tl, syn or None, models, "kept" if syn else "rejected",
                          None if syn else "empty_output"))
         return rows
 
+    def rows(gen, chunk: pd.DataFrame) -> list[tuple]:
+        try:
+            return one_batch(gen, chunk)
+        except Exception:  # isolate the failing row(s) instead of losing the batch
+            out = []
+            for i in range(len(chunk)):
+                try:
+                    out += one_batch(gen, chunk.iloc[i:i + 1])
+                except Exception as err:
+                    out.append((chunk["image_id"].iloc[i], None, [], None, None, "rejected",
+                                f"generation_error:{type(err).__name__}"))
+            return out
+    return rows
+
+
+def synthesize(spec: GenSpec, template: str, dim: int, dtype: str, tags: list[str], tag_blob: bytes,
+               tag_top_m: int, tag_min_score: float, batch_size: int):
+    rows = synthesis_rows(template, dim, dtype, tags, tag_blob, tag_top_m, tag_min_score)
+
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         gen = generators_for(spec)
-        cols = ["image_id", "caption", "tags", "syn_text", "models", "status", "reason"]
         for batch in batches:
             for start in range(0, len(batch), batch_size):
-                chunk = batch.iloc[start:start + batch_size]
-                try:
-                    rows = one_batch(gen, chunk)
-                except Exception:  # isolate the failing row(s) instead of losing the batch
-                    rows = []
-                    for i in range(len(chunk)):
-                        try:
-                            rows += one_batch(gen, chunk.iloc[i:i + 1])
-                        except Exception as err:
-                            rows.append((chunk["image_id"].iloc[i], None, [], None, None, "rejected",
-                                         f"generation_error:{type(err).__name__}"))
-                yield pd.DataFrame(rows, columns=cols)
+                yield pd.DataFrame(rows(gen, batch.iloc[start:start + batch_size]), columns=COLUMNS)
     return run

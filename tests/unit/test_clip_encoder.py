@@ -41,3 +41,34 @@ def test_weights_load_from_a_local_safetensors_folder(tmp_path):
     with pytest.raises(ValueError, match="safetensors"):
         type(source)(EncoderSpec("tiny", "", str(tmp_path / "evil.bin"), 1, 1, False))
     del torch
+
+
+def test_batched_preprocess_gives_the_same_pixels_as_open_clip_per_image():
+    import torch
+    enc = encoder_for(SPEC)
+    rng = np.random.default_rng(1)
+    imgs = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in ((90, 200), (64, 64), (300, 70))]
+    imgs.append(Image.new("L", (33, 90), 120))   # grey: converted to RGB after the crop, as open_clip does
+    assert torch.equal(enc.preprocess_batch(imgs), torch.stack([enc.preprocess(im) for im in imgs]))
+
+
+def test_arrow_and_pandas_bodies_give_the_same_rows():
+    import io
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from realsyn.udfs.embed_batches import embed_images, embed_images_arrow, embed_texts, embed_texts_arrow
+    buf = io.BytesIO()
+    Image.new("RGB", (70, 50), (1, 2, 3)).save(buf, "PNG")
+    images = pd.DataFrame({"image_id": ["a", "b", "c"], "bytes": [buf.getvalue(), b"not an image", buf.getvalue()]})
+    texts = pd.DataFrame({"sentence_id": ["x", "y"], "text": ["a dog", None]})
+    for df, pandas_fn, arrow_fn in ((images, embed_images, embed_images_arrow), (texts, embed_texts, embed_texts_arrow)):
+        via_pandas = pd.concat(list(pandas_fn(SPEC, 2, "float16")(iter([df]))), ignore_index=True)
+        batches = list(arrow_fn(SPEC, 2, "float16")(iter([pa.RecordBatch.from_pandas(df, preserve_index=False)])))
+        via_arrow = pa.Table.from_batches(batches).to_pandas()
+        assert via_arrow.drop(columns="dim").equals(via_pandas.drop(columns="dim"))
+        assert list(via_arrow["dim"]) == list(via_pandas["dim"])
+    rejected = pd.concat(list(embed_images(SPEC, 2, "float32")(iter([images]))))
+    assert rejected.set_index("image_id").loc["b", "reason"] == "undecodable"
+    assert rejected.set_index("image_id").loc["a", "status"] == "kept"

@@ -47,3 +47,62 @@ def test_models_load_from_local_save_pretrained_folders(tmp_path):
     local = Generators(GenSpec("ignored", "ignored", str(tmp_path / "captioner"), str(tmp_path / "llm"), 1, 8, 1, 12, 1))
     assert local.llm_id.endswith("@local:llm")
     assert local.fuse(["merge the raw text"]) == gen.fuse(["merge the raw text"])
+
+
+def test_engine_selection():
+    import pytest
+
+    from realsyn.udfs.generation_models import EngineError, choose_engine
+    # auto: vLLM only where it is installed, a GPU is visible and the LLM can be loaded by name or folder
+    assert choose_engine("auto", "Qwen/Qwen2.5-0.5B-Instruct", "", vllm_ok=True, cuda=True) == "vllm"
+    assert choose_engine("auto", "tiny", "/models/llm", vllm_ok=True, cuda=True) == "vllm"
+    assert choose_engine("auto", "tiny", "", vllm_ok=True, cuda=True) == "transformers"
+    assert choose_engine("auto", "Qwen/Qwen2.5-0.5B-Instruct", "", vllm_ok=False, cuda=True) == "transformers"
+    assert choose_engine("auto", "Qwen/Qwen2.5-0.5B-Instruct", "", vllm_ok=True, cuda=False) == "transformers"
+    assert choose_engine("transformers", "x", "", vllm_ok=True, cuda=True) == "transformers"
+    assert choose_engine("vllm", "x", "", vllm_ok=True, cuda=True) == "vllm"
+    with pytest.raises(EngineError, match="not installed"):
+        choose_engine("vllm", "x", "", vllm_ok=False, cuda=True)
+    with pytest.raises(EngineError, match="tiny LLM"):
+        choose_engine("vllm", "tiny", "", vllm_ok=True, cuda=True)
+    with pytest.raises(EngineError, match="CUDA"):
+        choose_engine("vllm", "x", "", vllm_ok=True, cuda=False)
+    with pytest.raises(EngineError, match="not one of"):
+        choose_engine("tgi", "x", "", vllm_ok=True, cuda=True)
+
+
+def test_vllm_sampling_parameters_mirror_greedy_transformers():
+    import pytest
+    from transformers import GenerationConfig
+
+    from realsyn.udfs.generation_models import EngineError, vllm_sampling_kwargs
+    # An instruct model's config samples by default; the transformers path decodes greedily
+    # (do_sample=False), so only the limit, repetition penalty and stop ids carry over.
+    cfg = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.05,
+                           eos_token_id=[151645, 151643]).to_dict()
+    assert vllm_sampling_kwargs(96, cfg) == {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_tokens": 96,
+                                             "repetition_penalty": 1.05, "skip_special_tokens": True,
+                                             "stop_token_ids": [151645, 151643]}
+    plain = vllm_sampling_kwargs(12, GenerationConfig(eos_token_id=2).to_dict())
+    assert plain["repetition_penalty"] == 1.0 and plain["stop_token_ids"] == [2] and plain["max_tokens"] == 12
+    assert "stop_token_ids" not in vllm_sampling_kwargs(5, {})
+    with pytest.raises(EngineError, match="no_repeat_ngram_size"):
+        vllm_sampling_kwargs(5, {"no_repeat_ngram_size": 3})
+
+
+def test_engine_vllm_without_vllm_is_a_clear_error(tmp_path):
+    import pytest
+
+    from realsyn.jobs.generate import gen_spec
+    from realsyn.jobs.stage import InputError
+    from realsyn.udfs.generation_models import EngineError, vllm_importable
+    if vllm_importable():
+        pytest.skip("vllm is installed here")
+    cfg = load_config("local", overrides=[f"run.work_dir={tmp_path}", "generation.engine=vllm"])
+    with pytest.raises(InputError, match="vllm package is not installed"):
+        gen_spec(cfg)
+    spec = gen_spec(load_config("local", overrides=[f"run.work_dir={tmp_path}"]))
+    assert spec.engine == "auto"
+    assert Generators(spec).engine == "transformers"      # auto falls back here (no vllm, tiny LLM)
+    with pytest.raises(EngineError, match="not installed"):
+        Generators(GenSpec("tiny", "tiny", "", "", 42, 8, 1, 12, 1, engine="vllm"))
