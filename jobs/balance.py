@@ -10,6 +10,7 @@ shuffle for the rank, no collect of the table.
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -50,13 +51,21 @@ class BalanceParams:
     kmeans_iters: int
     seed: int
     use_gpu: bool = False
+    kmeans_threads: int = 1          # the driver fits k-means while the executors wait
 
     @classmethod
     def from_config(cls, cfg) -> "BalanceParams":
         return cls(cfg.get("balance.sim_min"), cfg.get("balance.sim_max"), cfg.get("balance.num_clusters"),
                    cfg.get("balance.images_per_cluster"), list(cfg.get("balance.caps")),
                    cfg.get("retrieval.kmeans_sample"), cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"),
-                   cfg.profile == "gpu")
+                   cfg.profile == "gpu", driver_threads())
+
+
+def driver_threads() -> int:
+    from pyspark import SparkContext
+    sc = SparkContext._active_spark_context
+    parallelism = sc.defaultParallelism if sc is not None else 1
+    return max(1, min(parallelism, os.cpu_count() or 1))
 
 
 def fit_centroids(pairs: DataFrame, n_rows: int, dim: int, dtype: str, p: BalanceParams) -> tuple[np.ndarray | None, int]:
@@ -65,13 +74,14 @@ def fit_centroids(pairs: DataFrame, n_rows: int, dim: int, dtype: str, p: Balanc
     K follows the window's size, estimated from the sample (exact when the sample is all)."""
     fraction = min(1.0, p.kmeans_sample / max(n_rows, 1))
     sample = hash_sample(pairs, "image_id", fraction, p.seed).select("image_id", "embedding", "text_vec")
-    table = sample.orderBy("image_id").toArrow()
+    table = sample.toArrow()
+    table = table.take(table.column("image_id").to_numpy(zero_copy_only=False).argsort(kind="stable"))  # key order
     vecs = in_window(table, dim, dtype, p.sim_min, p.sim_max)
     if len(vecs) == 0:
         return None, 0
     n_window = int(round(len(vecs) / fraction))
     k = max(1, min(p.num_clusters, n_window // p.images_per_cluster or 1))
-    return fit_kmeans(vecs, k, p.kmeans_iters, p.seed), n_window
+    return fit_kmeans(vecs, k, p.kmeans_iters, p.seed, p.kmeans_threads), n_window
 
 
 def scored_fn(dim: int, dtype: str, p: BalanceParams, blob: bytes | None):
