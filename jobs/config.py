@@ -83,6 +83,9 @@ RULES: dict[str, tuple] = {
     "balance.images_per_cluster": ("range", 1, 10**9),
     "export.shard_bytes": ("range", 1_000, 10**12),
     "export.resize_to": ("range", 8, 100_000),
+    "export.mds_shard_bytes": ("range", 1_000, 10**12),
+    "export.card_samples": ("range", 0, 1_000),
+    "export.card_sim_bins": ("range", 2, 10_000),
 }
 
 # Pairs that must be ordered (lo <= hi).

@@ -9,10 +9,13 @@ import json
 import os
 import sys
 
+import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.stage import Context, Ledger, Stage
+from realsyn.jobs.stage import RUNS_TABLE, Context, Ledger, Stage
+from realsyn.schemas import REGISTRY
+from realsyn.udfs import dataset_card as card
 from realsyn.udfs.webdataset_shards import write_shards
 
 RELEASE_COLUMNS = ["raw_image_url", "text1", "text2", "text3", "syn_text"]
@@ -58,19 +61,27 @@ class Export(Stage):
             subset = gold.where(F.col("min_cap") <= cap)
             counts[cap] = subset.count()
             self.write_release(spark, subset, f"{out_dir}/realsyn_cap{cap}", cfg.get("export.shard_bytes"))
+        images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes").dropDuplicates(["image_id"])
+        files = ["Release Parquet: `realsyn_cap<t>/train-000NN-of-000MM.parquet`, columns "
+                 + ", ".join(RELEASE_COLUMNS) + "."]
         if cfg.get("export.webdataset"):
-            images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes").dropDuplicates(["image_id"])
             top_cap = max(cfg.get("balance.caps"))
             write_shards(gold.where(F.col("min_cap") <= top_cap).join(images, "image_id"),
                          f"{out_dir}/webdataset", cfg.get("export.resize_to"))
-        card = dataset_card(counts, kept, out_dir)
-        os.makedirs(out_dir, exist_ok=True)
-        with open(f"{out_dir}/README.md", "w") as fh:
-            fh.write(card)
-        ctx.tracker.artifact(f"{out_dir}/README.md", "dataset_card")
-        ctx.tracker.metrics({f"subset_{c}": n for c, n in counts.items()})
+            files.append("WebDataset: `webdataset/*.tar` (`KEY.jpg`, `KEY.txt` = text1, `KEY.json`).")
+        if cfg.get("export.mds"):
+            from realsyn.jobs.torch_data import write_mds
+            write_mds(gold, f"{out_dir}/mds", cfg.get("export.mds_shard_bytes"))
+            files.append("PyTorch: `mds/`, Mosaic Streaming MDS of all gold.realsyn rows "
+                         "(`realsyn.jobs.torch_data.gold_dataset`; min_cap -1 = in no subset).")
         missing = n_in - kept
-        return [Ledger("export_pairs", n_in, kept, {"incomplete_pair": missing} if missing else {})]
+        ledger = Ledger("export_pairs", n_in, kept, {"incomplete_pair": missing} if missing else {})
+        os.makedirs(out_dir, exist_ok=True)
+        written = write_card(ctx, gold, images, counts, ledger, files, out_dir)
+        for path in written:
+            ctx.tracker.artifact(path, "dataset_card")
+        ctx.tracker.metrics({f"subset_{c}": n for c, n in counts.items()})
+        return [ledger]
 
     @staticmethod
     def write_release(spark, subset: DataFrame, folder: str, shard_bytes: int) -> None:
@@ -106,13 +117,77 @@ def rename_shards(spark, tmp: str, folder: str, shards: int) -> None:
     fs.rename(src, dst)
 
 
-def dataset_card(counts: dict, total: int, out_dir: str) -> str:
-    lines = ["# RealSyn export", "", f"Pairs in gold.realsyn: {total}", "", "| cap t | pairs |", "|---|---|"]
-    lines += [f"| {c} | {n} |" for c, n in sorted(counts.items())]
-    lines += ["", "Release Parquet: `realsyn_cap<t>/train-*.parquet` with columns "
-              + ", ".join(RELEASE_COLUMNS) + "; WebDataset: `webdataset/*.tar` (jpg, txt = text1, json).",
-              "", "Counts per stage: see `meta.stage_runs` and the MLflow run.", ""]
-    return "\n".join(lines) + json.dumps({"subsets": counts}) + "\n"
+FUNNEL_TABLES = [t for t in REGISTRY if not t.startswith("meta.")]
+
+
+def stage_funnel(ctx: Context, this_run: Ledger) -> list[dict]:
+    """The latest recorded ledgers of every stage (meta.stage_runs), then this run's."""
+    rows = []
+    if ctx.tables.exists(RUNS_TABLE):
+        runs = ctx.tables.read(RUNS_TABLE).where(F.col("stage") != ctx.stage.name).toArrow().to_pylist()
+        latest: dict[str, dict] = {}
+        for r in runs:
+            if r["stage"] not in latest or r["finished_at"] > latest[r["stage"]]["finished_at"]:
+                latest[r["stage"]] = r
+        from realsyn.jobs.pipeline import stage_names
+        order = {n: i for i, n in enumerate(stage_names())}
+        for r in sorted(latest.values(), key=lambda r: order.get(r["stage"], len(order))):
+            for name, led in json.loads(r["ledger"] or "{}").items():
+                rows.append({"stage": r["stage"], "ledger": name, "in": led["in"], "kept": led["kept"],
+                             "rejected": led["rejected"]})
+    rows.append({"stage": ctx.stage.name, "ledger": this_run.name, "in": this_run.rows_in,
+                 "kept": this_run.kept, "rejected": this_run.rejected})
+    return rows
+
+
+def table_counts(ctx: Context) -> dict[str, dict]:
+    """Rows and kept rows of each pipeline table (for the card only: not stage inputs)."""
+    out = {}
+    for name in FUNNEL_TABLES:
+        if not ctx.tables.exists(name):
+            continue
+        df = ctx.tables.read(name)
+        kept = F.count(F.when(F.col("status") == "kept", 1)) if "status" in df.columns else F.count(F.lit(1))
+        row = df.agg(F.count(F.lit(1)).alias("rows"), kept.alias("kept")).first()
+        out[name] = {"rows": int(row["rows"]), "kept": int(row["kept"])}
+    return out
+
+
+def write_card(ctx: Context, gold: DataFrame, images: DataFrame, counts: dict, ledger: Ledger,
+               files: list[str], out_dir: str) -> list[str]:
+    """README.md with the funnel, subset counts and figures (PNGs); returns the files."""
+    cfg = ctx.cfg
+    caps = sorted(cfg.get("balance.caps"))
+    clusters = ctx.read("gold.image_clusters")
+    per_cluster = (clusters.where("status = 'kept'").groupBy("cluster_id")
+                   .agg(F.count(F.lit(1)).alias("size"),
+                        *[F.count(F.when(F.col("min_cap") <= c, 1)).alias(f"cap{c}") for c in caps])
+                   .toArrow())
+    sizes = per_cluster.column("size").to_numpy()
+    capped = {c: per_cluster.column(f"cap{c}").to_numpy() for c in caps}
+    bins = cfg.get("export.card_sim_bins")
+    edges = np.linspace(-1.0, 1.0, bins + 1)
+    bucket = F.least(F.greatest(F.floor((F.col("sim") + 1.0) / (2.0 / bins)), F.lit(0)), F.lit(bins - 1))
+    hist = np.zeros(bins, dtype=np.int64)
+    for r in clusters.where(F.col("sim").isNotNull()).groupBy(bucket.cast("int").alias("b")).count().collect():
+        hist[r["b"]] = r["count"]
+    seed = cfg.get("run.seed")
+    samples = (gold.where(F.col("min_cap").isNotNull()).join(images, "image_id")
+               .orderBy(F.xxhash64("image_id", F.lit(seed)), "image_id").limit(cfg.get("export.card_samples"))
+               .select("bytes", "text1", "syn_text").toArrow().to_pylist())
+    figures = {
+        "cluster sizes before and after balancing": os.path.basename(
+            card.cluster_size_png(f"{out_dir}/cluster_sizes.png", sizes, capped)),
+        "image-text similarity": os.path.basename(card.similarity_png(
+            f"{out_dir}/similarity.png", edges, hist, (cfg.get("balance.sim_min"), cfg.get("balance.sim_max")))),
+        "sample pairs": os.path.basename(card.sample_grid_png(f"{out_dir}/samples.png", samples)),
+    }
+    data = {"run": ctx.run_id, "config_hash": ctx.stage.config_hash(cfg), "gold_rows": ledger.kept,
+            "subsets": counts, "stages": stage_funnel(ctx, ledger), "tables": table_counts(ctx), "files": files,
+            "clusters": int(len(sizes))}
+    with open(f"{out_dir}/README.md", "w") as fh:
+        fh.write(card.card_markdown(data, figures))
+    return [f"{out_dir}/README.md"] + [f"{out_dir}/{name}" for name in figures.values()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,3 +44,81 @@ def test_webdataset_shards_read_back_like_open_clip(sample_pipeline):
         assert set(meta) >= {"text2", "text3", "syn_text", "image_id"}
         n += 1
     assert n > 0
+
+
+def _export_dir(cfg):
+    return os.path.join(cfg.get("run.work_dir"), "export")
+
+
+def test_dataset_card_counts_equal_the_tables_and_figures_are_pngs(spark, sample_pipeline):
+    import json
+
+    from mlflow.tracking import MlflowClient
+    from pyspark.sql import functions as F
+
+    from realsyn.jobs.export import FUNNEL_TABLES
+    from realsyn.udfs.dataset_card import card_data
+    cfg, result, store = sample_pipeline
+    out = _export_dir(cfg)
+    with open(f"{out}/README.md") as fh:
+        md = fh.read()
+    data = card_data(md)
+    gold = store.read("gold.realsyn")
+    assert data["gold_rows"] == gold.count() > 0
+    assert f"Pairs in gold.realsyn: {gold.count()}" in md
+    for cap in cfg.get("balance.caps"):
+        n = gold.where(F.col("min_cap") <= cap).count()
+        assert data["subsets"][str(cap)] == n and f"| {cap} | {n} | `realsyn_cap{cap}/` |" in md
+    for name in FUNNEL_TABLES:
+        df = store.read(name)
+        kept = df.where("status = 'kept'").count() if "status" in df.columns else df.count()
+        assert data["tables"][name] == {"rows": df.count(), "kept": kept}, name
+        assert f"| {name} | {df.count()} | {kept} |" in md
+    # The funnel is each stage's latest ledger before the export ran, as in meta.stage_runs.
+    runs = store.read("meta.stage_runs").toArrow().to_pylist()
+    export_run = max((r for r in runs if r["stage"] == "export"), key=lambda r: r["finished_at"])
+    stages = [s["stage"] for s in data["stages"]]
+    assert stages[0] == "ingest" and stages[-1] == "export" and len(set(stages)) == 9
+    for s in data["stages"]:
+        assert s["in"] == s["kept"] + sum(s["rejected"].values())
+        before = [r for r in runs if r["stage"] == s["stage"] and r["finished_at"] <= export_run["finished_at"]]
+        led = json.loads(max(before, key=lambda r: r["finished_at"])["ledger"])[s["ledger"]]
+        assert led == {"in": s["in"], "kept": s["kept"], "rejected": s["rejected"]}
+    pngs = ["cluster_sizes.png", "similarity.png", "samples.png"]
+    for name in pngs:
+        assert f"]({name})" in md
+        with open(f"{out}/{name}", "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+        from PIL import Image
+        with Image.open(f"{out}/{name}") as im:
+            im.verify()
+    # The same files are artifacts of the export stage's MLflow run.
+    client = MlflowClient(result.tracking_uri)
+    logged = {os.path.basename(a.path) for a in client.list_artifacts(export_run["mlflow_run_id"], "dataset_card")}
+    assert logged >= {"README.md", *pngs}
+
+
+def test_torch_dataloader_yields_every_gold_row_once(spark, sample_pipeline):
+    from collections import Counter
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from realsyn.jobs.torch_data import gold_dataset
+    cfg, _, store = sample_pipeline
+    gold = {r["image_id"]: r for r in store.read("gold.realsyn").toArrow().to_pylist()}
+    for workers in (0, 2):
+        ds = gold_dataset(os.path.join(_export_dir(cfg), "mds"), batch_size=4)
+        seen, batches = Counter(), 0
+        for batch in DataLoader(ds, batch_size=4, num_workers=workers):
+            assert isinstance(batch["sim"], torch.Tensor) and len(batch["image_id"]) <= 4
+            batches += 1
+            for i, image_id in enumerate(batch["image_id"]):
+                seen[image_id] += 1
+                row = gold[image_id]
+                assert batch["text1"][i] == (row["text1"] or "") and batch["syn_text"][i] == row["syn_text"]
+                assert int(batch["cluster_id"][i]) == row["cluster_id"]
+                assert int(batch["min_cap"][i]) == (row["min_cap"] if row["min_cap"] is not None else -1)
+        assert batches >= 2, workers
+        assert set(seen) == set(gold) and set(seen.values()) == {1}, workers
+        del ds

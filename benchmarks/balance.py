@@ -1,0 +1,165 @@
+"""Balance sampling (similarity window + image k-means + nested caps) in Spark against a
+pandas/numpy/faiss single-process implementation over the same stored rows, side by side.
+
+Both sides are timed from reading the stored pairs (a Delta table of image_id, image
+vector, synthetic-text vector) to writing the result (Spark: gold.image_clusters through
+the stage's own code; single process: one Parquet file). Both fit k-means on a sample of
+the same size with the same K and iterations, and assign every windowed pair.
+
+Prints `RESULT balance_rows_per_s=... spark_over_pandas=...` and, per cap t, the largest
+cluster after capping, which must equal min(t, largest cluster) on both sides.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from realsyn.jobs.balance import BalanceParams, balance_pairs  # noqa: E402
+from realsyn.jobs.config import load_config  # noqa: E402
+from realsyn.jobs.session import get_spark  # noqa: E402
+from realsyn.jobs.tables import TableStore  # noqa: E402
+from realsyn.udfs.balance_ops import arrow_vectors, min_cap  # noqa: E402
+from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402
+
+
+def synthetic_pairs(rng, n, d, n_topics):
+    """Image vectors from topics of uneven size; text vectors at a chosen cosine to them."""
+    centers = rng.standard_normal((n_topics, d)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    weights = rng.pareto(1.5, n_topics) + 0.2          # a few big topics, many small ones
+    which = rng.choice(n_topics, n, p=weights / weights.sum())
+    img = centers[which] + rng.standard_normal((n, d)).astype(np.float32) * 0.06
+    img /= np.linalg.norm(img, axis=1, keepdims=True)
+    cos = np.clip(rng.normal(0.56, 0.07, n), -1, 1).astype(np.float32)
+    noise = rng.standard_normal((n, d)).astype(np.float32)
+    noise -= (noise * img).sum(1, keepdims=True) * img       # orthogonal to the image vector
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    txt = cos[:, None] * img + np.sqrt(1 - cos[:, None] ** 2) * noise
+    return img, txt.astype(np.float32)
+
+
+def write_pairs(spark, img, txt, tmp):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    d = img.shape[1]
+
+    def blobs(v):
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * d), len(v), [None, pa.py_buffer(v.astype("<f4"))]).cast(pa.binary())
+    table = pa.table({"image_id": [f"{i:064x}" for i in range(len(img))],
+                      "embedding": blobs(img), "text_vec": blobs(txt)})
+    pq.write_table(table, f"{tmp}/pairs.parquet", row_group_size=50_000)
+    spark.read.parquet(f"{tmp}/pairs.parquet").write.format("delta").save(f"{tmp}/pairs_delta")
+    return f"{tmp}/pairs_delta"
+
+
+def single_process(files, d, p: BalanceParams, out_path, threads):
+    """The same three steps with pyarrow, numpy and faiss in one process."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from urllib.parse import urlparse
+    t = pq.ParquetDataset([urlparse(f).path for f in files]).read()
+    ids = t.column("image_id").to_numpy(zero_copy_only=False)
+    img, txt = arrow_vectors(t.column("embedding"), d), arrow_vectors(t.column("text_vec"), d)
+    sim = np.einsum("ij,ij->i", img, txt)
+    keep = (sim >= p.sim_min) & (sim <= p.sim_max)
+    fraction = min(1.0, p.kmeans_sample / len(ids))
+    sampled = (pd.util.hash_array(ids) % 1_000_000) < int(fraction * 1_000_000)
+    sample = img[sampled & keep]
+    k = max(1, min(p.num_clusters, int(round(len(sample) / fraction)) // p.images_per_cluster or 1))
+    cents = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads)
+    faiss = faiss_module(threads)
+    index = faiss.IndexFlatIP(d)
+    index.add(cents)
+    _, nearest = index.search(np.ascontiguousarray(img[keep]), 1)
+    cluster = np.full(len(ids), -1, dtype=np.int64)
+    cluster[keep] = nearest[:, 0]
+    # seeded random rank inside each cluster: sort by (cluster, hash), count within runs
+    h = pd.util.hash_array(ids, hash_key=f"{p.seed:016d}"[:16])
+    order = np.lexsort((ids, h, cluster))
+    sc = cluster[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sc)) + 1]
+    run_len = np.diff(np.r_[starts, len(sc)])
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(sc)) - np.repeat(starts, run_len)
+    caps = min_cap(rank, p.caps)
+    reason = np.where(sim > p.sim_max, "ocr_like", np.where(sim < p.sim_min, "mismatch", None))
+    pq.write_table(pa.table({
+        "image_id": ids, "cluster_id": pa.array(np.where(keep, cluster, 0).astype("int32"), mask=~keep),
+        "sim": sim.astype("float32"), "rank_in_cluster": pa.array(rank.astype("int32"), mask=~keep),
+        "min_cap": pa.array(caps, mask=~keep | (caps < 0)),
+        "status": np.where(keep, "kept", "rejected"), "reason": pa.array(reason, pa.string())}), out_path)
+    return cluster[keep], caps[keep], len(cents)
+
+
+def capped_max(cluster, caps, cap_values):
+    sizes = np.bincount(cluster)
+    return int(sizes.max()), {c: int(np.bincount(cluster[(caps > 0) & (caps <= c)], minlength=len(sizes)).max())
+                              for c in cap_values}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--kmeans-sample", type=int, default=50_000)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2, help="faiss threads of the single process (= Spark cores)")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    img, txt = synthetic_pairs(rng, args.rows, args.dim, max(50, args.clusters // 4))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config("local", overrides=[
+            f"run.work_dir={tmp}/work", "spark.master=local[2]", "spark.progress_bar=false", "mlflow.enabled=false",
+            f"balance.num_clusters={args.clusters}", f"retrieval.kmeans_sample={args.kmeans_sample}",
+            f"retrieval.kmeans_iters={args.iters}",
+            "spark.conf={spark.driver.memory: 4g, spark.sql.shuffle.partitions: '8'}"])
+        spark = get_spark(cfg)
+        store = TableStore(spark, cfg)
+        p = BalanceParams.from_config(cfg)
+        path = write_pairs(spark, img, txt, tmp)
+        del img, txt
+
+        t0 = time.perf_counter()
+        pairs = spark.read.format("delta").load(path)
+        out, k_spark = balance_pairs(pairs, args.rows, args.dim, "float32", p)
+        store.write("gold.image_clusters", out)
+        t_spark = time.perf_counter() - t0
+
+        files = spark.read.format("delta").load(path).inputFiles()
+        kept = store.read("gold.image_clusters").where("status = 'kept'").select("cluster_id", "min_cap").toArrow()
+        cl_sp = kept.column("cluster_id").to_numpy()
+        caps_sp = kept.column("min_cap").fill_null(-1).to_numpy()
+        spark.stop()   # the single process gets the machine's memory to itself
+
+        t0 = time.perf_counter()
+        cl_pd, caps_pd, k_pd = single_process(files, args.dim, p, f"{tmp}/single.parquet", args.threads)
+        t_pandas = time.perf_counter() - t0
+
+    print(f"rows={args.rows} dim={args.dim} window kept: spark={len(cl_sp)} single={len(cl_pd)}  "
+          f"K: spark={k_spark} single={k_pd}")
+    print(f"spark: {t_spark:.1f}s  single process: {t_pandas:.1f}s")
+    ok = len(cl_sp) == len(cl_pd)
+    for name, cl, cp in (("spark", cl_sp, caps_sp), ("single", cl_pd, caps_pd)):
+        largest, capped = capped_max(cl, cp, p.caps)
+        for c in p.caps:
+            ok &= capped[c] == min(c, largest)
+            print(f"{name}: cap t={c} max cluster after capping={capped[c]} "
+                  f"(largest cluster {largest}, min(t, largest)={min(c, largest)})")
+    print(f"RESULT balance_rows_per_s={args.rows / t_spark:.0f} spark_over_pandas={t_spark / t_pandas:.2f} "
+          f"max_cluster_after_cap={capped_max(cl_sp, caps_sp, p.caps)[1][max(p.caps)]} checks_ok={ok}")
+    if not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

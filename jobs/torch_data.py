@@ -1,0 +1,54 @@
+"""Spark -> PyTorch: gold.realsyn as a Mosaic Streaming (MDS) dataset.
+
+The executors write MDS shards (`streaming.base.converters.dataframe_to_mds`); training
+reads them with `streaming.StreamingDataset`, which splits samples over DataLoader workers
+(and ranks) so each row comes once per epoch. Why this library: docs/decisions.md.
+MDS columns cannot hold nulls: missing texts are "", missing floats NaN, and min_cap -1
+means "in no subset".
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+MDS_COLUMNS = {"image_id": "str", "raw_image_url": "str", "text1": "str", "text2": "str", "text3": "str",
+               "syn_text": "str", "score1": "float32", "sim": "float32", "cluster_id": "int32", "min_cap": "int32"}
+_NULL_AS = {"str": F.lit(""), "float32": F.lit(float("nan")), "int32": F.lit(-1)}
+_SPARK_TYPE = {"str": "string", "float32": "float", "int32": "int"}
+
+
+def mds_rows(gold: DataFrame) -> DataFrame:
+    return gold.select(*[F.coalesce(F.col(c).cast(_SPARK_TYPE[t]), _NULL_AS[t].cast(_SPARK_TYPE[t])).alias(c)
+                         for c, t in MDS_COLUMNS.items()])
+
+
+def write_mds(gold: DataFrame, folder: str, shard_bytes: int) -> int:
+    """Replace `folder` with MDS shards of gold's rows (one sub-folder per Spark task and
+    a merged index.json). Returns the number of rows written; an empty table writes none."""
+    from streaming.base.converters import dataframe_to_mds
+    # It warns that a local path is local; that is what we want here.
+    logging.getLogger("streaming.base.converters.dataframe_to_mds").setLevel(logging.ERROR)
+    shutil.rmtree(folder, ignore_errors=True)
+    rows = mds_rows(gold)
+    n = rows.count()
+    if n == 0:
+        return 0
+    os.makedirs(os.path.dirname(folder) or ".", exist_ok=True)
+    dataframe_to_mds(rows, merge_index=True,
+                     mds_kwargs={"out": folder, "columns": MDS_COLUMNS, "size_limit": int(shard_bytes)})
+    return n
+
+
+def gold_dataset(folder: str, batch_size: int | None = None, shuffle: bool = False, seed: int = 0):
+    """A torch IterableDataset over the MDS export (a `streaming.StreamingDataset`).
+
+    Give the DataLoader's batch_size here too: Streaming partitions samples per worker in
+    whole batches."""
+    from streaming import StreamingDataset
+    if not os.path.exists(os.path.join(folder, "index.json")):
+        raise FileNotFoundError(f"no MDS export at {folder}: run the export stage with export.mds=true")
+    return StreamingDataset(local=folder, batch_size=batch_size, shuffle=shuffle, shuffle_seed=seed)

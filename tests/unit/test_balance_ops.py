@@ -1,0 +1,40 @@
+import numpy as np
+import pyarrow as pa
+
+from realsyn.udfs.balance_ops import arrow_vectors, in_window, min_cap, score_and_assign
+
+
+def _blobs(vecs):
+    return [v.astype("<f4").tobytes() for v in vecs]
+
+
+def test_arrow_vectors_zero_copy_and_fallback_agree():
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((7, 5)).astype(np.float32)
+    for typ in (pa.binary(), pa.large_binary()):
+        arr = pa.array(_blobs(v), typ)
+        assert np.array_equal(arrow_vectors(arr, 5), v)
+        assert np.array_equal(arrow_vectors(arr.slice(2, 3), 5), v[2:5])   # offsets of a slice
+    half = pa.array([x.astype("<f2").tobytes() for x in v])
+    assert np.allclose(arrow_vectors(half, 5, "float16"), v, atol=1e-2)
+
+
+def test_score_and_assign_reasons_and_clusters():
+    e = np.eye(4, dtype=np.float32)
+    img = [e[0], e[1], e[2], e[3]]
+    txt = [e[0], (e[1] + e[2]) / np.sqrt(2), -e[2], None]      # sims 1.0, 0.707, -1.0, none
+    batch = pa.record_batch({
+        "image_id": ["a", "b", "c", "d"],
+        "embedding": pa.array(_blobs(img), pa.binary()),
+        "text_vec": pa.array([None if t is None else t.astype("<f4").tobytes() for t in txt], pa.binary())})
+    cents = np.stack([e[1], e[0]]).astype("<f4").tobytes()
+    out = score_and_assign(batch, 4, "float32", 0.5, 0.9, cents).to_pydict()
+    assert out["reason"] == ["ocr_like", None, "mismatch", "encode_error"]
+    assert out["cluster_id"] == [None, 0, None, None]
+    assert out["sim"][3] is None and abs(out["sim"][1] - 0.7071) < 1e-3
+    assert np.array_equal(in_window(batch, 4, "float32", 0.5, 0.9), e[1:2])
+
+
+def test_min_cap_is_the_smallest_cap_above_the_rank():
+    got = min_cap(np.array([0, 19, 20, 34, 35, 179, 180]), [35, 20, 180])
+    assert got.tolist() == [20, 20, 35, 35, 180, 180, -1]

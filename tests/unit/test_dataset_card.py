@@ -1,0 +1,48 @@
+import io
+
+import numpy as np
+from PIL import Image
+
+from realsyn.udfs.dataset_card import (card_data, card_markdown, cluster_size_png, sample_grid_png,
+                                       similarity_png)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path):
+    with open(path, "rb") as fh:
+        assert fh.read(8) == PNG_MAGIC
+    with Image.open(path) as im:
+        im.verify()
+        return im.format == "PNG"
+
+
+def _jpeg(color):
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200), color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_figures_are_valid_pngs(tmp_path):
+    sizes = np.array([1, 3, 8, 40, 400, 2])
+    assert _is_png(cluster_size_png(str(tmp_path / "c.png"), sizes, {20: np.minimum(sizes, 20)}))
+    edges = np.linspace(-1, 1, 101)
+    assert _is_png(similarity_png(str(tmp_path / "s.png"), edges, np.arange(100), (0.51, 0.61)))
+    samples = [{"bytes": _jpeg("red"), "text1": "a $5 price tag with a long text " * 4, "syn_text": "x_1^2 $$"},
+               {"bytes": b"not an image", "text1": None, "syn_text": "still shown"}]
+    assert _is_png(sample_grid_png(str(tmp_path / "g.png"), samples))
+    assert _is_png(sample_grid_png(str(tmp_path / "empty.png"), []))
+    assert _is_png(cluster_size_png(str(tmp_path / "none.png"), np.array([], int), {}))
+
+
+def test_card_lists_counts_and_round_trips_its_numbers():
+    data = {"gold_rows": 7, "subsets": {2: 3, 4: 5, 8: 7}, "run": "r1", "config_hash": "h",
+            "stages": [{"stage": "ingest", "ledger": "documents", "in": 10, "kept": 8,
+                        "rejected": {"bad_url": 2}}],
+            "tables": {"gold.realsyn": {"rows": 7, "kept": 7}}, "files": ["`mds/`"]}
+    md = card_markdown(data, {"cluster sizes": "cluster_sizes.png"})
+    assert "| 4 | 5 | `realsyn_cap4/` |" in md
+    assert "| ingest | documents | 10 | 8 | 2 | bad_url=2 |" in md
+    assert "![cluster sizes](cluster_sizes.png)" in md
+    back = card_data(md)
+    assert back["gold_rows"] == 7 and back["subsets"] == {"2": 3, "4": 5, "8": 7}

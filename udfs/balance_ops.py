@@ -1,0 +1,84 @@
+"""Balance sampling math over Arrow batches: shared by the Spark stage (mapInArrow) and the
+single-process benchmark, so both engines run the same numpy/faiss code per batch."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from realsyn.udfs.clip_encoder import from_bytes
+
+OUT_SCHEMA = pa.schema([("image_id", pa.string()), ("sim", pa.float32()),
+                        ("reason", pa.string()), ("cluster_id", pa.int32())])
+
+
+def arrow_vectors(arr: pa.Array, dim: int, dtype: str = "float32") -> np.ndarray:
+    """(n, dim) float32 from a binary column with no nulls.
+
+    When every value has the fixed width (the normal case) the data buffer is viewed as
+    one array: no per-row Python bytes objects."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    np_dtype = np.dtype("<f2" if dtype == "float16" else "<f4")
+    n = len(arr)
+    if n == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    width = dim * np_dtype.itemsize
+    off_type = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=off_type, count=n + 1, offset=arr.offset * np.dtype(off_type).itemsize)
+    if arr.null_count == 0 and offsets[-1] - offsets[0] == n * width and np.all(np.diff(offsets) == width):
+        flat = np.frombuffer(bufs[2], dtype=np_dtype, count=n * dim, offset=int(offsets[0]))
+        return flat.reshape(n, dim).astype(np.float32, copy=False)
+    return from_bytes(arr.to_pylist(), dim, dtype)
+
+
+def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim_min: float, sim_max: float,
+                     centroids_blob: bytes | None, use_gpu: bool = False) -> pa.RecordBatch:
+    """image_id, embedding, text_vec -> image_id, sim, reason, cluster_id.
+
+    Pairs outside [sim_min, sim_max] get a reason (above: ocr_like, below: mismatch); a null
+    text vector is encode_error. Only pairs inside the window get a cluster."""
+    from realsyn.udfs.vector_search import nearest_centroids
+    n = batch.num_rows
+    text = batch.column("text_vec")
+    has_text = np.asarray(text.is_valid())
+    img = batch.column("embedding")
+    if not has_text.all():
+        img, text = img.filter(pa.array(has_text)), text.filter(pa.array(has_text))
+    a, t = arrow_vectors(img, dim, dtype), arrow_vectors(text, dim, dtype)
+    sim = np.full(n, np.nan, dtype=np.float32)
+    sim[has_text] = np.einsum("ij,ij->i", a, t)
+    reason = np.full(n, None, dtype=object)
+    reason[~has_text] = "encode_error"
+    reason[has_text & (sim > sim_max)] = "ocr_like"
+    reason[has_text & (sim < sim_min)] = "mismatch"
+    keep = has_text & (sim >= sim_min) & (sim <= sim_max)
+    cluster = np.zeros(n, dtype=np.int32)
+    if centroids_blob is not None and keep.any():
+        _, ids = nearest_centroids(a[keep[has_text]], centroids_blob, dim, 1, use_gpu)
+        cluster[keep] = ids[:, 0]
+    return pa.RecordBatch.from_arrays(
+        [batch.column("image_id"), pa.array(sim, mask=~has_text),
+         pa.array(reason, pa.string()), pa.array(cluster, mask=~keep if centroids_blob is not None else np.ones(n, bool))],
+        schema=OUT_SCHEMA)
+
+
+def in_window(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim_min: float, sim_max: float) -> np.ndarray:
+    """Image vectors of the pairs whose similarity lies in the window (the k-means sample)."""
+    text = batch.column("text_vec")
+    has_text = np.asarray(text.is_valid())
+    mask = pa.array(has_text)
+    a = arrow_vectors(batch.column("embedding").filter(mask), dim, dtype)
+    t = arrow_vectors(text.filter(mask), dim, dtype)
+    sim = np.einsum("ij,ij->i", a, t)
+    return a[(sim >= sim_min) & (sim <= sim_max)]
+
+
+def min_cap(rank: np.ndarray, caps: list[int]) -> np.ndarray:
+    """Smallest cap t with rank < t, or -1 when the rank is past every cap."""
+    caps = np.sort(np.asarray(caps))
+    idx = np.searchsorted(caps, rank, side="right")
+    out = np.full(len(rank), -1, dtype=np.int32)
+    ok = idx < len(caps)
+    out[ok] = caps[idx[ok]]
+    return out

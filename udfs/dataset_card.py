@@ -1,0 +1,142 @@
+"""The dataset card next to the export: README.md and its figures (PNG).
+
+Pure rendering over small, already aggregated inputs (counts, histograms, a few sample
+images), so it is testable without Spark. matplotlib runs on the Agg backend: no display.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import textwrap
+
+import numpy as np
+
+CARD_JSON = re.compile(r"```json\n(.*?)\n```", re.S)
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: str) -> str:
+    fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def cluster_size_png(path: str, sizes: np.ndarray, capped: dict[int, np.ndarray]) -> str:
+    """Histogram of cluster sizes before balancing and after each cap t (log-spaced bins)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sizes = np.asarray(sizes)
+    top = max(2, int(sizes.max()) if len(sizes) else 2)
+    bins = np.unique(np.geomspace(1, top + 1, 40).astype(int))
+    if len(bins) < 2:
+        bins = np.array([1, 2])
+    ax.hist(sizes, bins=bins, histtype="stepfilled", alpha=0.35, label="before balancing")
+    for cap, after in sorted(capped.items()):
+        ax.hist(np.asarray(after), bins=bins, histtype="step", linewidth=1.5, label=f"after cap t={cap}")
+    ax.set_xscale("log")
+    ax.set_xlabel("images per cluster")
+    ax.set_ylabel("clusters")
+    ax.set_title(f"Cluster sizes ({len(sizes)} clusters)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def similarity_png(path: str, edges: np.ndarray, counts: np.ndarray, window: tuple[float, float]) -> str:
+    """Histogram of image / synthetic-text cosine with the kept window shaded."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    edges, counts = np.asarray(edges, float), np.asarray(counts, float)
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.8)
+    lo, hi = window
+    ax.axvspan(max(lo, edges[0]), min(hi, edges[-1]), color="tab:green", alpha=0.15,
+               label=f"kept window [{lo:g}, {hi:g}]")
+    ax.set_xlabel("cosine(image, synthetic text)")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"Image-text similarity ({int(counts.sum())} pairs)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def _caption(texts: list[tuple[str, str]], width: int = 34, lines_each: int = 3) -> str:
+    out = []
+    for label, text in texts:
+        wrapped = textwrap.wrap(f"{label}: {text or ''}", width) or [f"{label}:"]
+        if len(wrapped) > lines_each:
+            wrapped = wrapped[:lines_each - 1] + [wrapped[lines_each - 1][:width - 3] + "..."]
+        out += wrapped
+    return "\n".join(out)
+
+
+def sample_grid_png(path: str, samples: list[dict], cols: int = 4, thumb: int = 160) -> str:
+    """A grid of sample images, each with its text1 and syn_text underneath.
+
+    samples: dicts with `bytes` (encoded image), `text1`, `syn_text`. Texts come from the
+    corpus: math parsing is off so a `$` prints as itself."""
+    from PIL import Image
+    plt = _pyplot()
+    n = max(1, len(samples))
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, samples):
+        try:
+            img = Image.open(io.BytesIO(s["bytes"])).convert("RGB")
+            img.thumbnail((thumb, thumb))
+            ax.imshow(np.asarray(img))
+        except Exception:   # an undecodable sample still gets its texts
+            ax.text(0.5, 0.5, "(image not decodable)", ha="center", transform=ax.transAxes)
+        ax.set_title(_caption([("text1", s.get("text1")), ("syn", s.get("syn_text"))]),
+                     fontsize=7, loc="left", y=-0.02, va="top", parse_math=False, wrap=False)
+    if not samples:
+        axes.flat[0].text(0.5, 0.5, "(no samples)", ha="center", transform=axes.flat[0].transAxes)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def card_markdown(data: dict, figures: dict[str, str]) -> str:
+    """README.md text. data: subsets {cap: pairs}, gold_rows, stages [{stage, ledger, in,
+    kept, rejected{}}], tables {name: {rows, kept}}, files [lines], run, config_hash. The same numbers end
+    the card as a JSON block, for tools."""
+    lines = ["# RealSyn export", "",
+             f"Pipeline run `{data.get('run', '')}`, export config hash `{data.get('config_hash', '')}`.", "",
+             f"Pairs in gold.realsyn: {data['gold_rows']}", "",
+             "## Subsets", "",
+             "Nested by construction: a pair is in the subset of cap t iff its seeded random rank "
+             "inside its image cluster is below t.", ""]
+    lines += _table(["cap t", "pairs", "release folder"],
+                    [[c, n, f"`realsyn_cap{c}/`"] for c, n in sorted(data["subsets"].items(), key=lambda x: int(x[0]))])
+    lines += ["", "## Funnel (per stage, latest run, from meta.stage_runs)", ""]
+    lines += _table(["stage", "rows", "in", "kept", "rejected", "reasons"],
+                    [[s["stage"], s["ledger"], s["in"], s["kept"], sum(s["rejected"].values()),
+                      ", ".join(f"{r}={n}" for r, n in sorted(s["rejected"].items())) or "-"]
+                     for s in data["stages"]])
+    lines += ["", "## Tables", ""]
+    lines += _table(["table", "rows", "kept"], [[t, v["rows"], v["kept"]] for t, v in data["tables"].items()])
+    lines += ["", "## Figures", ""]
+    lines += [f"![{title}]({name})" for title, name in figures.items()]
+    lines += ["", "## Files", ""] + [f"- {f}" for f in data.get("files", [])]
+    lines += ["", "```json", json.dumps(data, sort_keys=True, default=str), "```", ""]
+    return "\n".join(lines)
+
+
+def card_data(markdown: str) -> dict:
+    """The JSON block at the end of a card."""
+    found = CARD_JSON.findall(markdown)
+    if not found:
+        raise ValueError("dataset card has no JSON block")
+    return json.loads(found[-1])
