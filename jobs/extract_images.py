@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
 from realsyn.udfs.fetch import FetchSettings
+from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
 from realsyn.udfs.image_pool import OUTPUT_DDL, partition_fn
 from realsyn.udfs.union_find import representatives
 
@@ -115,6 +116,7 @@ class ExtractImages(Stage):
         ledger = ledger_from_status("images", n_slots, ctx.tables.read("silver.images"))
         ledger.rejected["duplicate_url"] = n_slots - n_urls
         ctx.tracker.metrics({"images.near_duplicate_pairs": n_pairs})
+        log_funnel(ctx.tracker, ledger, IMAGE_STAGES, "image slots", "extract_images: rows left after each filter")
         return [ledger]
 
     @staticmethod
