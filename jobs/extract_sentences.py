@@ -51,8 +51,9 @@ def word_entropy(sentences: DataFrame) -> DataFrame:
     words = sentences.select("sentence_id", "n_occurrences",
                              F.explode(F.split(F.lower("text"), TOKEN_SPLIT)).alias("w")).where("w != ''")
     freq = words.groupBy("w").agg(F.sum("n_occurrences").alias("c"))
-    total = freq.agg(F.sum("c")).first()[0] or 1
-    scored = words.join(freq, "w").withColumn("p", F.col("c") / F.lit(total))
+    # The corpus total joins as a one-row broadcast: no separate Spark job.
+    total = F.broadcast(freq.agg(F.sum("c").alias("total")))
+    scored = words.join(freq, "w").crossJoin(total).withColumn("p", F.col("c") / F.col("total"))
     return scored.groupBy("sentence_id").agg(F.sum(-F.col("p") * F.log("p")).alias("entropy"))
 
 
