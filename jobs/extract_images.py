@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
 from realsyn.udfs.fetch import FetchSettings
+from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
 from realsyn.udfs.image_pool import OUTPUT_DDL, partition_fn
 from realsyn.udfs.union_find import representatives
 
@@ -30,9 +31,11 @@ def image_slots(docs: DataFrame) -> DataFrame:
 
 
 def distinct_urls(slots: DataFrame) -> DataFrame:
-    by_doc = Window.partitionBy("url_id").orderBy("doc_id")
+    """One row per URL (its first slot by doc_id, then alt text) and how many slots link it."""
+    first = F.min(F.struct("doc_id", "alt_text")).alias("first")
     return (slots.withColumn("url_id", F.sha2("url", 256))
-            .withColumn("n", F.row_number().over(by_doc)).where("n = 1").drop("n"))
+            .groupBy("url_id").agg(F.min("url").alias("url"), first, F.count("*").alias("n_slots"))
+            .select("url", "first.doc_id", "first.alt_text", "url_id", "n_slots"))
 
 
 def quality_reason(min_side: int, max_ratio: float):
@@ -73,17 +76,18 @@ class ExtractImages(Stage):
     def run(self, ctx: Context) -> list[Ledger]:
         spark, cfg = ctx.spark, ctx.cfg
         slots = image_slots(ctx.read("bronze.documents"))
-        n_slots = slots.count()
-        urls = distinct_urls(slots)
-        n_urls = urls.count()
+        # One job counts slots and URLs; the URL list is cached for the fetch.
+        urls = distinct_urls(slots).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = urls.agg(F.count("*").alias("urls"), F.sum("n_slots").alias("slots")).first()
+        n_urls, n_slots = counts["urls"], counts["slots"] or 0
         parts = max(spark.sparkContext.defaultParallelism, n_urls // 500 + 1)
         settings = FetchSettings.from_conf(cfg.section("fetch"))
         fetched = (urls.repartition(parts, "url_id").select("url_id", "url")
                    .mapInPandas(partition_fn(settings, cfg.get("images.max_pixels")), OUTPUT_DDL))
-        # Fetching is the expensive, non-repeatable part: materialise it once.
+        # Fetching is the expensive, non-repeatable part: cached, computed once by the first
+        # action on the (also cached) pool below.
         fetched = fetched.persist(StorageLevel.MEMORY_AND_DISK)
-        fetched.count()
-        pool = urls.join(fetched, "url_id")
+        pool = urls.drop("n_slots").join(fetched, "url_id")
         pool = pool.withColumn("reason", F.coalesce(
             F.col("fetch_reason"), quality_reason(cfg.get("images.min_side_px"), cfg.get("images.max_aspect_ratio"))))
         first_copy = Window.partitionBy("image_id").orderBy("url_id")
@@ -92,7 +96,7 @@ class ExtractImages(Stage):
         pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
 
         candidates = pool.where(F.col("reason").isNull()).select("image_id", "phash", "width", "height")
-        pairs = near_duplicate_pairs(candidates, cfg.get("images.phash_max_hamming"))
+        pairs = near_duplicate_pairs(candidates, cfg.get("images.phash_max_hamming")).persist()
         n_pairs = pairs.count()
         if n_pairs > MAX_DEDUP_PAIRS:
             raise RuntimeError(f"{n_pairs} near-duplicate pairs exceed {MAX_DEDUP_PAIRS}; lower images.phash_max_hamming")
@@ -110,11 +114,12 @@ class ExtractImages(Stage):
             F.col("http_status").cast("int"), "duplicate_of",
             F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
         ctx.write("silver.images", out)
-        fetched.unpersist()
-        pool.unpersist()
+        for df in (fetched, pool, pairs, urls):
+            df.unpersist()
         ledger = ledger_from_status("images", n_slots, ctx.tables.read("silver.images"))
         ledger.rejected["duplicate_url"] = n_slots - n_urls
         ctx.tracker.metrics({"images.near_duplicate_pairs": n_pairs})
+        log_funnel(ctx.tracker, ledger, IMAGE_STAGES, "image slots", "extract_images: rows left after each filter")
         return [ledger]
 
     @staticmethod
@@ -122,10 +127,11 @@ class ExtractImages(Stage):
         """Union-find on the driver over the (small) pair list; the largest image represents."""
         area = candidates.select("image_id", (F.col("width") * F.col("height")).alias("area"))
         with_area = (pairs.join(area.toDF("x", "ax"), "x").join(area.toDF("y", "ay"), "y"))
-        edges, rank = [], {}
-        for r in with_area.toLocalIterator():
-            edges.append((r["x"], r["y"]))
-            rank[r["x"]], rank[r["y"]] = -int(r["ax"]), -int(r["ay"])
+        # One Arrow collect (toLocalIterator would run a job per partition).
+        df = with_area.toPandas()
+        edges = list(zip(df["x"], df["y"]))
+        rank = dict(zip(df["x"], -df["ax"].astype("int64")))
+        rank.update(zip(df["y"], -df["ay"].astype("int64")))
         mapping = representatives(edges, rank)
         return spark.createDataFrame(list(mapping.items()) or [], "image_id string, rep string")
 

@@ -1,11 +1,13 @@
 """extract_sentences: bronze.documents -> silver.sentences (the global sentence pool).
 
 text slots -> sentences (pandas UDF splitter) -> distinct by normalised hash ->
-quality filters (SQL: emoji, URL, word count) -> information entropy over corpus word
+quality filters (SQL: emoji, URL, word count) -> CAT complexity and action (spaCy parse in a
+pandas UDF, when a pipeline is configured) -> information entropy over corpus word
 frequencies (SQL: distributed word count + join) -> perplexity (causal LM UDF, when enabled).
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 import pandas as pd
@@ -13,7 +15,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
-from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
+from realsyn.jobs.stage import Context, InputError, Ledger, Stage, ledger_from_status
+from realsyn.udfs import complexity as cat
+from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
 from realsyn.udfs.perplexity import PplSpec, perplexity_batches
 from realsyn.udfs.sentence_split import sentence_id, split
 
@@ -24,6 +28,8 @@ URL_RE = (r"(?i)(\b(https?|ftp)://\S+|\bwww\.\S+|\b[a-z0-9-]+(\.[a-z0-9-]+)*"
           r"\.(com|org|net|edu|gov|io|co|uk|de|fr|info|biz|ly|me|tv)(/\S*)?\b)")
 WORD_SPLIT = r"\s+"
 TOKEN_SPLIT = r"[^\p{L}\p{N}']+"
+
+log = logging.getLogger("realsyn")
 
 SPLIT_TYPE = ArrayType(StructType([StructField("sentence_id", StringType()), StructField("text", StringType())]))
 
@@ -45,8 +51,9 @@ def word_entropy(sentences: DataFrame) -> DataFrame:
     words = sentences.select("sentence_id", "n_occurrences",
                              F.explode(F.split(F.lower("text"), TOKEN_SPLIT)).alias("w")).where("w != ''")
     freq = words.groupBy("w").agg(F.sum("n_occurrences").alias("c"))
-    total = freq.agg(F.sum("c")).first()[0] or 1
-    scored = words.join(freq, "w").withColumn("p", F.col("c") / F.lit(total))
+    # The corpus total joins as a one-row broadcast: no separate Spark job.
+    total = F.broadcast(freq.agg(F.sum("c").alias("total")))
+    scored = words.join(freq, "w").crossJoin(total).withColumn("p", F.col("c") / F.col("total"))
     return scored.groupBy("sentence_id").agg(F.sum(-F.col("p") * F.log("p")).alias("entropy"))
 
 
@@ -76,6 +83,28 @@ def ppl_spec(cfg) -> PplSpec:
                    cfg.get("sentences.ppl_max_tokens"), cfg.get("embedding.torch_threads"))
 
 
+def complexity_spec(cfg) -> cat.ComplexitySpec | None:
+    """The CAT filter runs when it is on and a spaCy pipeline is configured (none ships here)."""
+    model = cfg.get("sentences.complexity_model")
+    if not cfg.get("sentences.complexity_filter") or not model:
+        return None
+    try:
+        return cat.ComplexitySpec(cat.resolve(model), cfg.get("sentences.complexity_batch_size"))
+    except cat.ComplexityModelError as err:
+        raise InputError(str(err)) from None
+
+
+def complexity_reason(cfg, pool: DataFrame, spec: cat.ComplexitySpec) -> DataFrame:
+    """Parse only sentences no cheaper filter rejected (others reach the UDF as null)."""
+    parse = F.pandas_udf(cat.complexity_batches(spec), cat.OUTPUT_DDL)
+    pool = pool.withColumn("cat", parse(F.when(F.col("reason").isNull(), F.col("text"))))
+    pool = pool.withColumn("complexity", F.col("cat.complexity")).withColumn("has_action", F.col("cat.has_action"))
+    check = F.when(F.col("complexity") < cfg.get("sentences.min_complexity"), "low_complexity")
+    if cfg.get("sentences.require_action"):
+        check = check.when(~F.col("has_action"), "no_action")
+    return pool.withColumn("reason", F.coalesce(F.col("reason"), check)).drop("cat")
+
+
 class ExtractSentences(Stage):
     name = "extract_sentences"
     description = "split, filter and dedup every sentence"
@@ -83,16 +112,30 @@ class ExtractSentences(Stage):
     outputs = ("silver.sentences",)
     config_sections = ("sentences", "models", "embedding", "run")
 
+    def external_inputs(self, ctx: Context) -> dict:
+        spec = complexity_spec(ctx.cfg)
+        return {"complexity_model": cat.fingerprint(spec.model)} if spec else {}
+
     def run(self, ctx: Context) -> list[Ledger]:
         cfg = ctx.cfg
+        cx = complexity_spec(cfg)
+        if cfg.get("sentences.complexity_filter") and not cx:
+            log.warning("sentences.complexity_filter is on but sentences.complexity_model is empty: "
+                        "the CAT complexity filter does not run (recorded as filter_ran.complexity=False)")
         occ = sentence_occurrences(ctx.read("bronze.documents"), cfg.get("sentences.splitter"))
         pool = occ.groupBy("sentence_id").agg(F.min("text").alias("text"), F.count("*").alias("n_occurrences"))
         pool = pool.persist()
         n_occurrences = pool.agg(F.sum("n_occurrences")).first()[0] or 0
         pool = pool.withColumn("n_words", F.size(F.split(F.trim("text"), WORD_SPLIT)).cast("int"))
         pool = pool.join(word_entropy(pool), "sentence_id", "left").fillna(0.0, ["entropy"])
+        pool = pool.withColumn("reason", quality_reason(cfg))
+        if cx:
+            pool = complexity_reason(cfg, pool, cx)
+        else:
+            pool = (pool.withColumn("complexity", F.lit(None).cast("int"))
+                    .withColumn("has_action", F.lit(None).cast("boolean")))
         pool = pool.withColumn("reason", F.coalesce(
-            quality_reason(cfg), F.when(F.col("entropy") < cfg.get("sentences.entropy_min"), "low_entropy")))
+            F.col("reason"), F.when(F.col("entropy") < cfg.get("sentences.entropy_min"), "low_entropy")))
         ppl_on = cfg.get("sentences.perplexity_filter")
         if ppl_on:  # only sentences that passed the cheaper filters reach the LM
             ppl_udf = F.pandas_udf(perplexity_batches(ppl_spec(cfg)), "double")
@@ -107,11 +150,11 @@ class ExtractSentences(Stage):
         ran = {"splitter": cfg.get("sentences.splitter"), "emoji": cfg.get("sentences.reject_emoji"),
                "url": cfg.get("sentences.reject_urls"), "word_count": True, "entropy": True,
                "perplexity": bool(ppl_on),
-               # The CAT parser is not built yet: recorded so no run claims it ran.
-               "complexity": False}
+               # Only with a configured spaCy pipeline: recorded so no run claims it ran.
+               "complexity": bool(cx), "complexity_model": cx.model if cx else ""}
         out = pool.select(
             "sentence_id", "text", "n_words", "n_occurrences",
-            F.lit(None).cast("int").alias("complexity"), F.lit(None).cast("string").alias("has_action"),
+            F.col("complexity").cast("int"), F.col("has_action").cast("string"),
             F.col("entropy").cast("double"), F.col("perplexity").cast("double"),
             F.lit(None).cast("string").alias("duplicate_of"),
             F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
@@ -122,6 +165,9 @@ class ExtractSentences(Stage):
         ledger = ledger_from_status("sentences", n_occurrences, ctx.tables.read("silver.sentences"))
         distinct = ledger.kept + ledger.rejected_total
         ledger.rejected["duplicate_sentence"] = n_occurrences - distinct
+        not_run = {label for label, on in (("complexity + action", cx), ("perplexity", ppl_on)) if not on}
+        log_funnel(ctx.tracker, ledger, SENTENCE_STAGES, "sentence occurrences",
+                   "extract_sentences: rows left after each filter", frozenset(not_run))
         return [ledger]
 
 

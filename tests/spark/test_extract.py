@@ -97,3 +97,64 @@ def test_word_count_edges(spark, tmp_path):
     run_stages(cfg, ["ingest", "extract_sentences"], say=lambda *_: None)
     got = {r["n_words"]: r["reason"] for r in TableStore(spark, cfg).read("silver.sentences").collect()}
     assert got == {2: "too_few_words", 3: None, 81: None, 82: "too_many_words"}
+
+
+def stage_run(cfg, pipeline_run: str, stage: str):
+    """The MLflow child run of one stage in one pipeline run."""
+    import mlflow
+    from realsyn.jobs.tracking import Tracker
+    tracker = Tracker(cfg)
+    client = mlflow.MlflowClient(tracker.uri)
+    exp = tracker.mlflow.get_experiment_by_name(cfg.get("mlflow.experiment"))
+    parent = client.search_runs([exp.experiment_id], f"tags.`realsyn.run` = '{pipeline_run}'")[0]
+    runs = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
+                              f"and tags.`mlflow.runName` = '{stage}'")
+    assert len(runs) == 1, (stage, runs)
+    return client, runs[0]
+
+
+def test_funnel_and_reason_counts_are_logged(extracted, tmp_path):
+    from PIL import Image
+    cfg, result, _ = extracted
+    for stage, name in (("extract_images", "images"), ("extract_sentences", "sentences")):
+        client, run = stage_run(cfg, result.run_id, stage)
+        led = {l.name: l for o in result.outcomes for l in o.ledgers}[name]
+        for reason, n in led.rejected.items():
+            assert run.data.metrics[f"{name}.rejected.{reason}"] == n
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "funnel")} == {
+            f"funnel/{name}.png", f"funnel/{name}.json"}
+        local = client.download_artifacts(run.info.run_id, "funnel", str(tmp_path / stage))
+        with Image.open(f"{local}/{name}.png") as img:
+            assert img.format == "PNG"
+        steps = json.loads(open(f"{local}/{name}.json").read())
+        assert steps[0]["remaining"] == led.rows_in and steps[-1]["remaining"] == led.kept
+        assert sum(sum(s["removed"].values()) for s in steps) == led.rejected_total
+    _, run = stage_run(cfg, result.run_id, "extract_sentences")
+    # The sample configures no spaCy pipeline: the CAT filter is recorded as not run.
+    assert run.data.params["filter_ran.complexity"] == "False"
+    assert "complexity + action (not run)" in {s["label"] for s in steps}
+
+
+def test_complexity_filter_with_a_spacy_pipeline(spark, tmp_path):
+    pytest.importorskip("spacy")
+    from tests.unit.test_complexity import GOLD, build_pipeline, sentence
+    model = build_pipeline(tmp_path / "cat_pipeline")
+    texts = [sentence(g[0]) for g in GOLD] + ["Two words.", "A dog runs on the beach."]
+    rows = [{"images": [None] * len(texts), "texts": texts, "metadata": json.dumps([None] * len(texts)),
+             "general_metadata": json.dumps({"url": "u"})}]
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp_path / "in" / "c.parquet")
+    cfg = make_config(tmp_path, f"run.input={tmp_path}/in", "sentences.entropy_min=0.0",
+                      "sentences.perplexity_filter=false", f"sentences.complexity_model={model}",
+                      "sentences.complexity_batch_size=3")
+    result = run_stages(cfg, ["ingest", "extract_sentences"], say=lambda *_: None)
+    got = {r["text"]: (r["complexity"], r["has_action"], r["reason"])
+           for r in TableStore(spark, cfg).read("silver.sentences").collect()}
+    expected = {sentence(g[0]): (g[4], str(g[5]).lower(),
+                                 "low_complexity" if g[4] < 1 else None if g[5] else "no_action") for g in GOLD}
+    expected["Two words."] = (None, None, "too_few_words")       # rejected before parsing
+    assert got == expected
+    led = result.outcomes[-1].ledgers[0]
+    assert led.rejected == {"low_complexity": 3, "no_action": 3, "too_few_words": 1, "duplicate_sentence": 1}
+    _, run = stage_run(cfg, result.run_id, "extract_sentences")
+    assert run.data.params["filter_ran.complexity"] == "True"
