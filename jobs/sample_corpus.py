@@ -82,7 +82,7 @@ def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
-def make_images(rng: random.Random, out: Path) -> list[str]:
+def make_images(rng: random.Random, out: Path, n_random: int = 110) -> list[str]:
     """Write the image files; return the file names documents may link to."""
     out.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -91,7 +91,7 @@ def make_images(rng: random.Random, out: Path) -> list[str]:
         (out / name).write_bytes(data)
         names.append(name)
 
-    sizes = [(rng.randint(120, 640), rng.randint(120, 480)) for _ in range(110)]
+    sizes = [(rng.randint(120, 640), rng.randint(120, 480)) for _ in range(n_random)]
     sizes += [(60, 80), (99, 300), (100, 100), (300, 100), (301, 100), (100, 301), (640, 150), (40, 40)]
     for i, (w, h) in enumerate(sizes):
         img = draw_picture(rng, w, h)
@@ -159,10 +159,10 @@ def bad_documents(rng: random.Random, image_urls: list[str]) -> list[dict]:
     ]
 
 
-def write_sample(out_dir: str, n_docs: int = 300, seed: int = 7) -> dict:
+def write_sample(out_dir: str, n_docs: int = 300, seed: int = 7, n_images: int = 110) -> dict:
     rng = random.Random(seed)
     out = Path(out_dir).resolve()
-    names = make_images(rng, out / "images")
+    names = make_images(rng, out / "images", n_images)
     urls = [(out / "images" / n).as_uri() for n in names]
     docs = build_documents(rng, urls, n_docs) + bad_documents(rng, urls)
     docs.append(dict(docs[0]))                     # an exact duplicate document

@@ -8,18 +8,21 @@
 # COMMAND ----------
 import os
 
+import realsyn.conf
 from realsyn.jobs.config import load_config
 from realsyn.jobs.pipeline import run_stages, summary
 from realsyn.jobs.sample_corpus import write_sample
 
 PROFILE = "databricks" if "DATABRICKS_RUNTIME_VERSION" in os.environ else "local"
 WORK = os.environ.get("REALSYN_WORK", "work/notebook")
+DOCS = int(os.environ.get("REALSYN_SAMPLE_DOCS", "100"))
+# The sample's settings: file:// URLs under the sample folder, a wide similarity window.
+SAMPLE_CONF = os.path.join(os.path.dirname(realsyn.conf.__file__), "sample.yaml")
 
 # COMMAND ----------
-sample = write_sample(f"{WORK}/sample", n_docs=100)
-cfg = load_config(PROFILE, overrides=[
-    f"run.work_dir={WORK}", f"run.input={sample['out']}/obelics/*.parquet",
-    "fetch.allowed_schemes=[http, https, file]", f"fetch.file_root={sample['out']}"])
+sample = write_sample(f"{WORK}/sample", n_docs=DOCS)
+cfg = load_config(PROFILE, [SAMPLE_CONF], [
+    f"run.work_dir={WORK}", f"run.input={sample['out']}/obelics/*.parquet", f"fetch.file_root={sample['out']}"])
 result = run_stages(cfg)
 print(summary(result))
 

@@ -3,16 +3,16 @@ import os
 import subprocess
 import sys
 
-import mlflow
 import pytest
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 BASE = ["--set", "spark.master=local[2]", "--set", "spark.progress_bar=false"]
 
 
-def realsyn(*args, cwd=None):
+def realsyn(*args, cwd=None, timeout=2400):
+    """The CLI as a user runs it; the generous timeout is for whole pipeline runs on busy machines."""
     return subprocess.run([sys.executable, "-m", "realsyn", *args], capture_output=True, text=True,
-                          env=ENV, cwd=cwd, timeout=600)
+                          env=ENV, cwd=cwd, timeout=timeout)
 
 
 def test_help_lists_commands():
@@ -32,28 +32,6 @@ def test_missing_input_is_one_clear_line(tmp_path):
     out = realsyn(*BASE, "--work-dir", str(tmp_path), "--input", str(tmp_path / "none.parquet"), "ingest")
     assert out.returncode == 2, out.stderr
     assert "no input files match" in out.stderr and "Traceback" not in out.stderr
-
-
-def test_pipeline_on_sample_then_rerun_skips(tmp_path):
-    sample = tmp_path / "sample"
-    assert realsyn("sample", "--out", str(sample), "--docs", "60").returncode == 0
-    conf = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "conf", "sample.yaml")
-    args = [*BASE, "--conf", conf, "--work-dir", str(tmp_path / "work"), "--input", f"{sample}/obelics/*.parquet",
-            "--set", f"fetch.file_root={sample}"]
-    first = realsyn(*args, "run")
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "bronze.documents" in first.stdout and "MLflow:" in first.stdout and "took" in first.stdout
-    second = realsyn(*args, "run")
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "skipped" in second.stdout
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'work' / 'mlflow' / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["realsyn"])
-    parents = runs[runs["tags.mlflow.runName"] == "pipeline"]
-    children = runs[runs["tags.mlflow.parentRunId"].notna()]
-    assert len(parents) == 2 and len(children) >= 2
-    assert "metrics.documents.in" in runs.columns
-    assert (children["tags.skipped"] == "true").any()
 
 
 def test_stage_runs_under_spark_submit(tmp_path, sample_dir):

@@ -13,7 +13,7 @@ SAMPLE_CONF = os.path.join(REPO, "conf", "sample.yaml")
 
 
 def realsyn_out(*args) -> str:
-    out = subprocess.run([sys.executable, "-m", "realsyn", *args], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "realsyn", *args], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -37,7 +37,7 @@ def test_pipeline_on_standalone_cluster(tmp_path, spark):
                "--conf", "spark.driver.host=127.0.0.1",
                os.path.join(REPO, "jobs", "cli.py"), *common, "--work-dir", str(work),
                "--input", f"{sample}/obelics/*.parquet", "--set", f"fetch.file_root={sample}", "run"]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500, cwd=REPO)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=2400, cwd=REPO)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
         apps = cluster.status()
     finally:
