@@ -26,6 +26,8 @@ EMOJI_RE = (r"[\x{1F000}-\x{1FAFF}\x{2600}-\x{27BF}\x{2B00}-\x{2BFF}\x{1F1E6}-\x
             r"\x{FE0F}\x{200D}\x{2300}-\x{23FF}]")
 URL_RE = (r"(?i)(\b(https?|ftp)://\S+|\bwww\.\S+|\b[a-z0-9-]+(\.[a-z0-9-]+)*"
           r"\.(com|org|net|edu|gov|io|co|uk|de|fr|info|biz|ly|me|tv)(/\S*)?\b)")
+# C0/C1 controls (not tab, newline, carriage return) and bidi overrides: never caption text.
+CONTROL_RE = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\x{202A}-\x{202E}\x{2066}-\x{2069}]"
 WORD_SPLIT = r"\s+"
 TOKEN_SPLIT = r"[^\p{L}\p{N}']+"
 
@@ -59,7 +61,7 @@ def word_entropy(sentences: DataFrame) -> DataFrame:
 
 def quality_reason(cfg) -> F.Column:
     reason = F.lit(None).cast("string")
-    checks = []
+    checks = [(F.col("text").rlike(CONTROL_RE), "control_characters")]
     if cfg.get("sentences.reject_emoji"):
         checks.append((F.col("text").rlike(EMOJI_RE), "emoji"))
     if cfg.get("sentences.reject_urls"):

@@ -22,6 +22,18 @@ def tracking_location(cfg: Config) -> tuple[str, str]:
     return uri, artifacts
 
 
+@contextlib.contextmanager
+def store_lock(path: str):
+    """An exclusive advisory lock on a file (POSIX), held for the block."""
+    import fcntl
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Tracker:
     """Thin wrapper so stages log the same way, and a run without MLflow still works."""
 
@@ -42,14 +54,21 @@ class Tracker:
                 logging.getLogger(name).setLevel(logging.WARNING)
             mlflow.set_tracking_uri(self.uri)
             name = self.cfg.get("mlflow.experiment")
-            if self.uri != "databricks":
-                exp = mlflow.get_experiment_by_name(name)
-                self.experiment_id = exp.experiment_id if exp else mlflow.create_experiment(
-                    name, artifact_location=self.artifact_root)
+            if self.uri.startswith("sqlite:///"):
+                # Two runs on one work dir would race MLflow's schema migration and the
+                # experiment's creation; one lock file makes the first-time setup serial.
+                with store_lock(self.uri[len("sqlite:///"):] + ".lock"):
+                    self.experiment_id = self._experiment(mlflow, name)
+            elif self.uri != "databricks":
+                self.experiment_id = self._experiment(mlflow, name)
             else:
                 self.experiment_id = mlflow.set_experiment(name).experiment_id
             self._mlflow = mlflow
         return self._mlflow
+
+    def _experiment(self, mlflow, name: str) -> str:
+        exp = mlflow.get_experiment_by_name(name)
+        return exp.experiment_id if exp else mlflow.create_experiment(name, artifact_location=self.artifact_root)
 
     @contextlib.contextmanager
     def run(self, name: str, nested: bool = False, tags: dict | None = None):

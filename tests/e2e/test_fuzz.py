@@ -55,10 +55,11 @@ def test_fuzz_corpus_through_the_pipeline(spark, tmp_path):
             got = outcome(by_file.get(c.file.rsplit("/", 1)[-1], []))
         elif c.where == "document":
             pos = (c.file.rsplit("/", 1)[-1], c.extra["row_index"])
-            gm = c.doc["general_metadata"]
-            url = json.loads(gm).get("url") if gm else None
-            got = outcome(by_position[pos]) if pos in by_position else (
-                "kept" if url in kept_urls else "absent")
+            if pos in by_position:
+                got = outcome(by_position[pos])
+            else:   # kept: found by its document URL (None when general_metadata is null)
+                gm = c.doc["general_metadata"]
+                got = "kept" if (json.loads(gm).get("url") if gm else None) in kept_urls else "absent"
         elif c.where == "image":
             got = outcome(images.get(c.url, []))
         else:
