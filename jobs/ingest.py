@@ -65,8 +65,8 @@ def reason_expr(max_slots: int, max_chars: int, max_url: int):
       WHEN aggregate(texts, 0L, (acc, t) -> acc + coalesce(length(t), 0)) > {max_chars} THEN 'too_much_text'
       WHEN exists(images, i -> length(i) > {max_url}) THEN 'url_too_long'
       WHEN exists(texts, t -> t IS NOT NULL AND NOT is_valid_utf8(t)) THEN 'invalid_utf8'
-      WHEN NOT exists(images, i -> i IS NOT NULL AND trim(i) != '')
-       AND NOT exists(texts, t -> t IS NOT NULL AND trim(t) != '') THEN 'empty_document'
+      WHEN NOT exists(images, i -> i IS NOT NULL AND i RLIKE '\\\\S')
+       AND NOT exists(texts, t -> t IS NOT NULL AND t RLIKE '\\\\S') THEN 'empty_document'
       ELSE NULL
     END""")
 

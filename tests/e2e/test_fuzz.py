@@ -22,7 +22,8 @@ def test_fuzz_corpus_through_the_pipeline(spark, tmp_path):
         root, cases = write_fuzz(str(tmp_path / "fuzz"), server.base)
         cfg = make_config(tmp_path / "work", f"run.input={root}/obelics/*.parquet", f"fetch.file_root={root}",
                           "fetch.allow_loopback=true", "fetch.connect_timeout_s=2", "fetch.read_timeout_s=2",
-                          "fetch.retries=1", "fetch.backoff_s=0.05", files=[SAMPLE_CONF])
+                          "fetch.retries=1", "fetch.backoff_s=0.05",
+                          "fetch.max_bytes=250000", files=[SAMPLE_CONF])
         result = run_stages(cfg, say=lambda *_: None)
     assert len({c.kind for c in cases}) >= 50
     tables = TableStore(spark, cfg)
