@@ -37,13 +37,11 @@ def test_fuzz_corpus_through_the_pipeline(spark, tmp_path):
     assert tables.read("bronze.document_rejects").where("reason IS NULL").count() == 0
 
     rejects = tables.read("bronze.document_rejects").select("source_file", "row_index", "reason").collect()
-    by_position = {}
+    by_position, by_file = {}, {}
     for r in rejects:
-        by_position.setdefault((r["source_file"].rsplit("/", 1)[-1], r["row_index"]), []).append(
-            {"status": "rejected", "reason": r["reason"]})
-    by_file = {}
-    for r in rejects:
-        by_file.setdefault(r["source_file"].rsplit("/", 1)[-1], []).append({"status": "rejected", "reason": r["reason"]})
+        name, row = r["source_file"].rsplit("/", 1)[-1], {"status": "rejected", "reason": r["reason"]}
+        by_position.setdefault((name, r["row_index"]), []).append(row)
+        by_file.setdefault(name, []).append(row)
     kept_urls = {r["url"] for r in tables.read("bronze.documents").select("url").collect()}  # None: no URL
     images = {}
     for r in tables.read("silver.images").select("url", "status", "reason").collect():

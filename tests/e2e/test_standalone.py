@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from tests.e2e.test_cli import realsyn
 from tests.standalone_cluster import StandaloneCluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -13,7 +14,7 @@ SAMPLE_CONF = os.path.join(REPO, "conf", "sample.yaml")
 
 
 def realsyn_out(*args) -> str:
-    out = subprocess.run([sys.executable, "-m", "realsyn", *args], capture_output=True, text=True, timeout=600)
+    out = realsyn(*args)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
