@@ -23,6 +23,9 @@ from realsyn.udfs.clip_encoder import from_bytes
 from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans, nearest_centroids
 
 
+RANGE_SAMPLE = 20_000   # sample rows routed to estimate the cluster sizes for file boundaries
+
+
 def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFrame:
     """A sample that depends only on the keys and the seed, not on partitioning."""
     if fraction >= 1.0:
@@ -32,8 +35,13 @@ def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFram
 
 
 def collect_vectors(df: DataFrame, key: str, dim: int, dtype: str = "float32") -> tuple[list[str], np.ndarray]:
-    """A bounded sample to the driver, through Arrow (not pickled rows), in key order."""
-    table = df.select(key, "embedding").orderBy(key).toArrow()
+    """A bounded sample to the driver, through Arrow (not pickled rows), in key order.
+
+    Sorted on the driver: a distributed orderBy would add a sampling job and a shuffle of
+    the vectors for a table that is collected anyway."""
+    import pyarrow.compute as pc
+    table = df.select(key, "embedding").toArrow()
+    table = table.take(pc.sort_indices(table, sort_keys=[(key, "ascending")]))
     return table.column(key).to_pylist(), arrow_vectors(table.column("embedding"), dim, dtype)
 
 
@@ -126,7 +134,9 @@ class Cluster(Stage):
         # reads a cluster's rows straight from one file (no shuffle of the sentences), and no
         # file is bigger than a task's share.
         files = max(parallelism, -(-n // cfg.get("retrieval.max_cluster_rows")))
-        _, sample_ids = nearest_centroids(sample, blob, dim, 1)
+        # File boundaries need only rough cluster sizes: route a subsample, not all of it.
+        step = max(1, len(sample) // RANGE_SAMPLE)
+        _, sample_ids = nearest_centroids(sample[::step], blob, dim, 1)
         bounds, keys = range_files(ctx.spark, sample_ids[:, 0], len(centroids), files)
         assigned = kept.mapInArrow(assign_arrow_fn(blob, dim, dtype, ctx.cfg.profile == "gpu", bounds, keys),
                                    "cluster_id int, sentence_id string, embedding binary, part long")

@@ -141,11 +141,12 @@ class ExtractSentences(Stage):
         ppl_on = cfg.get("sentences.perplexity_filter")
         if ppl_on:  # only sentences that passed the cheaper filters reach the LM
             ppl_udf = F.pandas_udf(perplexity_batches(ppl_spec(cfg)), "double")
-            pool = pool.withColumn("perplexity", F.when(F.col("reason").isNull(), ppl_udf(F.col("text"))))
+            pool = pool.withColumn("perplexity", ppl_udf(F.when(F.col("reason").isNull(), F.col("text"))))
             lo, hi = cfg.get("sentences.ppl_min"), cfg.get("sentences.ppl_max")
             pool = pool.withColumn("reason", F.coalesce(
                 F.col("reason"),
-                F.when(F.isnan("perplexity"), "ppl_undefined")
+                # NaN reaches Spark as null through Arrow: either way the LM gave no value.
+                F.when(F.col("perplexity").isNull() | F.isnan("perplexity"), "ppl_undefined")
                  .when(F.col("perplexity") < lo, "low_perplexity").when(F.col("perplexity") > hi, "high_perplexity")))
         else:
             pool = pool.withColumn("perplexity", F.lit(None).cast("double"))

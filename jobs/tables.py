@@ -54,13 +54,12 @@ class TableStore:
               change_data_feed: bool = False) -> int:
         """Replace the table atomically (one Delta commit) after checking the schema.
 
-        Column comments and the description come from the registry. Returns the new version.
+        Column comments and the description come from the registry. A null key fails the
+        write job itself, so no such table is ever committed. Returns the new version.
         """
         table = spec(name)
         check_schema(name, df.schema)
-        ordered = df.select([F.col(f.name).alias(f.name, metadata=f.metadata) for f in table.schema.fields])
-        keys_null = " OR ".join(f"`{k}` IS NULL" for k in table.keys)
-        writer = ordered.writeTo(self.identifier(name)).using("delta")
+        writer = self._guarded(name, df).writeTo(self.identifier(name)).using("delta")
         writer = writer.tableProperty("comment", table.description)
         writer = writer.tableProperty("realsyn.keys", ",".join(table.keys))
         if change_data_feed:
@@ -69,20 +68,42 @@ class TableStore:
             writer = writer.tableProperty(f"realsyn.{key}", str(value))
         if table.partition_by:
             writer = writer.partitionedBy(*[F.col(p) for p in table.partition_by])
-        writer.createOrReplace()
-        nulls = self.read(name).where(keys_null).limit(1).count()
-        if nulls:
-            raise ValueError(f"table {name}: a key column ({', '.join(table.keys)}) holds nulls")
+        self._run_guarded(name, writer.createOrReplace)
         return self.version(name)
-
 
     def append(self, name: str, df: DataFrame) -> int:
         """Add rows in one commit (creates the table on first use)."""
         if not self.exists(name):
             return self.write(name, df)
         check_schema(name, df.schema)
-        df.select([f.name for f in spec(name).schema.fields]).writeTo(self.identifier(name)).append()
+        self._run_guarded(name, self._guarded(name, df).writeTo(self.identifier(name)).append)
         return self.version(name)
+
+    @staticmethod
+    def _guarded(name: str, df: DataFrame) -> DataFrame:
+        """The registry's column order and comments; key columns raise on null while written
+        (checked in the same pass as the write instead of a scan of the new table)."""
+        table = spec(name)
+
+        def column(f):
+            col = F.col(f.name)
+            if f.name in table.keys:
+                col = F.when(col.isNull(), F.raise_error(F.lit(f"{NULL_KEY} {name}.{f.name}"))).otherwise(col)
+            return col.alias(f.name, metadata=f.metadata)
+        return df.select([column(f) for f in table.schema.fields])
+
+    @staticmethod
+    def _run_guarded(name: str, action) -> None:
+        try:
+            action()
+        except Exception as err:
+            if NULL_KEY in str(err):
+                keys = ", ".join(spec(name).keys)
+                raise ValueError(f"table {name}: a key column ({keys}) holds nulls; nothing was written") from None
+            raise
+
+
+NULL_KEY = "realsyn: null key in"
 
 
 class MissingTable(RuntimeError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
@@ -164,11 +165,16 @@ def fetch_one(url: str, settings: FetchSettings, resolver=None) -> Fetched:
 
 def fetch_many(urls: list[str], settings: FetchSettings) -> list[Fetched]:
     """Order-preserving concurrent fetch of one batch."""
+    return list(fetch_iter(urls, settings))
+
+
+def fetch_iter(urls: list[str], settings: FetchSettings) -> Iterator[Fetched]:
+    """fetch_many as a generator: results in input order, each as soon as it is ready."""
     if not urls:
-        return []
+        return
     workers = min(settings.concurrency, len(urls))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda u: _never_raise(u, settings), urls))
+        yield from pool.map(lambda u: _never_raise(u, settings), urls)
 
 
 def _never_raise(url: str, settings: FetchSettings) -> Fetched:

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from realsyn.udfs.fetch import FetchSettings, fetch_many
+from realsyn.udfs.fetch import FetchSettings, fetch_iter
 from realsyn.udfs.image_decode import decode
 
 OUTPUT_DDL = ("url_id string, bytes binary, http_status int, image_id string, width int, height int, "
@@ -13,9 +13,9 @@ OUTPUT_DDL = ("url_id string, bytes binary, http_status int, image_id string, wi
 
 
 def fetch_and_measure(batch: pd.DataFrame, settings: FetchSettings, max_pixels: int) -> pd.DataFrame:
-    fetched = fetch_many(batch["url"].tolist(), settings)
     rows = []
-    for url_id, f in zip(batch["url_id"], fetched):
+    # Lazily: each image is decoded as soon as its fetch is done while later ones download.
+    for url_id, f in zip(batch["url_id"], fetch_iter(batch["url"].tolist(), settings)):
         if f.reason is not None:
             rows.append((url_id, None, f.http_status, None, None, None, None, None, f.reason))
             continue

@@ -74,17 +74,23 @@ def model_for(spec: PplSpec) -> PerplexityModel:
 
 
 def perplexity_batches(spec: PplSpec):
-    """Iterator pandas UDF body: text Series -> perplexity Series (NaN when undefined)."""
+    """Iterator pandas UDF body: text Series -> perplexity Series (NaN when undefined).
+
+    Null texts are not scored (null): the stage passes null for sentences a cheaper filter
+    already rejected, so the LM only sees the survivors."""
     def run(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
         model = model_for(spec)
         for texts in batches:
+            present = texts.notna().to_numpy()
+            items = texts[present].tolist()
             values: list[float] = []
-            items = texts.fillna("").tolist()
             for i in range(0, len(items), spec.batch_size):
                 chunk = items[i:i + spec.batch_size]
                 try:
                     values += model.perplexity(chunk)
                 except Exception:
                     values += [float("nan")] * len(chunk)
-            yield pd.Series(values, dtype="float64")
+            out = pd.Series([None] * len(texts), dtype="float64")
+            out[present] = values
+            yield out
     return run

@@ -37,3 +37,9 @@ def test_null_key_is_refused(spark, tmp_path):
                                "image_id string, rank int, sentence_id string, score float, reason string")
     with pytest.raises(ValueError, match="key column"):
         store.write("gold.retrievals", df)
+    assert not store.exists("gold.retrievals")  # failed inside the write job: nothing committed
+    good = spark.createDataFrame([("a", 1, "s", 0.1, None)], df.schema)
+    store.write("gold.retrievals", good)
+    with pytest.raises(ValueError, match="key column"):
+        store.append("gold.retrievals", df)
+    assert store.read("gold.retrievals").count() == 1

@@ -41,3 +41,14 @@ def test_perplexity_ignores_what_other_models_do_to_their_tokenizers():
     generators_for(GenSpec("tiny", "tiny", "", "", 42, 8, 1, 12, 1))   # sets left padding on its own copy
     after = PerplexityModel(SPEC).perplexity(["a dog runs on the beach at sunset.", "the red car"])
     assert before == after
+
+
+def test_null_texts_are_not_scored_and_stay_null():
+    import pandas as pd
+    from realsyn.udfs.perplexity import PplSpec, perplexity_batches
+    spec = PplSpec("tiny", "", 7, 2, 32, 1)
+    texts = pd.Series(["a red bus drives on the road", None, "two dogs play in the park", None, "a sky"])
+    (out,) = list(perplexity_batches(spec)(iter([texts])))
+    assert len(out) == 5
+    assert out.isna().tolist() == [False, True, False, True, False]
+    assert out[0] > 1 and out[2] > 1 and out[4] > 1
