@@ -48,21 +48,31 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body or b"")
 
 
-def plain(docs, cfg) -> tuple[float, float]:
-    """The same extraction as a straightforward single-process loop; (total s, fetch s)."""
+def plain(docs, cfg, out_dir: str) -> tuple[float, float]:
+    """The same extraction as a straightforward single-process loop, writing the same two
+    tables (one row per URL and per distinct sentence, with status and reason) to Parquet,
+    as the Spark side writes its Delta tables; (total s, fetch s)."""
+    import hashlib
     t0 = time.perf_counter()
     urls = sorted({u for d in docs for u in d["images"] if u})
     fetched = fetch_many(urls, FetchSettings.from_conf(cfg.section("fetch")))
     t_fetch = time.perf_counter() - t0
-    kept = {}
+    image_rows, kept = [], {}
     for u, f in zip(urls, fetched):
-        if f.reason:
-            continue
-        d = decode(f.data, cfg.get("images.max_pixels"))
-        if d.reason or min(d.width, d.height) < cfg.get("images.min_side_px") or \
-                max(d.width, d.height) > cfg.get("images.max_aspect_ratio") * min(d.width, d.height):
-            continue
-        kept.setdefault(d.image_id, d)
+        d = decode(f.data, cfg.get("images.max_pixels")) if not f.reason else None
+        reason = f.reason or d.reason
+        if not reason and min(d.width, d.height) < cfg.get("images.min_side_px"):
+            reason = "too_small"
+        elif not reason and max(d.width, d.height) > cfg.get("images.max_aspect_ratio") * min(d.width, d.height):
+            reason = "bad_aspect_ratio"
+        elif not reason and d.image_id in kept:
+            reason = "duplicate_exact"
+        elif not reason:
+            kept[d.image_id] = d
+        image_rows.append({"url_id": hashlib.sha256(u.encode()).hexdigest(), "url": u,
+                           "image_id": d.image_id if d else None, "bytes": None if reason else f.data,
+                           "width": d.width if d else None, "height": d.height if d else None,
+                           "phash": d.phash if d else None, "reason": reason})
     t = cfg.get("images.phash_max_hamming")
     ids = sorted(kept)
     buckets: dict = {}
@@ -72,7 +82,12 @@ def plain(docs, cfg) -> tuple[float, float]:
             buckets.setdefault((band, (h >> (band * 13)) & 0x1FFF), []).append(i)
     pairs = {(a, b) for group in buckets.values() for a in group for b in group
              if a < b and hamming(kept[a].phash, kept[b].phash) <= t}
-    representatives(pairs, {i: -kept[i].width * kept[i].height for i in ids})
+    rep = representatives(pairs, {i: -kept[i].width * kept[i].height for i in ids})
+    for row in image_rows:
+        if row["reason"] is None and rep.get(row["image_id"], row["image_id"]) != row["image_id"]:
+            row["reason"], row["bytes"] = "duplicate_perceptual", None
+        row["status"] = "rejected" if row["reason"] else "kept"
+    pq.write_table(pa.Table.from_pylist(image_rows), f"{out_dir}/images.parquet")
     pool: dict[str, list] = {}
     for d in docs:
         for text in d["texts"]:
@@ -88,10 +103,15 @@ def plain(docs, cfg) -> tuple[float, float]:
     total = sum(words.values())
     url_re = re.compile(r"https?://|www\.", re.I)
     emoji_re = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D\u2300-\u23FF]")
+    sentence_rows = []
     for sid, (s, n) in pool.items():
         nw = len(s.split())
         ent = sum(-(words[w] / total) * math.log(words[w] / total) for w in tokenised[sid])
-        _ = emoji_re.search(s) or url_re.search(s) or nw < 3 or nw > 81 or ent < 0.3
+        reason = ("emoji" if emoji_re.search(s) else "url" if url_re.search(s) else "too_few_words" if nw < 3
+                  else "too_many_words" if nw > 81 else "low_entropy" if ent < 0.3 else None)
+        sentence_rows.append({"sentence_id": sid, "text": s, "n_words": nw, "n_occurrences": n, "entropy": ent,
+                              "status": "rejected" if reason else "kept", "reason": reason})
+    pq.write_table(pa.Table.from_pylist(sentence_rows), f"{out_dir}/sentences.parquet")
     return time.perf_counter() - t0, t_fetch
 
 
@@ -130,8 +150,13 @@ def main() -> None:
         # output table afterwards for its summary, which the plain loop has no counterpart of.
         t_spark = sum(o.seconds for o in out.outcomes)
         n_sent = out.outcomes[1].ledgers[0].rows_in
-        t_plain, t_fetch = plain(docs, cfg)
+        t_plain, t_fetch = plain(docs, cfg, tmp)
+        kept_plain = [pq.read_table(f"{tmp}/{t}.parquet", filters=[("status", "=", "kept")]).num_rows
+                      for t in ("images", "sentences")]
     server.shutdown()
+    print(f"kept images: spark {out.outcomes[0].ledgers[0].kept}, plain {kept_plain[0]}; kept sentences: "
+          f"spark {out.outcomes[1].ledgers[0].kept}, plain {kept_plain[1]} (the plain URL and emoji "
+          "patterns are simpler than the stage's)")
     print(f"spark {t_spark:.1f}s, {t_wall:.1f}s with run_stages bookkeeping (images {out.outcomes[0].seconds:.1f}s, sentences {out.outcomes[1].seconds:.1f}s), "
           f"plain {t_plain:.1f}s, {n_sent} sentence occurrences, {args.images} images")
     print(f"RESULT images_per_s={args.images / out.outcomes[0].seconds:.1f} "
