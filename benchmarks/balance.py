@@ -1,10 +1,10 @@
 """Balance sampling (similarity window + image k-means + nested caps) in Spark against a
 pandas/numpy/faiss single-process implementation over the same stored rows, side by side.
 
-Both sides are timed from reading the stored pairs (a Delta table of image_id, image
+Both sides are timed from reading the stored pairs (gold.pair_vectors: image_id, image
 vector, synthetic-text vector) to writing the result (Spark: gold.image_clusters through
-the stage's own code; single process: one Parquet file). Both fit k-means on a sample of
-the same size with the same K and iterations, and assign every windowed pair.
+the stage's own code; single process: one Parquet file). Both fit k-means on the same
+key-hash sample with the same K and iterations, and assign every windowed pair.
 
 Prints `RESULT balance_rows_per_s=... spark_over_pandas=...` and, per cap t, the largest
 cluster after capping, which must equal min(t, largest cluster) on both sides.
@@ -12,6 +12,7 @@ cluster after capping, which must equal min(t, largest cluster) on both sides.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -21,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realsyn.jobs.balance import BalanceParams, balance_pairs  # noqa: E402
+from realsyn.jobs.balance import PAIRS, BalanceParams, balance_stored  # noqa: E402
 from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.jobs.tables import TableStore  # noqa: E402
-from realsyn.udfs.balance_ops import arrow_vectors, min_cap  # noqa: E402
+from realsyn.udfs.balance_ops import arrow_vectors, min_cap, sample_mask  # noqa: E402
 from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402
 
 
@@ -45,7 +46,8 @@ def synthetic_pairs(rng, n, d, n_topics):
     return img, txt.astype(np.float32)
 
 
-def write_pairs(spark, img, txt, tmp):
+def write_pairs(store, img, txt, tmp):
+    """gold.pair_vectors as the stage writes it (one Delta write from Spark)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     d = img.shape[1]
@@ -53,10 +55,18 @@ def write_pairs(spark, img, txt, tmp):
     def blobs(v):
         return pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * d), len(v), [None, pa.py_buffer(v.astype("<f4"))]).cast(pa.binary())
     table = pa.table({"image_id": [f"{i:064x}" for i in range(len(img))],
-                      "embedding": blobs(img), "text_vec": blobs(txt)})
+                      "embedding": blobs(img), "text_vec": blobs(txt), "model": pa.nulls(len(img), pa.string())})
+    os.makedirs(tmp, exist_ok=True)
     pq.write_table(table, f"{tmp}/pairs.parquet", row_group_size=50_000)
-    spark.read.parquet(f"{tmp}/pairs.parquet").write.format("delta").save(f"{tmp}/pairs_delta")
-    return f"{tmp}/pairs_delta"
+    store.write(PAIRS, store.spark.read.parquet(f"{tmp}/pairs.parquet"))
+
+
+def spark_side(store, dim, p):
+    t0 = time.perf_counter()
+    out, k, in_place = balance_stored(store, PAIRS, dim, "float32", p)
+    assert in_place, "gold.pair_vectors was not read in place"
+    store.write("gold.image_clusters", out)
+    return time.perf_counter() - t0, k
 
 
 def single_process(files, d, p: BalanceParams, out_path, threads):
@@ -71,8 +81,7 @@ def single_process(files, d, p: BalanceParams, out_path, threads):
     sim = np.einsum("ij,ij->i", img, txt)
     keep = (sim >= p.sim_min) & (sim <= p.sim_max)
     fraction = min(1.0, p.kmeans_sample / len(ids))
-    sampled = (pd.util.hash_array(ids) % 1_000_000) < int(fraction * 1_000_000)
-    sample = img[sampled & keep]
+    sample = img[sample_mask(ids, fraction, p.seed) & keep]
     k = max(1, min(p.num_clusters, int(round(len(sample) / fraction)) // p.images_per_cluster or 1))
     cents = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads)
     faiss = faiss_module(threads)
@@ -113,40 +122,54 @@ def main() -> None:
     ap.add_argument("--kmeans-sample", type=int, default=50_000)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2, help="faiss threads of the single process (= Spark cores)")
+    ap.add_argument("--warmup-rows", type=int, default=20_000,
+                    help="each side first runs once over its own table of this many rows (0: cold)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     img, txt = synthetic_pairs(rng, args.rows, args.dim, max(50, args.clusters // 4))
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config("local", overrides=[
+        overrides = [
             f"run.work_dir={tmp}/work", "spark.master=local[2]", "spark.progress_bar=false", "mlflow.enabled=false",
             f"balance.num_clusters={args.clusters}", f"retrieval.kmeans_sample={args.kmeans_sample}",
             f"retrieval.kmeans_iters={args.iters}",
-            "spark.conf={spark.driver.memory: 4g, spark.sql.shuffle.partitions: '8'}"])
+            "spark.conf={spark.driver.memory: 4g, spark.sql.shuffle.partitions: '8'}"]
+        cfg = load_config("local", overrides=overrides)
         spark = get_spark(cfg)
         store = TableStore(spark, cfg)
         p = BalanceParams.from_config(cfg)
-        path = write_pairs(spark, img, txt, tmp)
+        write_pairs(store, img, txt, f"{tmp}/main")
         del img, txt
+        warm_files, t_cold = [], None
+        if args.warmup_rows:
+            # JIT, Python workers and first Delta reads happen once per session; the same
+            # warm-up on both sides keeps them out of the per-row comparison.
+            warm = TableStore(spark, load_config("local", overrides=overrides + [f"tables.warehouse={tmp}/warm"]))
+            write_pairs(warm, *synthetic_pairs(np.random.default_rng(1), args.warmup_rows, args.dim, 50),
+                        f"{tmp}/warm-in")
+            t_cold, _ = spark_side(warm, args.dim, p)
+            warm_files = warm.read(PAIRS).inputFiles()
 
-        t0 = time.perf_counter()
-        pairs = spark.read.format("delta").load(path)
-        out, k_spark = balance_pairs(pairs, args.rows, args.dim, "float32", p)
-        store.write("gold.image_clusters", out)
-        t_spark = time.perf_counter() - t0
+        t_spark, k_spark = spark_side(store, args.dim, p)
 
-        files = spark.read.format("delta").load(path).inputFiles()
+        files = store.read(PAIRS).inputFiles()
         kept = store.read("gold.image_clusters").where("status = 'kept'").select("cluster_id", "min_cap").toArrow()
         cl_sp = kept.column("cluster_id").to_numpy()
         caps_sp = kept.column("min_cap").fill_null(-1).to_numpy()
         spark.stop()   # the single process gets the machine's memory to itself
 
+        t_cold_pd = time.perf_counter()
+        if warm_files:
+            single_process(warm_files, args.dim, p, f"{tmp}/warm.parquet", args.threads)
+        t_cold_pd = time.perf_counter() - t_cold_pd
         t0 = time.perf_counter()
         cl_pd, caps_pd, k_pd = single_process(files, args.dim, p, f"{tmp}/single.parquet", args.threads)
         t_pandas = time.perf_counter() - t0
 
     print(f"rows={args.rows} dim={args.dim} window kept: spark={len(cl_sp)} single={len(cl_pd)}  "
           f"K: spark={k_spark} single={k_pd}")
+    if t_cold is not None:
+        print(f"warm-up over {args.warmup_rows} rows: spark {t_cold:.1f}s  single process {t_cold_pd:.1f}s")
     print(f"spark: {t_spark:.1f}s  single process: {t_pandas:.1f}s")
     ok = len(cl_sp) == len(cl_pd)
     for name, cl, cp in (("spark", cl_sp, caps_sp), ("single", cl_pd, caps_pd)):

@@ -5,28 +5,33 @@
 2. k-means of the kept image embeddings (faiss on a sample, centroids broadcast);
 3. a seeded random rank inside each cluster (hash of image_id, then a window): an image
    is in the subset of cap t iff rank < t, so the subsets are nested by construction.
-One pass over the vectors (similarity and cluster assignment together, in Arrow), one
-shuffle for the rank, no collect of the table.
+The pairs (image and synthetic-text vectors) are stored first as gold.pair_vectors, so a
+re-run with another window or caps needs no re-encoding, and the two passes over the
+vectors read its files in place. One shuffle for the rank, no collect of the table.
 """
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.cluster import embedding_meta, hash_sample
+from realsyn.jobs.cluster import embedding_meta
 from realsyn.jobs.embed import OUT_DDL, check_same_model, encoder_spec
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
-from realsyn.udfs.balance_ops import in_window, score_and_assign
+from realsyn.jobs.stored_rows import StoredRows
+from realsyn.jobs.tables import TableStore
+from realsyn.udfs.balance_ops import arrow_vectors, sampled_in_window, score_and_assign
 from realsyn.udfs.embed_batches import embed_texts
 from realsyn.udfs.vector_search import fit_kmeans
 
 SCORED_DDL = "image_id string, sim float, reason string, cluster_id int"
+PAIR_COLUMNS = ("image_id", "embedding", "text_vec")
+PAIRS = "gold.pair_vectors"
 # Rejected pairs have no cluster; spread them over this many window partitions instead
 # of one null partition (they get no rank).
 REJECT_BUCKETS = 256
@@ -68,51 +73,55 @@ def driver_threads() -> int:
     return max(1, min(parallelism, os.cpu_count() or 1))
 
 
-def fit_centroids(pairs: DataFrame, n_rows: int, dim: int, dtype: str, p: BalanceParams) -> tuple[np.ndarray | None, int]:
-    """k-means on a key-hash sample of the pairs, restricted to the similarity window.
+def fit_centroids(pairs: StoredRows, dim: int, dtype: str, p: BalanceParams) -> np.ndarray | None:
+    """k-means on a key-hash sample of the stored pairs, restricted to the similarity window.
 
     K follows the window's size, estimated from the sample (exact when the sample is all)."""
-    fraction = min(1.0, p.kmeans_sample / max(n_rows, 1))
-    sample = hash_sample(pairs, "image_id", fraction, p.seed).select("image_id", "embedding", "text_vec")
-    table = sample.toArrow()
+    fraction = min(1.0, p.kmeans_sample / max(pairs.rows, 1))
+    pick = partial(sampled_in_window, fraction=fraction, seed=p.seed, dim=dim, dtype=dtype,
+                   sim_min=p.sim_min, sim_max=p.sim_max)
+    table = pairs.map(pick, "image_id string, embedding binary").toArrow()
     table = table.take(table.column("image_id").to_numpy(zero_copy_only=False).argsort(kind="stable"))  # key order
-    vecs = in_window(table, dim, dtype, p.sim_min, p.sim_max)
+    vecs = arrow_vectors(table.column("embedding"), dim, dtype)
     if len(vecs) == 0:
-        return None, 0
-    n_window = int(round(len(vecs) / fraction))
-    k = max(1, min(p.num_clusters, n_window // p.images_per_cluster or 1))
-    return fit_kmeans(vecs, k, p.kmeans_iters, p.seed, p.kmeans_threads), n_window
+        return None
+    k = max(1, min(p.num_clusters, int(round(len(vecs) / fraction)) // p.images_per_cluster or 1))
+    return fit_kmeans(vecs, k, p.kmeans_iters, p.seed, p.kmeans_threads)
 
 
-def scored_fn(dim: int, dtype: str, p: BalanceParams, blob: bytes | None):
-    def run(batches):
-        for b in batches:
-            yield score_and_assign(b, dim, dtype, p.sim_min, p.sim_max, blob, p.use_gpu)
-    return run
+def balance_stored(store: TableStore, name: str, dim: int, dtype: str,
+                   p: BalanceParams) -> tuple[DataFrame, int, bool]:
+    """A stored pairs table (image_id, embedding, text_vec or null) -> gold.image_clusters
+    rows, K, and whether the vectors were read in place.
 
-
-def balance_pairs(pairs: DataFrame, n_rows: int, dim: int, dtype: str, p: BalanceParams) -> tuple[DataFrame, int]:
-    """pairs (image_id, embedding, text_vec or null) -> gold.image_clusters rows, and K.
-
-    One Arrow pass computes similarity, reason and nearest centroid; one window (sorted
-    by a seeded hash inside each cluster) gives the rank, and the rank the smallest cap."""
-    centroids, _ = fit_centroids(pairs, n_rows, dim, dtype, p)
+    Two passes over the vectors, both read in place when the files allow it (stored_rows):
+    the k-means sample, then similarity, reason and nearest centroid together. One window
+    (sorted by a seeded hash inside each cluster) gives the rank, the rank the smallest cap."""
+    pairs = StoredRows(store, name, list(PAIR_COLUMNS))
+    centroids = fit_centroids(pairs, dim, dtype, p)
     blob = None if centroids is None else centroids.astype("<f4").tobytes()
-    scored = pairs.select("image_id", "embedding", "text_vec").mapInArrow(scored_fn(dim, dtype, p, blob), SCORED_DDL)
+    score = partial(score_and_assign, dim=dim, dtype=dtype, sim_min=p.sim_min, sim_max=p.sim_max,
+                    centroids_blob=blob, use_gpu=p.use_gpu)
+    scored = pairs.map(score, SCORED_DDL)
+    # Rejected pairs get no rank: spread over buckets, with null sort keys (cheap to sort).
+    kept = F.col("cluster_id").isNotNull()
     part = F.coalesce(F.col("cluster_id"), -1 - F.pmod(F.xxhash64("image_id"), F.lit(REJECT_BUCKETS)).cast("int"))
-    order = Window.partitionBy(part).orderBy(F.xxhash64("image_id", F.lit(p.seed)), "image_id")
-    rank = F.when(F.col("cluster_id").isNotNull(), (F.row_number().over(order) - 1).cast("int"))
-    out = (scored.withColumn("rank_in_cluster", rank)
+    order = Window.partitionBy(part).orderBy(F.when(kept, F.xxhash64("image_id", F.lit(p.seed))),
+                                             F.when(kept, F.col("image_id")))
+    rank = F.when(kept, (F.row_number().over(order) - 1).cast("int"))
+    # An explicit repartition is not coalesced by AQE: every core ranks (3 tasks on 2 cores idled one).
+    tasks = 2 * store.spark.sparkContext.defaultParallelism
+    out = (scored.repartition(tasks, part).withColumn("rank_in_cluster", rank)
            .select("image_id", "cluster_id", "sim", "rank_in_cluster", min_cap_expr(p.caps).alias("min_cap"),
                    F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason"))
-    return out, 0 if centroids is None else len(centroids)
+    return out, 0 if centroids is None else len(centroids), pairs.in_place
 
 
 class Balance(Stage):
     name = "balance"
     description = "similarity window, image k-means and nested per-cluster caps"
     inputs = ("silver.image_embeddings", "gold.synthetic")
-    outputs = ("gold.image_clusters",)
+    outputs = (PAIRS, "gold.image_clusters")
     config_sections = ("balance", "models", "embedding", "run")
 
     def run(self, ctx: Context) -> list[Ledger]:
@@ -123,22 +132,20 @@ class Balance(Stage):
         spec = encoder_spec(cfg)
         syn = ctx.read("gold.synthetic").where("status = 'kept'").select("image_id", "syn_text")
         n_in = syn.count()
-        # Text vectors are computed once: the k-means sample and the main pass both read them.
         syn_vecs = (syn.select(F.col("image_id").alias("sentence_id"), F.col("syn_text").alias("text"))
                     .mapInPandas(embed_texts(spec, cfg.get("embedding.batch_size"), dtype),
                                  OUT_DDL.format(key="sentence_id"))
                     .select(F.col("sentence_id").alias("image_id"),
-                            F.when(F.col("status") == "kept", F.col("embedding")).alias("text_vec"))
-                    .persist(StorageLevel.MEMORY_AND_DISK))
-        syn_vecs.count()
-        pairs = emb.where("status = 'kept'").select("image_id", "embedding").join(syn_vecs, "image_id")
-        out, k = balance_pairs(pairs, n_in, dim, dtype, BalanceParams.from_config(cfg))
+                            F.when(F.col("status") == "kept", F.col("embedding")).alias("text_vec")))
+        pairs = (emb.where("status = 'kept'").select("image_id", "embedding", "model")
+                 .join(syn_vecs, "image_id").select(*PAIR_COLUMNS, "model"))
+        ctx.write(PAIRS, pairs)
+        out, k, in_place = balance_stored(ctx.tables, PAIRS, dim, dtype, BalanceParams.from_config(cfg))
         ctx.write("gold.image_clusters", out)
-        syn_vecs.unpersist()
         written = ctx.tables.read("gold.image_clusters")
         caps = cfg.get("balance.caps")
         row = written.agg(*[F.count(F.when(F.col("min_cap") <= c, 1)).alias(f"subset_{c}") for c in caps]).first()
-        ctx.tracker.metrics({**row.asDict(), "image_clusters": k})
+        ctx.tracker.metrics({**row.asDict(), "image_clusters": k, "pairs_read_in_place": int(in_place)})
         return [ledger_from_status("balance_pairs", n_in, written)]
 
 

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from realsyn.jobs.cluster import embedding_meta, partition_keys
 from realsyn.jobs.embed import check_same_model
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage
+from realsyn.jobs.stored_rows import open_file
 from realsyn.udfs.cluster_plan import Piece, plan_pieces
 from realsyn.udfs.vector_search import arrow_vectors, nearest_centroids, search_clusters
 
@@ -57,17 +58,6 @@ def route_fn(blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool, rout
                  pa.array(np.repeat(ids, n).astype(np.int32)), pa.array(buckets)],
                 names=["image_id", "embedding", "cluster_id", "bucket"])
     return run
-
-
-def open_file(uri: str):
-    """(path, filesystem) for pyarrow; local paths need no filesystem object."""
-    from urllib.parse import unquote, urlparse
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return unquote(parsed.path), None
-    from pyarrow import fs
-    filesystem, path = fs.FileSystem.from_uri(uri)
-    return path, filesystem
 
 
 def read_pieces(pieces: list[Piece], dim: int, dtype: str):

@@ -178,6 +178,18 @@ SYNTHETIC = TableSpec(
     description="One synthetic text per image (caption + tags + LLM fusion with R1).",
 )
 
+PAIR_VECTORS = TableSpec(
+    "gold.pair_vectors",
+    StructType([
+        c("image_id", StringType(), "image content hash", False),
+        c("embedding", BinaryType(), "image vector (as in silver.image_embeddings)"),
+        c("text_vec", BinaryType(), "synthetic-text vector, same CLIP and dtype; null when it failed to encode"),
+        c("model", StringType(), "CLIP model of both vectors"),
+    ]),
+    keys=("image_id",),
+    description="Image and synthetic-text vectors per kept synthetic pair: what balance samples from.",
+)
+
 IMAGE_CLUSTERS = TableSpec(
     "gold.image_clusters",
     StructType([
@@ -229,7 +241,7 @@ STAGE_RUNS = TableSpec(
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
     DOCUMENTS, DOCUMENT_REJECTS, IMAGES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
-    TEXT_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
+    TEXT_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 
 

@@ -2,6 +2,8 @@
 single-process benchmark, so both engines run the same numpy/faiss code per batch."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pyarrow as pa
 
@@ -9,6 +11,8 @@ from realsyn.udfs.clip_encoder import from_bytes
 
 OUT_SCHEMA = pa.schema([("image_id", pa.string()), ("sim", pa.float32()),
                         ("reason", pa.string()), ("cluster_id", pa.int32())])
+SAMPLE_SCHEMA = pa.schema([("image_id", pa.string()), ("embedding", pa.binary())])
+SAMPLE_BUCKETS = 1_000_000
 
 
 def arrow_vectors(arr: pa.Array, dim: int, dtype: str = "float32") -> np.ndarray:
@@ -63,15 +67,34 @@ def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim
         schema=OUT_SCHEMA)
 
 
-def in_window(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim_min: float, sim_max: float) -> np.ndarray:
-    """Image vectors of the pairs whose similarity lies in the window (the k-means sample)."""
+def seeded_hash(ids, seed: int, salt: str) -> np.ndarray:
+    """uint64 per id, fixed by (seed, salt) across processes and machines (SipHash)."""
+    import pandas as pd
+    key = hashlib.sha256(f"{salt}:{seed}".encode()).hexdigest()[:16]
+    return pd.util.hash_array(np.asarray(ids, dtype=object), hash_key=key, categorize=False)
+
+
+def sample_mask(ids, fraction: float, seed: int) -> np.ndarray:
+    """The k-means sample: a key-hash draw, so it does not depend on how rows are split."""
+    return seeded_hash(ids, seed, "kmeans-sample") % SAMPLE_BUCKETS < int(round(fraction * SAMPLE_BUCKETS))
+
+
+def sampled_in_window(batch: pa.RecordBatch | pa.Table, fraction: float, seed: int, dim: int, dtype: str,
+                      sim_min: float, sim_max: float) -> pa.RecordBatch:
+    """image_id, embedding of the sampled pairs whose similarity lies in the window."""
     text = batch.column("text_vec")
-    has_text = np.asarray(text.is_valid())
-    mask = pa.array(has_text)
-    a = arrow_vectors(batch.column("embedding").filter(mask), dim, dtype)
-    t = arrow_vectors(text.filter(mask), dim, dtype)
-    sim = np.einsum("ij,ij->i", a, t)
-    return a[(sim >= sim_min) & (sim <= sim_max)]
+    pick = sample_mask(batch.column("image_id").to_numpy(zero_copy_only=False), fraction, seed)
+    pick &= np.asarray(text.is_valid())
+    mask = pa.array(pick)
+    ids, img = batch.column("image_id").filter(mask), batch.column("embedding").filter(mask)
+    sim = np.einsum("ij,ij->i", arrow_vectors(img, dim, dtype), arrow_vectors(text.filter(mask), dim, dtype))
+    window = pa.array((sim >= sim_min) & (sim <= sim_max))
+    return pa.RecordBatch.from_arrays([_one_chunk(ids.filter(window)), _one_chunk(img.filter(window))],
+                                      schema=SAMPLE_SCHEMA)
+
+
+def _one_chunk(arr):
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 def min_cap(rank: np.ndarray, caps: list[int]) -> np.ndarray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pyarrow as pa
 
-from realsyn.udfs.balance_ops import arrow_vectors, in_window, min_cap, score_and_assign
+from realsyn.udfs.balance_ops import arrow_vectors, min_cap, sample_mask, sampled_in_window, score_and_assign
 
 
 def _blobs(vecs):
@@ -32,7 +32,18 @@ def test_score_and_assign_reasons_and_clusters():
     assert out["reason"] == ["ocr_like", None, "mismatch", "encode_error"]
     assert out["cluster_id"] == [None, 0, None, None]
     assert out["sim"][3] is None and abs(out["sim"][1] - 0.7071) < 1e-3
-    assert np.array_equal(in_window(batch, 4, "float32", 0.5, 0.9), e[1:2])
+    sample = sampled_in_window(batch, 1.0, 0, 4, "float32", 0.5, 0.9)   # everything sampled: the window
+    assert sample.column("image_id").to_pylist() == ["b"]
+    assert np.array_equal(arrow_vectors(sample.column("embedding"), 4), e[1:2])
+
+
+def test_sample_mask_is_a_seeded_key_draw_of_the_asked_fraction():
+    ids = np.array([f"{i:064x}" for i in range(20_000)], dtype=object)
+    mask = sample_mask(ids, 0.1, 7)
+    assert abs(mask.mean() - 0.1) < 0.01
+    assert np.array_equal(mask[5000:6000], sample_mask(ids[5000:6000], 0.1, 7))   # row split: same draw
+    assert not np.array_equal(mask, sample_mask(ids, 0.1, 8))                     # another seed: another draw
+    assert sample_mask(ids, 1.0, 7).all() and not sample_mask(ids, 0.0, 7).any()
 
 
 def test_min_cap_is_the_smallest_cap_above_the_rank():

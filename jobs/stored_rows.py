@@ -1,0 +1,111 @@
+"""Python tasks that read a Delta table's Parquet row groups in place.
+
+A Python UDF normally gets its rows through the JVM: Parquet -> rows -> Arrow -> socket.
+For wide binary vector columns that copy dominates: 1M pairs of 128-d float32 vectors
+take about 9.6s to reach Python through mapInArrow here, against 2.4s for one pyarrow
+read of the same files. When a table's files hold exactly the rows Delta counts (no
+deletion vectors) under the column names asked for (no column mapping), each task reads
+its row groups with pyarrow instead; otherwise the same batch function runs over the
+DataFrame, so both paths compute the same thing.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+
+from realsyn.jobs.tables import TableStore
+
+BatchFn = Callable[[pa.RecordBatch], pa.RecordBatch]
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    file: str
+    index: int
+    rows: int
+
+
+def open_file(uri: str):
+    """(path, filesystem) for pyarrow; local paths need no filesystem object."""
+    from urllib.parse import unquote, urlparse
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return unquote(parsed.path), None
+    from pyarrow import fs
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    return path, filesystem
+
+
+def parquet_file(uri: str):
+    import pyarrow.parquet as pq
+    path, filesystem = open_file(uri)
+    return pq.ParquetFile(path if filesystem is None else filesystem.open_input_file(path))
+
+
+def plan_row_groups(store: TableStore, name: str, columns: list[str], rows: int) -> list[RowGroup] | None:
+    """The table's row groups from the Parquet footers, or None when reading them in place
+    would not give the table's rows (`rows`, counted through Delta)."""
+    groups = []
+    for file in sorted(store.read(name).inputFiles()):
+        meta = parquet_file(file).metadata
+        if not set(columns) <= set(meta.schema.names):
+            return None
+        groups += [RowGroup(file, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+    return groups if sum(g.rows for g in groups) == rows else None
+
+
+def split_tasks(groups: list[RowGroup], tasks: int) -> list[list[RowGroup]]:
+    """Consecutive runs of row groups with about equal rows; at most `tasks` runs, none empty."""
+    total = sum(g.rows for g in groups)
+    out: list[list[RowGroup]] = [[]]
+    done = 0
+    for g in groups:
+        if out[-1] and done >= total * len(out) / tasks:
+            out.append([])
+        out[-1].append(g)
+        done += g.rows
+    return [run for run in out if run]
+
+
+def read_groups(groups: list[RowGroup], columns: list[str]) -> Iterator[pa.RecordBatch]:
+    for file in dict.fromkeys(g.file for g in groups):
+        handle = parquet_file(file)
+        for g in groups:
+            if g.file == file:
+                yield from handle.read_row_group(g.index, columns=columns).to_batches()
+
+
+class StoredRows:
+    """A table's rows as Arrow batches of `columns`, planned once for several passes.
+
+    `rows` is the table's row count through Delta when the caller has it."""
+
+    def __init__(self, store: TableStore, name: str, columns: list[str], rows: int | None = None):
+        self.spark, self.name, self.columns = store.spark, name, list(columns)
+        self.table = store.read(name)
+        self.rows = self.table.count() if rows is None else rows
+        self.groups = plan_row_groups(store, name, self.columns, self.rows)
+
+    @property
+    def in_place(self) -> bool:
+        return self.groups is not None
+
+    def map(self, fn: BatchFn, ddl: str) -> DataFrame:
+        """fn over every row (Arrow batch in, Arrow batch out), in place when planned."""
+        columns = self.columns
+        if self.groups is None:
+            def through_spark(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+                for batch in batches:
+                    yield fn(batch)
+            return self.table.select(*columns).mapInArrow(through_spark, ddl)
+        runs = split_tasks(self.groups, 2 * self.spark.sparkContext.defaultParallelism)
+
+        def in_place(tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for task in tasks:
+                for t in task.column(0).to_pylist():
+                    for batch in read_groups(runs[t], columns):
+                        yield fn(batch)
+        return self.spark.range(0, len(runs), 1, max(1, len(runs))).mapInArrow(in_place, ddl)
