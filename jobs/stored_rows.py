@@ -45,11 +45,11 @@ def parquet_file(uri: str):
     return pq.ParquetFile(path if filesystem is None else filesystem.open_input_file(path))
 
 
-def plan_row_groups(store: TableStore, name: str, columns: list[str], rows: int) -> list[RowGroup] | None:
-    """The table's row groups from the Parquet footers, or None when reading them in place
-    would not give the table's rows (`rows`, counted through Delta)."""
+def plan_row_groups(table: DataFrame, columns: list[str], rows: int) -> list[RowGroup] | None:
+    """A stored table's row groups from its Parquet footers, or None when reading them in
+    place would not give the table's rows (`rows`, counted through Delta)."""
     groups = []
-    for file in sorted(store.read(name).inputFiles()):
+    for file in sorted(table.inputFiles()):
         meta = parquet_file(file).metadata
         if not set(columns) <= set(meta.schema.names):
             return None
@@ -87,7 +87,7 @@ class StoredRows:
         self.spark, self.name, self.columns = store.spark, name, list(columns)
         self.table = store.read(name)
         self.rows = self.table.count() if rows is None else rows
-        self.groups = plan_row_groups(store, name, self.columns, self.rows)
+        self.groups = plan_row_groups(self.table, self.columns, self.rows)
 
     @property
     def in_place(self) -> bool:
