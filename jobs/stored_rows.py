@@ -28,6 +28,12 @@ class RowGroup:
     rows: int
 
 
+def pyarrow_uri(uri: str) -> str:
+    """Hadoop's s3a:// and s3n:// name the same objects as pyarrow's s3://."""
+    scheme, sep, rest = uri.partition("://")
+    return f"s3://{rest}" if sep and scheme in ("s3a", "s3n") else uri
+
+
 def open_file(uri: str):
     """(path, filesystem) for pyarrow; local paths need no filesystem object."""
     from urllib.parse import unquote, urlparse
@@ -35,7 +41,7 @@ def open_file(uri: str):
     if parsed.scheme in ("", "file"):
         return unquote(parsed.path), None
     from pyarrow import fs
-    filesystem, path = fs.FileSystem.from_uri(uri)
+    filesystem, path = fs.FileSystem.from_uri(pyarrow_uri(uri))
     return path, filesystem
 
 
@@ -50,7 +56,10 @@ def plan_row_groups(table: DataFrame, columns: list[str], rows: int) -> list[Row
     place would not give the table's rows (`rows`, counted through Delta)."""
     groups = []
     for file in sorted(table.inputFiles()):
-        meta = parquet_file(file).metadata
+        try:
+            meta = parquet_file(file).metadata
+        except (OSError, ValueError, pa.ArrowException):
+            return None      # a store pyarrow cannot open here (e.g. dbfs:/): read through Spark
         if not set(columns) <= set(meta.schema.names):
             return None
         groups += [RowGroup(file, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]

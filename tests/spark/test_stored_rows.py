@@ -1,7 +1,7 @@
 import numpy as np
 import pyarrow as pa
 
-from realsyn.jobs.stored_rows import RowGroup, StoredRows, split_tasks
+from realsyn.jobs.stored_rows import RowGroup, StoredRows, plan_row_groups, pyarrow_uri, split_tasks
 from realsyn.jobs.tables import TableStore
 from realsyn.schemas import spec
 from tests.conftest import make_config
@@ -45,3 +45,16 @@ def test_split_tasks_keeps_order_and_balances_rows():
     runs = split_tasks(groups, 2)
     assert [g for run in runs for g in run] == groups and len(runs) == 2
     assert split_tasks([], 4) == [] and len(split_tasks(groups[:1], 4)) == 1
+
+
+def test_files_pyarrow_cannot_open_go_through_spark():
+    class Table:
+        def inputFiles(self):
+            return ["nosuchscheme://bucket/part-0.parquet"]
+    assert plan_row_groups(Table(), ["image_id"], 1) is None
+
+
+def test_hadoop_s3_schemes_open_as_pyarrow_s3():
+    assert pyarrow_uri("s3a://bucket/t/part-0.parquet") == "s3://bucket/t/part-0.parquet"
+    assert pyarrow_uri("s3n://bucket/x") == "s3://bucket/x"
+    assert pyarrow_uri("gs://bucket/x") == "gs://bucket/x" and pyarrow_uri("/tmp/s3a://x") == "/tmp/s3a://x"
