@@ -26,7 +26,7 @@ from realsyn.jobs.balance import PAIRS, BalanceParams, balance_stored  # noqa: E
 from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.jobs.tables import TableStore  # noqa: E402
-from realsyn.udfs.balance_ops import arrow_vectors, min_cap, sample_mask  # noqa: E402
+from realsyn.udfs.balance_ops import arrow_vectors, min_cap, sample_mask, seeded_hash  # noqa: E402
 from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402
 
 
@@ -71,7 +71,6 @@ def spark_side(store, dim, p):
 
 def single_process(files, d, p: BalanceParams, out_path, threads):
     """The same three steps with pyarrow, numpy and faiss in one process."""
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
     from urllib.parse import urlparse
@@ -91,7 +90,7 @@ def single_process(files, d, p: BalanceParams, out_path, threads):
     cluster = np.full(len(ids), -1, dtype=np.int64)
     cluster[keep] = nearest[:, 0]
     # seeded random rank inside each cluster: sort by (cluster, hash), count within runs
-    h = pd.util.hash_array(ids, hash_key=f"{p.seed:016d}"[:16])
+    h = seeded_hash(ids, p.seed, "rank")
     order = np.lexsort((ids, h, cluster))
     sc = cluster[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sc)) + 1]

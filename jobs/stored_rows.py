@@ -88,14 +88,12 @@ def read_groups(groups: list[RowGroup], columns: list[str]) -> Iterator[pa.Recor
 
 
 class StoredRows:
-    """A table's rows as Arrow batches of `columns`, planned once for several passes.
+    """A table's rows as Arrow batches of `columns`, planned once for several passes."""
 
-    `rows` is the table's row count through Delta when the caller has it."""
-
-    def __init__(self, store: TableStore, name: str, columns: list[str], rows: int | None = None):
-        self.spark, self.name, self.columns = store.spark, name, list(columns)
+    def __init__(self, store: TableStore, name: str, columns: list[str]):
+        self.spark, self.columns = store.spark, list(columns)
         self.table = store.read(name)
-        self.rows = self.table.count() if rows is None else rows
+        self.rows = self.table.count()                 # through Delta: the in-place check
         self.groups = plan_row_groups(self.table, self.columns, self.rows)
 
     @property
