@@ -22,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realsyn.jobs.balance import PAIRS, BalanceParams, balance_stored  # noqa: E402
+from realsyn.jobs.balance import PAIRS, BalanceParams, balance_stored, pairs_layout  # noqa: E402
 from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.jobs.tables import TableStore  # noqa: E402
-from realsyn.udfs.balance_ops import arrow_vectors, min_cap, sample_mask, seeded_hash  # noqa: E402
+from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, arrow_vectors, min_cap, sample_bound, seeded_hash  # noqa: E402
 from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402
 
 
@@ -46,8 +46,8 @@ def synthetic_pairs(rng, n, d, n_topics):
     return img, txt.astype(np.float32)
 
 
-def write_pairs(store, img, txt, tmp):
-    """gold.pair_vectors as the stage writes it (one Delta write from Spark)."""
+def write_pairs(store, img, txt, tmp, seed):
+    """gold.pair_vectors as the stage writes it (its layout, one Delta write from Spark)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     d = img.shape[1]
@@ -58,7 +58,7 @@ def write_pairs(store, img, txt, tmp):
                       "embedding": blobs(img), "text_vec": blobs(txt), "model": pa.nulls(len(img), pa.string())})
     os.makedirs(tmp, exist_ok=True)
     pq.write_table(table, f"{tmp}/pairs.parquet", row_group_size=50_000)
-    store.write(PAIRS, store.spark.read.parquet(f"{tmp}/pairs.parquet"))
+    store.write(PAIRS, pairs_layout(store.spark.read.parquet(f"{tmp}/pairs.parquet"), seed))
 
 
 def spark_side(store, dim, p):
@@ -79,8 +79,9 @@ def single_process(files, d, p: BalanceParams, out_path, threads):
     img, txt = arrow_vectors(t.column("embedding"), d), arrow_vectors(t.column("text_vec"), d)
     sim = np.einsum("ij,ij->i", img, txt)
     keep = (sim >= p.sim_min) & (sim <= p.sim_max)
-    fraction = min(1.0, p.kmeans_sample / len(ids))
-    sample = img[sample_mask(ids, fraction, p.seed) & keep]
+    bound = sample_bound(min(1.0, p.kmeans_sample / len(ids)))
+    fraction = bound / SAMPLE_BUCKETS
+    sample = img[(t.column("sample_key").to_numpy() < bound) & keep]
     k = max(1, min(p.num_clusters, int(round(len(sample) / fraction)) // p.images_per_cluster or 1))
     cents = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads)
     faiss = faiss_module(threads)
@@ -137,7 +138,7 @@ def main() -> None:
         spark = get_spark(cfg)
         store = TableStore(spark, cfg)
         p = BalanceParams.from_config(cfg)
-        write_pairs(store, img, txt, f"{tmp}/main")
+        write_pairs(store, img, txt, f"{tmp}/main", p.seed)
         del img, txt
         warm_files, t_cold = [], None
         if args.warmup_rows:
@@ -145,7 +146,7 @@ def main() -> None:
             # warm-up on both sides keeps them out of the per-row comparison.
             warm = TableStore(spark, load_config("local", overrides=overrides + [f"tables.warehouse={tmp}/warm"]))
             write_pairs(warm, *synthetic_pairs(np.random.default_rng(1), args.warmup_rows, args.dim, 50),
-                        f"{tmp}/warm-in")
+                        f"{tmp}/warm-in", p.seed)
             t_cold, _ = spark_side(warm, args.dim, p)
             warm_files = warm.read(PAIRS).inputFiles()
 

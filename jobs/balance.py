@@ -7,7 +7,9 @@
    is in the subset of cap t iff rank < t, so the subsets are nested by construction.
 The pairs (image and synthetic-text vectors) are stored first as gold.pair_vectors, so a
 re-run with another window or caps needs no re-encoding, and the two passes over the
-vectors read its files in place. One shuffle for the rank, no collect of the table.
+vectors read its files in place. Each pair carries a seeded sample key and every file is
+sorted on it in small row groups: the k-means sample (key below a bound) reads only the
+first row groups of each file. One shuffle for the rank, no collect of the table.
 """
 from __future__ import annotations
 
@@ -25,12 +27,13 @@ from realsyn.jobs.embed import OUT_DDL, check_same_model, encoder_spec
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
 from realsyn.jobs.stored_rows import StoredRows
 from realsyn.jobs.tables import TableStore
-from realsyn.udfs.balance_ops import arrow_vectors, sampled_in_window, score_and_assign
+from realsyn.udfs.balance_ops import (SAMPLE_BUCKETS, arrow_vectors, sample_bound, sampled_in_window,
+                                      score_and_assign)
 from realsyn.udfs.embed_batches import embed_texts
 from realsyn.udfs.vector_search import fit_kmeans
 
 SCORED_DDL = "image_id string, sim float, reason string, cluster_id int"
-PAIR_COLUMNS = ("image_id", "embedding", "text_vec")
+PAIR_COLUMNS = ("image_id", "sample_key", "embedding", "text_vec")
 PAIRS = "gold.pair_vectors"
 # Rejected pairs have no cluster; spread them over this many window partitions instead
 # of one null partition (they get no rank).
@@ -73,14 +76,25 @@ def driver_threads() -> int:
     return max(1, min(parallelism, os.cpu_count() or 1))
 
 
+def sample_key(seed: int):
+    """Seeded hash bucket of image_id in [0, SAMPLE_BUCKETS): the k-means sample draw."""
+    return F.pmod(F.xxhash64("image_id", F.lit(seed)), F.lit(SAMPLE_BUCKETS)).cast("int")
+
+
+def pairs_layout(pairs: DataFrame, seed: int) -> DataFrame:
+    """gold.pair_vectors rows from (image_id, embedding, text_vec, model): the sample key
+    added and each file sorted on it (no shuffle), so the sample pass skips row groups."""
+    return pairs.withColumn("sample_key", sample_key(seed)).sortWithinPartitions("sample_key")
+
+
 def fit_centroids(pairs: StoredRows, dim: int, dtype: str, p: BalanceParams) -> np.ndarray | None:
     """k-means on a key-hash sample of the stored pairs, restricted to the similarity window.
 
     K follows the window's size, estimated from the sample (exact when the sample is all)."""
-    fraction = min(1.0, p.kmeans_sample / max(pairs.rows, 1))
-    pick = partial(sampled_in_window, fraction=fraction, seed=p.seed, dim=dim, dtype=dtype,
-                   sim_min=p.sim_min, sim_max=p.sim_max)
-    table = pairs.map(pick, "image_id string, embedding binary").toArrow()
+    bound = sample_bound(min(1.0, p.kmeans_sample / max(pairs.rows, 1)))
+    fraction = bound / SAMPLE_BUCKETS
+    pick = partial(sampled_in_window, bound=bound, dim=dim, dtype=dtype, sim_min=p.sim_min, sim_max=p.sim_max)
+    table = pairs.map(pick, "image_id string, embedding binary", below=bound).toArrow()
     table = table.take(table.column("image_id").to_numpy(zero_copy_only=False).argsort(kind="stable"))  # key order
     vecs = arrow_vectors(table.column("embedding"), dim, dtype)
     if len(vecs) == 0:
@@ -97,7 +111,7 @@ def balance_stored(store: TableStore, name: str, dim: int, dtype: str,
     Two passes over the vectors, both read in place when the files allow it (stored_rows):
     the k-means sample, then similarity, reason and nearest centroid together. One window
     (sorted by a seeded hash inside each cluster) gives the rank, the rank the smallest cap."""
-    pairs = StoredRows(store, name, list(PAIR_COLUMNS))
+    pairs = StoredRows(store, name, list(PAIR_COLUMNS), key="sample_key")
     centroids = fit_centroids(pairs, dim, dtype, p)
     blob = None if centroids is None else centroids.astype("<f4").tobytes()
     score = partial(score_and_assign, dim=dim, dtype=dtype, sim_min=p.sim_min, sim_max=p.sim_max,
@@ -138,8 +152,8 @@ class Balance(Stage):
                     .select(F.col("sentence_id").alias("image_id"),
                             F.when(F.col("status") == "kept", F.col("embedding")).alias("text_vec")))
         pairs = (emb.where("status = 'kept'").select("image_id", "embedding", "model")
-                 .join(syn_vecs, "image_id").select(*PAIR_COLUMNS, "model"))
-        ctx.write(PAIRS, pairs)
+                 .join(syn_vecs, "image_id").select("image_id", "embedding", "text_vec", "model"))
+        ctx.write(PAIRS, pairs_layout(pairs, cfg.get("run.seed")))
         out, k, in_place = balance_stored(ctx.tables, PAIRS, dim, dtype, BalanceParams.from_config(cfg))
         ctx.write("gold.image_clusters", out)
         written = ctx.tables.read("gold.image_clusters")

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.config import Config
+from realsyn.jobs.session import session_conf
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import embed_images_arrow, embed_texts_arrow
@@ -33,16 +34,8 @@ def arrow_batch_rows(spark, rows: int):
     """Arrow batches of about one model batch while the block runs: the JVM then streams
     batches to the Python worker while it encodes the previous one, instead of handing it
     a whole partition (10,000 rows by default) at once."""
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    old = spark.conf.get(key, None)
-    spark.conf.set(key, str(max(1, rows)))
-    try:
+    with session_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(max(1, rows))):
         yield
-    finally:
-        if old is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, old)
 
 
 def spread(df: DataFrame, parallelism: int, n_rows: int, batch: int) -> DataFrame:

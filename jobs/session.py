@@ -6,6 +6,7 @@ import os
 import sys
 import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from realsyn.conf import CONF_DIR
@@ -145,3 +146,17 @@ def get_spark(cfg: Config):
 def _has_delta(spark) -> bool:
     from py4j.java_gateway import JavaClass
     return isinstance(spark._jvm.io.delta.tables.DeltaTable, JavaClass)
+
+
+@contextmanager
+def session_conf(spark, key: str, value: str):
+    """`key` set to `value` in the session's conf while the block runs, then restored."""
+    old = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if old is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, old)

@@ -7,6 +7,11 @@ read of the same files. When a table's files hold exactly the rows Delta counts 
 deletion vectors) under the column names asked for (no column mapping), each task reads
 its row groups with pyarrow instead; otherwise the same batch function runs over the
 DataFrame, so both paths compute the same thing.
+
+A pass may ask only for rows with a key below a bound: in place, the row groups whose
+footer minimum of the key is not below it are never read (tables sorted on the key within
+each file give small, tight row groups); through Spark, the same bound is a filter that
+Delta and Parquet push down. The batch function still sees, and must mask, rows above it.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from realsyn.jobs.tables import TableStore
 
@@ -26,6 +32,7 @@ class RowGroup:
     file: str
     index: int
     rows: int
+    low: object = None          # footer minimum of the key column; None: unknown
 
 
 def pyarrow_uri(uri: str) -> str:
@@ -51,9 +58,11 @@ def parquet_file(uri: str):
     return pq.ParquetFile(path if filesystem is None else filesystem.open_input_file(path))
 
 
-def plan_row_groups(table: DataFrame, columns: list[str], rows: int) -> list[RowGroup] | None:
-    """A stored table's row groups from its Parquet footers, or None when reading them in
-    place would not give the table's rows (`rows`, counted through Delta)."""
+def plan_row_groups(table: DataFrame, columns: list[str], rows: int,
+                    key: str | None = None) -> list[RowGroup] | None:
+    """A stored table's row groups from its Parquet footers (with the key column's minimum),
+    or None when reading them in place would not give the table's rows (`rows`, counted
+    through Delta)."""
     groups = []
     for file in sorted(table.inputFiles()):
         try:
@@ -62,8 +71,19 @@ def plan_row_groups(table: DataFrame, columns: list[str], rows: int) -> list[Row
             return None      # a store pyarrow cannot open here (e.g. dbfs:/): read through Spark
         if not set(columns) <= set(meta.schema.names):
             return None
-        groups += [RowGroup(file, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+        leaf = meta.schema.names.index(key) if key in meta.schema.names else None
+        groups += [RowGroup(file, i, meta.row_group(i).num_rows, None if leaf is None else _minimum(meta.row_group(i), leaf))
+                   for i in range(meta.num_row_groups)]
     return groups if sum(g.rows for g in groups) == rows else None
+
+
+def _minimum(row_group, leaf: int):
+    stats = row_group.column(leaf).statistics
+    return stats.min if stats is not None and stats.has_min_max else None
+
+
+def may_hold_below(group: RowGroup, bound) -> bool:
+    return group.low is None or group.low < bound
 
 
 def split_tasks(groups: list[RowGroup], tasks: int) -> list[list[RowGroup]]:
@@ -88,27 +108,36 @@ def read_groups(groups: list[RowGroup], columns: list[str]) -> Iterator[pa.Recor
 
 
 class StoredRows:
-    """A table's rows as Arrow batches of `columns`, planned once for several passes."""
+    """A table's rows as Arrow batches of `columns`, planned once for several passes;
+    `key` (one of the columns) is the column a pass may bound from above."""
 
-    def __init__(self, store: TableStore, name: str, columns: list[str]):
-        self.spark, self.columns = store.spark, list(columns)
+    def __init__(self, store: TableStore, name: str, columns: list[str], key: str | None = None):
+        if key is not None and key not in columns:
+            raise ValueError(f"key {key!r} must be one of the columns read: {columns}")
+        self.spark, self.columns, self.key = store.spark, list(columns), key
         self.table = store.read(name)
         self.rows = self.table.count()                 # through Delta: the in-place check
-        self.groups = plan_row_groups(self.table, self.columns, self.rows)
+        self.groups = plan_row_groups(self.table, self.columns, self.rows, key)
 
     @property
     def in_place(self) -> bool:
         return self.groups is not None
 
-    def map(self, fn: BatchFn, ddl: str) -> DataFrame:
-        """fn over every row (Arrow batch in, Arrow batch out), in place when planned."""
+    def map(self, fn: BatchFn, ddl: str, below=None) -> DataFrame:
+        """fn over every row (Arrow batch in, Arrow batch out), in place when planned.
+
+        With `below`, only data that may hold rows with key < below is read (see above)."""
         columns = self.columns
+        if below is not None and self.key is None:
+            raise ValueError("a bound needs the key column named when the rows were planned")
         if self.groups is None:
             def through_spark(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
                 for batch in batches:
                     yield fn(batch)
-            return self.table.select(*columns).mapInArrow(through_spark, ddl)
-        runs = split_tasks(self.groups, 2 * self.spark.sparkContext.defaultParallelism)
+            table = self.table if below is None else self.table.where(F.col(self.key) < F.lit(below))
+            return table.select(*columns).mapInArrow(through_spark, ddl)
+        groups = self.groups if below is None else [g for g in self.groups if may_hold_below(g, below)]
+        runs = split_tasks(groups, 2 * self.spark.sparkContext.defaultParallelism)
 
         def in_place(tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             for task in tasks:

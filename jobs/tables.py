@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from realsyn.jobs.config import Config
+from realsyn.jobs.session import session_conf
 from realsyn.schemas import check_schema, spec
 
 
@@ -62,13 +64,16 @@ class TableStore:
         writer = self._guarded(name, df).writeTo(self.identifier(name)).using("delta")
         writer = writer.tableProperty("comment", table.description)
         writer = writer.tableProperty("realsyn.keys", ",".join(table.keys))
+        if table.stats_columns is not None:
+            writer = writer.tableProperty("delta.dataSkippingStatsColumns", ",".join(table.stats_columns))
         if change_data_feed:
             writer = writer.tableProperty("delta.enableChangeDataFeed", "true")
         for key, value in (properties or {}).items():
             writer = writer.tableProperty(f"realsyn.{key}", str(value))
         if table.partition_by:
             writer = writer.partitionedBy(*[F.col(p) for p in table.partition_by])
-        self._run_guarded(name, writer.createOrReplace)
+        with row_groups_of(self.spark, table.row_group_bytes):
+            self._run_guarded(name, writer.createOrReplace)
         return self.version(name)
 
     def append(self, name: str, df: DataFrame) -> int:
@@ -76,7 +81,8 @@ class TableStore:
         if not self.exists(name):
             return self.write(name, df)
         check_schema(name, df.schema)
-        self._run_guarded(name, self._guarded(name, df).writeTo(self.identifier(name)).append)
+        with row_groups_of(self.spark, spec(name).row_group_bytes):
+            self._run_guarded(name, self._guarded(name, df).writeTo(self.identifier(name)).append)
         return self.version(name)
 
     @staticmethod
@@ -104,6 +110,18 @@ class TableStore:
 
 
 NULL_KEY = "realsyn: null key in"
+ROW_GROUP_CONF = "parquet.block.size"
+
+
+@contextmanager
+def row_groups_of(spark: SparkSession, size: int | None):
+    """Parquet row groups of `size` bytes for the writes inside (session conf reaches the
+    writers' Hadoop conf); the previous setting is restored after."""
+    if size is None:
+        yield
+        return
+    with session_conf(spark, ROW_GROUP_CONF, str(size)):
+        yield
 
 
 class MissingTable(RuntimeError):

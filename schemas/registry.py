@@ -23,6 +23,11 @@ class TableSpec:
     keys: tuple[str, ...]
     description: str
     partition_by: tuple[str, ...] = ()
+    # Columns Delta keeps min/max stats for (None: its default, the first 32). Stats on a
+    # random hash id prune nothing and cost a string min/max per row on every write.
+    stats_columns: tuple[str, ...] | None = None
+    # Parquet row group size of the table's files (None: the writer's default, 128 MiB).
+    row_group_bytes: int | None = None
 
     @property
     def layer(self) -> str:
@@ -185,9 +190,13 @@ PAIR_VECTORS = TableSpec(
         c("embedding", BinaryType(), "image vector (as in silver.image_embeddings)"),
         c("text_vec", BinaryType(), "synthetic-text vector, same CLIP and dtype; null when it failed to encode"),
         c("model", StringType(), "CLIP model of both vectors"),
+        c("sample_key", IntegerType(), "seeded hash bucket of image_id in [0, 1000000): the k-means sample is "
+          "every pair below a threshold; each file is sorted on it, so the sample reads few row groups", False),
     ]),
     keys=("image_id",),
     description="Image and synthetic-text vectors per kept synthetic pair: what balance samples from.",
+    stats_columns=("sample_key",),
+    row_group_bytes=16 << 20,
 )
 
 IMAGE_CLUSTERS = TableSpec(
@@ -202,6 +211,7 @@ IMAGE_CLUSTERS = TableSpec(
     ]),
     keys=("image_id",),
     description="Semantic balance sampling: cluster, rank and subset membership per image.",
+    stats_columns=("cluster_id", "sim", "rank_in_cluster", "min_cap"),
 )
 
 REALSYN = TableSpec(

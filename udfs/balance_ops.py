@@ -74,16 +74,18 @@ def seeded_hash(ids, seed: int, salt: str) -> np.ndarray:
     return pd.util.hash_array(np.asarray(ids, dtype=object), hash_key=key, categorize=False)
 
 
-def sample_mask(ids, fraction: float, seed: int) -> np.ndarray:
-    """The k-means sample: a key-hash draw, so it does not depend on how rows are split."""
-    return seeded_hash(ids, seed, "kmeans-sample") % SAMPLE_BUCKETS < int(round(fraction * SAMPLE_BUCKETS))
+def sample_bound(fraction: float) -> int:
+    """The k-means sample is every pair with sample_key below this (a key-hash draw of
+    about `fraction` of the pairs, whatever the row split)."""
+    return max(1, min(SAMPLE_BUCKETS, int(round(fraction * SAMPLE_BUCKETS))))
 
 
-def sampled_in_window(batch: pa.RecordBatch | pa.Table, fraction: float, seed: int, dim: int, dtype: str,
+def sampled_in_window(batch: pa.RecordBatch | pa.Table, bound: int, dim: int, dtype: str,
                       sim_min: float, sim_max: float) -> pa.RecordBatch:
-    """image_id, embedding of the sampled pairs whose similarity lies in the window."""
+    """image_id, embedding of the sampled pairs (sample_key < bound) whose similarity lies
+    in the window."""
     text = batch.column("text_vec")
-    pick = sample_mask(batch.column("image_id").to_numpy(zero_copy_only=False), fraction, seed)
+    pick = np.asarray(batch.column("sample_key").to_numpy(zero_copy_only=False)) < bound
     pick &= np.asarray(text.is_valid())
     mask = pa.array(pick)
     ids, img = batch.column("image_id").filter(mask), batch.column("embedding").filter(mask)

@@ -1,7 +1,8 @@
 import numpy as np
 import pyarrow as pa
 
-from realsyn.udfs.balance_ops import arrow_vectors, min_cap, sample_mask, sampled_in_window, score_and_assign
+from realsyn.udfs.balance_ops import (SAMPLE_BUCKETS, arrow_vectors, min_cap, sample_bound, sampled_in_window,
+                                      score_and_assign)
 
 
 def _blobs(vecs):
@@ -25,6 +26,7 @@ def test_score_and_assign_reasons_and_clusters():
     txt = [e[0], (e[1] + e[2]) / np.sqrt(2), -e[2], None]      # sims 1.0, 0.707, -1.0, none
     batch = pa.record_batch({
         "image_id": ["a", "b", "c", "d"],
+        "sample_key": pa.array([3, 7, 0, 999_999], pa.int32()),
         "embedding": pa.array(_blobs(img), pa.binary()),
         "text_vec": pa.array([None if t is None else t.astype("<f4").tobytes() for t in txt], pa.binary())})
     cents = np.stack([e[1], e[0]]).astype("<f4").tobytes()
@@ -32,18 +34,15 @@ def test_score_and_assign_reasons_and_clusters():
     assert out["reason"] == ["ocr_like", None, "mismatch", "encode_error"]
     assert out["cluster_id"] == [None, 0, None, None]
     assert out["sim"][3] is None and abs(out["sim"][1] - 0.7071) < 1e-3
-    sample = sampled_in_window(batch, 1.0, 0, 4, "float32", 0.5, 0.9)   # everything sampled: the window
+    sample = sampled_in_window(batch, SAMPLE_BUCKETS, 4, "float32", 0.5, 0.9)   # everything sampled: the window
     assert sample.column("image_id").to_pylist() == ["b"]
     assert np.array_equal(arrow_vectors(sample.column("embedding"), 4), e[1:2])
+    assert sampled_in_window(batch, 7, 4, "float32", 0.5, 0.9).num_rows == 0        # b's key is not below 7
 
 
-def test_sample_mask_is_a_seeded_key_draw_of_the_asked_fraction():
-    ids = np.array([f"{i:064x}" for i in range(20_000)], dtype=object)
-    mask = sample_mask(ids, 0.1, 7)
-    assert abs(mask.mean() - 0.1) < 0.01
-    assert np.array_equal(mask[5000:6000], sample_mask(ids[5000:6000], 0.1, 7))   # row split: same draw
-    assert not np.array_equal(mask, sample_mask(ids, 0.1, 8))                     # another seed: another draw
-    assert sample_mask(ids, 1.0, 7).all() and not sample_mask(ids, 0.0, 7).any()
+def test_sample_bound_covers_the_fraction_and_never_nothing():
+    assert sample_bound(1.0) == SAMPLE_BUCKETS and sample_bound(0.25) == SAMPLE_BUCKETS // 4
+    assert sample_bound(0.0) == 1 and sample_bound(2.0) == SAMPLE_BUCKETS
 
 
 def test_min_cap_is_the_smallest_cap_above_the_rank():
