@@ -27,10 +27,9 @@ from realsyn.jobs.embed import OUT_DDL, check_same_model, encoder_spec
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
 from realsyn.jobs.stored_rows import StoredRows
 from realsyn.jobs.tables import TableStore
-from realsyn.udfs.balance_ops import (SAMPLE_BUCKETS, arrow_vectors, sample_bound, sampled_in_window,
-                                      score_and_assign)
+from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, sample_bound, sampled_in_window, score_and_assign
 from realsyn.udfs.embed_batches import embed_texts
-from realsyn.udfs.vector_search import fit_kmeans
+from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans
 
 SCORED_DDL = "image_id string, sim float, reason string, cluster_id int"
 PAIR_COLUMNS = ("image_id", "sample_key", "embedding", "text_vec")

@@ -7,33 +7,12 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
-from realsyn.udfs.clip_encoder import from_bytes
+from realsyn.udfs.vector_search import arrow_vectors, nearest_centroids
 
 OUT_SCHEMA = pa.schema([("image_id", pa.string()), ("sim", pa.float32()),
                         ("reason", pa.string()), ("cluster_id", pa.int32())])
 SAMPLE_SCHEMA = pa.schema([("image_id", pa.string()), ("embedding", pa.binary())])
 SAMPLE_BUCKETS = 1_000_000
-
-
-def arrow_vectors(arr: pa.Array, dim: int, dtype: str = "float32") -> np.ndarray:
-    """(n, dim) float32 from a binary column with no nulls.
-
-    When every value has the fixed width (the normal case) the data buffer is viewed as
-    one array: no per-row Python bytes objects."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    np_dtype = np.dtype("<f2" if dtype == "float16" else "<f4")
-    n = len(arr)
-    if n == 0:
-        return np.zeros((0, dim), dtype=np.float32)
-    width = dim * np_dtype.itemsize
-    off_type = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=off_type, count=n + 1, offset=arr.offset * np.dtype(off_type).itemsize)
-    if arr.null_count == 0 and offsets[-1] - offsets[0] == n * width and np.all(np.diff(offsets) == width):
-        flat = np.frombuffer(bufs[2], dtype=np_dtype, count=n * dim, offset=int(offsets[0]))
-        return flat.reshape(n, dim).astype(np.float32, copy=False)
-    return from_bytes(arr.to_pylist(), dim, dtype)
 
 
 def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim_min: float, sim_max: float,
@@ -42,7 +21,6 @@ def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim
 
     Pairs outside [sim_min, sim_max] get a reason (above: ocr_like, below: mismatch); a null
     text vector is encode_error. Only pairs inside the window get a cluster."""
-    from realsyn.udfs.vector_search import nearest_centroids
     n = batch.num_rows
     text = batch.column("text_vec")
     has_text = np.asarray(text.is_valid())

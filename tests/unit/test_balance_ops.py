@@ -1,23 +1,12 @@
 import numpy as np
 import pyarrow as pa
 
-from realsyn.udfs.balance_ops import (SAMPLE_BUCKETS, arrow_vectors, min_cap, sample_bound, sampled_in_window,
-                                      score_and_assign)
+from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound, sampled_in_window, score_and_assign
+from realsyn.udfs.vector_search import arrow_vectors
 
 
 def _blobs(vecs):
     return [v.astype("<f4").tobytes() for v in vecs]
-
-
-def test_arrow_vectors_zero_copy_and_fallback_agree():
-    rng = np.random.default_rng(0)
-    v = rng.standard_normal((7, 5)).astype(np.float32)
-    for typ in (pa.binary(), pa.large_binary()):
-        arr = pa.array(_blobs(v), typ)
-        assert np.array_equal(arrow_vectors(arr, 5), v)
-        assert np.array_equal(arrow_vectors(arr.slice(2, 3), 5), v[2:5])   # offsets of a slice
-    half = pa.array([x.astype("<f2").tobytes() for x in v])
-    assert np.allclose(arrow_vectors(half, 5, "float16"), v, atol=1e-2)
 
 
 def test_score_and_assign_reasons_and_clusters():

@@ -56,6 +56,8 @@ def test_arrow_vectors_reads_in_place_and_checks_length():
     x = unit(rng, 7, 4)
     arr = pa.array([v.astype("<f4").tobytes() for v in x], pa.binary())
     assert np.array_equal(arrow_vectors(arr.slice(2, 3), 4), x[2:5])
+    assert np.array_equal(arrow_vectors(arr.cast(pa.large_binary()).slice(1, 4), 4), x[1:5])
+    assert np.array_equal(arrow_vectors(pa.chunked_array([arr.slice(0, 3), arr.slice(3)]), 4), x)
     assert np.allclose(arrow_vectors(pa.array([v.astype("<f2").tobytes() for v in x]), 4, "float16"), x, atol=1e-3)
     with pytest.raises(ValueError, match="wrong length"):
         arrow_vectors(pa.array([b"\0" * 12]), 4)
