@@ -72,8 +72,9 @@ def plan_row_groups(table: DataFrame, columns: list[str], rows: int,
         if not set(columns) <= set(meta.schema.names):
             return None
         leaf = meta.schema.names.index(key) if key in meta.schema.names else None
-        groups += [RowGroup(file, i, meta.row_group(i).num_rows, None if leaf is None else _minimum(meta.row_group(i), leaf))
-                   for i in range(meta.num_row_groups)]
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            groups.append(RowGroup(file, i, group.num_rows, None if leaf is None else _minimum(group, leaf)))
     return groups if sum(g.rows for g in groups) == rows else None
 
 
