@@ -12,6 +12,7 @@ cluster after capping, which must equal min(t, largest cluster) on both sides.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from realsyn.jobs.balance import PAIRS, BalanceParams, balance_stored, pairs_lay
 from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.jobs.tables import TableStore  # noqa: E402
-from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound, seeded_hash  # noqa: E402
+from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound  # noqa: E402
 from realsyn.udfs.vector_search import arrow_vectors, faiss_module, fit_kmeans  # noqa: E402
 
 
@@ -69,6 +70,13 @@ def spark_side(store, dim, p):
     return time.perf_counter() - t0, k
 
 
+def rank_hash(ids, seed: int) -> np.ndarray:
+    """The single process's seeded rank key (SipHash; Spark ranks by xxhash64): uint64 per id."""
+    import pandas as pd
+    key = hashlib.sha256(f"rank:{seed}".encode()).hexdigest()[:16]
+    return pd.util.hash_array(np.asarray(ids, dtype=object), hash_key=key, categorize=False)
+
+
 def single_process(files, d, p: BalanceParams, out_path, threads):
     """The same three steps with pyarrow, numpy and faiss in one process."""
     import pyarrow as pa
@@ -91,7 +99,7 @@ def single_process(files, d, p: BalanceParams, out_path, threads):
     cluster = np.full(len(ids), -1, dtype=np.int64)
     cluster[keep] = nearest[:, 0]
     # seeded random rank inside each cluster: sort by (cluster, hash), count within runs
-    h = seeded_hash(ids, p.seed, "rank")
+    h = rank_hash(ids, p.seed)
     order = np.lexsort((ids, h, cluster))
     sc = cluster[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sc)) + 1]

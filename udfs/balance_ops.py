@@ -2,8 +2,6 @@
 single-process benchmark, so both engines run the same numpy/faiss code per batch."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pyarrow as pa
 
@@ -43,13 +41,6 @@ def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim
         [batch.column("image_id"), pa.array(sim, mask=~has_text),
          pa.array(reason, pa.string()), pa.array(cluster, mask=~keep if centroids_blob is not None else np.ones(n, bool))],
         schema=OUT_SCHEMA)
-
-
-def seeded_hash(ids, seed: int, salt: str) -> np.ndarray:
-    """uint64 per id, fixed by (seed, salt) across processes and machines (SipHash)."""
-    import pandas as pd
-    key = hashlib.sha256(f"{salt}:{seed}".encode()).hexdigest()[:16]
-    return pd.util.hash_array(np.asarray(ids, dtype=object), hash_key=key, categorize=False)
 
 
 def sample_bound(fraction: float) -> int:
