@@ -29,7 +29,7 @@ from realsyn.jobs.extract_sentences import TOKEN_SPLIT  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
 from realsyn.jobs.sample_corpus import draw_picture, encode, paragraph  # noqa: E402
 from realsyn.udfs.fetch import FetchSettings, fetch_many  # noqa: E402
-from realsyn.udfs.image_decode import decode, hamming  # noqa: E402
+from realsyn.udfs.image_decode import DecodeLimits, decode, hamming  # noqa: E402
 from realsyn.udfs.sentence_split import sentence_id, split  # noqa: E402
 from realsyn.udfs.union_find import representatives  # noqa: E402
 
@@ -59,7 +59,7 @@ def plain(docs, cfg, out_dir: str) -> tuple[float, float]:
     t_fetch = time.perf_counter() - t0
     image_rows, kept = [], {}
     for u, f in zip(urls, fetched):
-        d = decode(f.data, cfg.get("images.max_pixels")) if not f.reason else None
+        d = decode(f.data, DecodeLimits.from_conf(cfg.section("images"))) if not f.reason else None
         reason = f.reason or d.reason
         if not reason and min(d.width, d.height) < cfg.get("images.min_side_px"):
             reason = "too_small"

@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     from realsyn.jobs.config import ConfigError, load_config
     from realsyn.jobs.pipeline import run_stages, stage_names, summary
 
+    from realsyn.jobs.redact import install_log_filter
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_log_filter()
     names = stage_names()
     parser = build_parser(names)
     args = parser.parse_args(argv)
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(profile, files, overrides)
         if args.command == "config":
             import yaml
-            print(yaml.safe_dump(cfg.data, sort_keys=False))
+            print(yaml.safe_dump(cfg.redacted(), sort_keys=False))
             return 0
         if args.command == "submit-args":
             import shlex
@@ -104,29 +106,33 @@ def entry() -> int:
 
 
 def _report(err: Exception, config_error) -> int:
+    """One line for known failures; a traceback for the rest. Both with secrets masked."""
+    import traceback
+    from realsyn.jobs.redact import redact_text
     from realsyn.jobs.stage import InputError, LedgerError
     from realsyn.jobs.session import SparkSetupError
     from realsyn.jobs.tables import MissingTable
     from realsyn.schemas import SchemaMismatch
     known = (config_error, InputError, MissingTable, SchemaMismatch, LedgerError, SparkSetupError)
     if isinstance(err, known):
-        print(f"realsyn: error: {err}", file=sys.stderr)
+        print(redact_text(f"realsyn: error: {err}"), file=sys.stderr)
         return 2
     conflict = delta_conflict(err)
     if conflict:
-        print(f"realsyn: error: another run changed the same Delta table concurrently ({conflict}); "
-              "every commit is atomic, so nothing is corrupted: rerun once the other run is done",
+        print(redact_text(f"realsyn: error: another run changed the same Delta table concurrently ({conflict}); "
+                          "every commit is atomic, so nothing is corrupted: rerun once the other run is done"),
               file=sys.stderr)
         return 2
     try:
         from pyspark.errors import PySparkException
         if isinstance(err, PySparkException):
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            print(f"realsyn: error: Spark: {first}", file=sys.stderr)
+            print(redact_text(f"realsyn: error: Spark: {first}"), file=sys.stderr)
             return 1
     except ImportError:
         pass
-    raise err
+    print(redact_text("".join(traceback.format_exception(err))), file=sys.stderr, end="")
+    return 1
 
 
 # Delta's optimistic concurrency: the losing writer gets one of these (by class or error code).

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from realsyn.conf import CONF_DIR
+from realsyn.jobs.redact import MASK, collect_secrets, is_secret_key, redact_value, remember
 
 PROFILES = ("local", "standalone", "databricks", "emr", "gpu")
 
@@ -40,9 +41,11 @@ RULES: dict[str, tuple] = {
     "fetch.retries": ("range", 0, 20),
     "fetch.backoff_s": ("range", 0, 60),
     "fetch.concurrency_per_task": ("range", 1, 1024),
+    "fetch.deadline_s": ("range", 0.01, 86400),
     "images.min_side_px": ("range", 1, 100_000),
     "images.max_aspect_ratio": ("range", 1.0, 1000.0),
     "images.max_pixels": ("range", 1, 10**11),
+    "images.max_jpeg_scans": ("range", 1, 100_000),
     "images.phash_max_hamming": ("range", 0, 64),
     "images.semantic_dedup_cosine": ("range", -1.0, 1.0),
     "sentences.splitter": ("choice", {"pysbd", "regex"}),
@@ -96,10 +99,6 @@ ORDERED = [
     ("balance.sim_min", "balance.sim_max"),
 ]
 
-# Parameter names that must never reach logs or MLflow in clear text.
-SECRET_MARKERS = ("token", "password", "secret", "credential", "api_key")
-
-
 class ConfigError(ValueError):
     """A configuration problem, phrased for the user (key and file named)."""
 
@@ -140,11 +139,15 @@ class Config:
                 for k, v in node.items():
                     walk(f"{prefix}.{k}" if prefix else str(k), v)
             else:
-                secret = redact and any(m in prefix.lower() for m in SECRET_MARKERS)
-                out[prefix] = "***" if secret else json.dumps(node) if not isinstance(node, str) else node
+                value = redact_value(prefix, node) if redact else node
+                out[prefix] = json.dumps(value) if not isinstance(value, str) else value
 
         walk("", self.data)
         return out
+
+    def redacted(self) -> dict:
+        """The whole tree as it may be shown or recorded (jobs/redact.py)."""
+        return redact_value("", self.data)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -190,9 +193,10 @@ def _check_type(key: str, default: Any, value: Any, source: str) -> Any:
     elif isinstance(default, dict):
         if isinstance(value, dict):
             return value
+    shown = MASK if is_secret_key(key) else repr(value)
     raise ConfigError(
         f"{source}: '{key}' must be a {_type_name(default)} (like the default {default!r}), "
-        f"got {_type_name(value)} {value!r}")
+        f"got {_type_name(value)} {shown}")
 
 
 def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: str = "") -> None:
@@ -245,6 +249,11 @@ def _check_rules(data: dict, sources: dict) -> None:
     preset = cfg.get("models.preset")
     if preset not in cfg.get("models.presets"):
         raise ConfigError(f"{sources.get('models.preset')}: 'models.preset' = {preset!r} has no entry in models.presets")
+    from realsyn.udfs.image_decode import SAFE_FORMATS
+    formats = cfg.get("images.formats")
+    if not formats or any(f not in SAFE_FORMATS for f in formats):
+        raise ConfigError(f"{sources.get('images.formats', 'conf/defaults.yaml')}: 'images.formats' may hold "
+                          f"{', '.join(SAFE_FORMATS)} (decoded by Pillow alone); got {formats}")
     for scheme in cfg.get("fetch.allowed_schemes"):
         if scheme not in ("http", "https", "file"):
             raise ConfigError(f"{sources.get('fetch.allowed_schemes')}: 'fetch.allowed_schemes' may hold http, https, file; got {scheme!r}")
@@ -287,9 +296,20 @@ def load_config(profile: str = "local", files: list[str] | None = None,
     for text in overrides or []:
         key, value = parse_override(text)
         _merge(data, _nest(key, value), f"--set {key}", sources)
+    collect_secrets(data)   # before any check can quote a value
+    remember_environment_secrets()
     _check_rules(data, sources)
     _check_spark_conf(data, sources)
     return Config(data=data, sources=sources, profile=profile)
+
+
+def remember_environment_secrets() -> None:
+    """Secrets Spark, Hadoop or MLflow may take from the environment (AWS_SECRET_ACCESS_KEY,
+    MLFLOW_TRACKING_TOKEN...) are masked in whatever this process records or prints."""
+    import os
+    for name, value in os.environ.items():
+        if is_secret_key(name):
+            remember(value)
 
 
 def _check_spark_conf(data: dict, sources: dict) -> None:

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
 from realsyn.udfs.fetch import FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
+from realsyn.udfs.image_decode import DecodeLimits
 from realsyn.udfs.image_pool import OUTPUT_DDL, partition_fn
 from realsyn.udfs.union_find import representatives
 
@@ -83,7 +84,7 @@ class ExtractImages(Stage):
         parts = max(spark.sparkContext.defaultParallelism, n_urls // 500 + 1)
         settings = FetchSettings.from_conf(cfg.section("fetch"))
         fetched = (urls.repartition(parts, "url_id").select("url_id", "url")
-                   .mapInPandas(partition_fn(settings, cfg.get("images.max_pixels")), OUTPUT_DDL))
+                   .mapInPandas(partition_fn(settings, DecodeLimits.from_conf(cfg.section("images"))), OUTPUT_DDL))
         # Fetching is the expensive, non-repeatable part: cached, computed once by the first
         # action on the (also cached) pool below.
         fetched = fetched.persist(StorageLevel.MEMORY_AND_DISK)

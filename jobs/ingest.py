@@ -1,7 +1,10 @@
 """ingest: OBELICS parquet -> bronze.documents (+ bronze.document_rejects).
 
 Every input row ends in exactly one of the two tables; the ledger checks it.
-Validation is Spark SQL (RAPIDS-friendly), not Python.
+Validation is Spark SQL (RAPIDS-friendly), not Python. Every string passed on is valid
+UTF-8 (texts, image URLs, both metadata columns) and URLs are bounded in length; the
+characters of a URL are judged per URL by the fetcher's parser (udfs/url_policy.py), whose
+refusal is recorded in silver.images, so one odd URL does not cost a document its texts.
 """
 from __future__ import annotations
 
@@ -58,13 +61,16 @@ def reason_expr(max_slots: int, max_chars: int, max_url: int):
       WHEN images IS NULL OR texts IS NULL THEN 'null_lists'
       WHEN size(images) != size(texts) THEN 'unequal_lengths'
       WHEN size(images) > {max_slots} THEN 'too_many_slots'
+      WHEN exists(texts, t -> t IS NOT NULL AND NOT is_valid_utf8(t))
+        OR exists(images, i -> i IS NOT NULL AND NOT is_valid_utf8(i))
+        OR NOT is_valid_utf8(coalesce(metadata, '')) OR NOT is_valid_utf8(coalesce(general_metadata, ''))
+        THEN 'invalid_utf8'
       WHEN exists(zip_with(images, texts, (i, t) -> i IS NOT NULL AND t IS NOT NULL), x -> x) THEN 'slot_both_set'
       WHEN exists(zip_with(images, texts, (i, t) -> i IS NULL AND t IS NULL), x -> x) THEN 'slot_neither_set'
       WHEN metadata IS NOT NULL AND try_parse_json(metadata) IS NULL THEN 'invalid_metadata_json'
       WHEN general_metadata IS NOT NULL AND try_parse_json(general_metadata) IS NULL THEN 'invalid_general_metadata_json'
       WHEN aggregate(texts, 0L, (acc, t) -> acc + coalesce(length(t), 0)) > {max_chars} THEN 'too_much_text'
       WHEN exists(images, i -> length(i) > {max_url}) THEN 'url_too_long'
-      WHEN exists(texts, t -> t IS NOT NULL AND NOT is_valid_utf8(t)) THEN 'invalid_utf8'
       WHEN NOT exists(images, i -> i IS NOT NULL AND i RLIKE '\\\\S')
        AND NOT exists(texts, t -> t IS NOT NULL AND t RLIKE '\\\\S') THEN 'empty_document'
       ELSE NULL

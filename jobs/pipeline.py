@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from realsyn.jobs.config import Config
+from realsyn.jobs.redact import redact_text
 from realsyn.jobs.session import get_spark
 from realsyn.jobs.stage import Context, Ledger, Stage, is_up_to_date, record_run
 from realsyn.jobs.tables import TableStore
@@ -73,10 +74,11 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
     tracker = Tracker(cfg)
     run_id = uuid.uuid4().hex[:12]
     outcomes: list[StageOutcome] = []
-    say(f"realsyn: profile={cfg.profile} work_dir={cfg.get('run.work_dir')} stages={','.join(s.name for s in stages)}")
+    say(redact_text(f"realsyn: profile={cfg.profile} work_dir={cfg.get('run.work_dir')} "
+                    f"stages={','.join(s.name for s in stages)}"))
     with tracker.run("pipeline", tags={"realsyn.run": run_id, "profile": cfg.profile}):
         tracker.params(cfg.flat())
-        tracker.text(yaml.safe_dump(cfg.data, sort_keys=False), "config/resolved.yaml")
+        tracker.text(yaml.safe_dump(cfg.redacted(), sort_keys=False), "config/resolved.yaml")
         for stage in stages:
             outcomes.append(_run_one(stage, cfg, spark, tables, tracker, run_id, force, say))
     written = {}
@@ -128,6 +130,6 @@ def summary(result: PipelineResult) -> str:
     ran = [o.name for o in result.outcomes if not o.skipped]
     skipped = [o.name for o in result.outcomes if o.skipped]
     lines.append(f"stages run: {', '.join(ran) or '-'}; skipped: {', '.join(skipped) or '-'}")
-    lines.append(f"MLflow: {result.tracking_uri} (run tag realsyn.run={result.run_id})")
+    lines.append(redact_text(f"MLflow: {result.tracking_uri} (run tag realsyn.run={result.run_id})"))
     lines.append(f"took {result.seconds:.1f}s")
     return "\n".join(lines)

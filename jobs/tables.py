@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from realsyn.jobs.config import Config
+from realsyn.jobs.redact import redact_value
 from realsyn.jobs.session import session_conf
 from realsyn.schemas import check_schema, spec
 
@@ -69,7 +70,7 @@ class TableStore:
         if change_data_feed:
             writer = writer.tableProperty("delta.enableChangeDataFeed", "true")
         for key, value in (properties or {}).items():
-            writer = writer.tableProperty(f"realsyn.{key}", str(value))
+            writer = writer.tableProperty(f"realsyn.{key}", str(redact_value(key, str(value))))
         if table.partition_by:
             writer = writer.partitionedBy(*[F.col(p) for p in table.partition_by])
         with row_groups_of(self.spark, table.row_group_bytes):

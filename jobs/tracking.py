@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 
 from realsyn.jobs.config import Config
+from realsyn.jobs.redact import redact_text, redact_value
 
 log = logging.getLogger("realsyn")
+TEXT_ARTIFACTS = (".md", ".txt", ".json", ".yaml", ".yml", ".csv", ".log")
 
 
 def tracking_location(cfg: Config) -> tuple[str, str]:
@@ -77,13 +79,13 @@ class Tracker:
             return
         mlflow = self.mlflow
         with mlflow.start_run(run_name=name, experiment_id=self.experiment_id, nested=nested,
-                              tags=tags or {}) as active:
+                              tags={k: redact_value(k, str(v)) for k, v in (tags or {}).items()}) as active:
             yield active
 
     def params(self, values: dict[str, str]) -> None:
         if self.enabled:
             # MLflow caps a param value at 6000 characters.
-            self.mlflow.log_params({k: str(v)[:6000] for k, v in values.items()})
+            self.mlflow.log_params({k: str(redact_value(k, str(v)))[:6000] for k, v in values.items()})
 
     def metrics(self, values: dict[str, float]) -> None:
         if self.enabled:
@@ -91,12 +93,18 @@ class Tracker:
 
     def text(self, text: str, path: str) -> None:
         if self.enabled:
-            self.mlflow.log_text(text, path)
+            self.mlflow.log_text(redact_text(text), path)
 
     def artifact(self, local_path: str, folder: str | None = None) -> None:
-        if self.enabled and os.path.exists(local_path):
+        if not (self.enabled and os.path.exists(local_path)):
+            return
+        if local_path.endswith(TEXT_ARTIFACTS):   # text goes through the redactor like every record
+            name = os.path.basename(local_path)
+            with open(local_path, encoding="utf-8", errors="replace") as fh:
+                self.text(fh.read(), f"{folder}/{name}" if folder else name)
+        else:
             self.mlflow.log_artifact(local_path, folder)
 
     def dict(self, data: dict, path: str) -> None:
         if self.enabled:
-            self.mlflow.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), path)
+            self.mlflow.log_text(redact_text(json.dumps(data, indent=2, sort_keys=True, default=str)), path)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,13 +65,14 @@ def jpeg_with_claimed_size(w: int, h: int) -> bytes:
     raise ValueError("no frame header")
 
 
-def invalid_utf8_table(general: str) -> pa.Table:
-    """One row whose text bytes are not UTF-8 (pyarrow would refuse them from Python str)."""
-    bad = b"Caf\xe9 au lait \xff\xfe on the terrace."
+def invalid_utf8_table(general: str, column: str = "texts") -> pa.Table:
+    """One row whose text (or image URL) bytes are not UTF-8 (pyarrow would refuse them from Python str)."""
+    bad = b"Caf\xe9 au lait \xff\xfe on the terrace." if column == "texts" else b"http://example.com/caf\xe9\xff.jpg"
     offsets = pa.py_buffer(bytes(memoryview(pa.array([0, len(bad)], pa.int32()).buffers()[1])))
     values = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(bad)])
-    texts = pa.ListArray.from_arrays(pa.array([0, 1], pa.int32()), values)
-    images = pa.ListArray.from_arrays(pa.array([0, 1], pa.int32()), pa.array([None], pa.string()))
+    bad_list = pa.ListArray.from_arrays(pa.array([0, 1], pa.int32()), values)
+    nulls = pa.ListArray.from_arrays(pa.array([0, 1], pa.int32()), pa.array([None], pa.string()))
+    images, texts = (nulls, bad_list) if column == "texts" else (bad_list, nulls)
     return pa.Table.from_arrays([images, texts, pa.array(["[null]"]), pa.array([general])], schema=SCHEMA)
 
 
@@ -112,7 +115,28 @@ def image_files(root: Path) -> dict[str, bytes]:
         "img_animated.gif": anim.getvalue(),
         "img_webp.webp": webp.getvalue(),
         "img_random_noise.bin": bytes(rng.getrandbits(8) for _ in range(4096)),
+        "img_many_scans.jpg": many_scan_jpeg(good, 3000),
+        "img_eps.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 300 300\n0 0 moveto 300 300 lineto stroke\nshowpage\n",
+        "img_exif_rotated.jpg": exif_rotated(draw_picture(rng, 300, 200)),
     }
+
+
+def many_scan_jpeg(baseline: bytes, scans: int) -> bytes:
+    """A progressive JPEG whose scans repeat: decoding time would grow with their number."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(baseline)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    first, end = data.index(b"\xff\xda"), data.rindex(b"\xff\xd9")
+    return data[:first] + data[first:end] * (scans // data[first:end].count(b"\xff\xda") + 1) + data[end:]
+
+
+def exif_rotated(img: Image.Image) -> bytes:
+    """Stored sideways with an EXIF orientation tag that turns it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", exif=exif.tobytes())
+    return buf.getvalue()
 
 
 DECODE_FAILURES = {"corrupt", "truncated", "not_an_image", "empty", "decompression_bomb"}
@@ -131,14 +155,20 @@ def cases(root: Path, base: str) -> list[Case]:
         "img_ratio_over_3.png": {"bad_aspect_ratio"}, "img_ratio_exactly_3.png": {"kept"},
         "img_1x1.gif": {"too_small"}, "img_cmyk.jpg": {"kept"}, "img_16bit.png": {"kept"},
         "img_palette_transparent.png": {"kept"}, "img_animated.gif": {"kept"}, "img_webp.webp": {"kept"},
-        "img_random_noise.bin": {"not_an_image"},
+        "img_random_noise.bin": {"not_an_image"}, "img_many_scans.jpg": {"too_many_scans"},
+        "img_eps.eps": {"not_an_image"}, "img_exif_rotated.jpg": {"kept"},
     }
     for name, data in files.items():
         (root / "images" / name).write_bytes(data)
         url = (root / "images" / name).as_uri()
         out.append(Case(name.replace(".", "_"), "image", expect_file[name], image_doc(name, url), url=url))
     (root / "images" / "escape_link.jpg").symlink_to("/etc/hostname")
+    os.mkfifo(root / "images" / "fifo.jpg")
+    for tail in ("\u3000", "\x0b"):   # a good file, and beside it a link whose name only adds a space
+        (root / "images" / f"inside.jpg{tail}").symlink_to("/etc/passwd")
+    (root / "images" / "inside.jpg").write_bytes(files["img_exactly_100.png"])
     port = base.rsplit(":", 1)[1]
+    drip = {"timeout", "bad_response"}
     hostile = {
         "file_missing": ((root / "images" / "no_such_file.jpg").as_uri(), {"not_found"}),
         "file_outside_root": ("file:///etc/passwd", {"outside_file_root"}),
@@ -158,8 +188,28 @@ def cases(root: Path, base: str) -> list[Case]:
         "unresolvable_host": ("http://no-such-host.invalid/x.jpg", {"dns_error"}),
         "closed_port": ("http://127.0.0.1:9/x.jpg", {"connection_error"}),
         "ipv6_loopback_closed": (f"http://[::1]:{port}/img/a.jpg", FETCH_FAILURES | {"kept"}),
-        "credentials_in_url": (f"http://user:secret@127.0.0.1:{port}/img/cred.jpg",
-                               {"kept", "invalid_url", "duplicate_exact"}),
+        "credentials_in_url": (f"http://user:secret@127.0.0.1:{port}/img/cred.jpg", {"invalid_url"}),
+        "url_userinfo_host_confusion": (f"http://example.com@127.0.0.1:{port}/img/u.jpg", {"invalid_url"}),
+        "url_backslash_authority": (f"http://127.0.0.1:{port}\\@10.0.0.1/img/b.jpg", {"invalid_url"}),
+        "url_percent_encoded_host": (f"http://%31%32%37.0.0.1:{port}/img/p.jpg", {"invalid_url"}),
+        "url_trailing_unicode_space": (f"{base}/img/s.jpg\u3000", {"invalid_url"}),
+        "url_vertical_tab": (f"{base}/img/v.jpg\x0b", {"invalid_url"}),
+        "shared_address_space": ("http://100.64.0.1/x.jpg", {"blocked_address"}),
+        "benchmarking_range": ("http://198.18.0.1/x.jpg", {"blocked_address"}),
+        "ipv6_mapped_private": ("http://[::ffff:10.0.0.1]/x.jpg", {"blocked_address"}),
+        "ipv6_6to4_private": ("http://[2002:a00:1::1]/x.jpg", {"blocked_address"}),
+        "ipv6_nat64_private": ("http://[64:ff9b::a00:1]/x.jpg", {"blocked_address"}),
+        "redirect_backslash_to_private": (f"{base}/redirect-to?{quote('http://127.0.0.1:1' + chr(92) + '@10.0.0.1/x')}",
+                                          {"invalid_url"}),
+        "redirect_to_mapped_private": (f"{base}/redirect-to?{quote('http://[::ffff:10.0.0.1]/x.jpg')}",
+                                       {"blocked_address"}),
+        "drip_headers": (f"{base}/drip-headers", drip),
+        "drip_interim_responses": (f"{base}/drip-interim", drip),
+        "drip_chunk_sizes": (f"{base}/drip-chunks", drip),
+        "interim_then_image": (f"{base}/interim-then-ok", {"kept", "duplicate_exact"}),
+        "file_fifo": ((root / "images" / "fifo.jpg").as_uri(), {"not_regular_file"}),
+        "file_symlink_unicode_space": (f"file://{root}/images/inside.jpg\u3000", {"invalid_url"}),
+        "file_symlink_vertical_tab": (f"file://{root}/images/inside.jpg\x0b", {"invalid_url"}),
         "http_404": (f"{base}/missing", {"http_404"}),
         "http_500_after_retries": (f"{base}/always500", {"http_500"}),
         "redirect_loop": (f"{base}/loop", {"too_many_redirects"}),
@@ -245,6 +295,9 @@ def write_fuzz(out_dir: str, base_url: str, healthy_docs: int = 30) -> tuple[Pat
     utf8_file = root / "obelics" / "part-00003-invalid-utf8.parquet"
     pq.write_table(invalid_utf8_table(json.dumps({"url": "https://fuzz.example/invalid_utf8"})), utf8_file)
     all_cases.append(Case("invalid_utf8_text", "file", {"invalid_utf8"}, file=str(utf8_file)))
+    url_file = root / "obelics" / "part-00005-invalid-utf8-url.parquet"
+    pq.write_table(invalid_utf8_table(json.dumps({"url": "https://fuzz.example/invalid_utf8_url"}), "images"), url_file)
+    all_cases.append(Case("invalid_utf8_image_url", "file", {"invalid_utf8"}, file=str(url_file)))
     missing = root / "obelics" / "part-00004-missing-column.parquet"
     pq.write_table(pa.table({"images": pa.array([["http://x/a.jpg"]]), "texts": pa.array([[None]])}), missing)
     all_cases.append(Case("missing_column_file", "file", {"wrong_column_types"}, file=str(missing)))

@@ -5,6 +5,9 @@ import io
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+DRIP_STEPS, DRIP_PAUSE_S = 80, 0.25   # a dripping reply ends by itself after 20 s
 
 from PIL import Image
 
@@ -29,8 +32,20 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _drip(self, head: bytes, unit: bytes) -> None:
+        """`head` at once, then `unit` again and again, slowly: every piece is on time, the whole never."""
+        try:
+            self.wfile.write(head)
+            for _ in range(DRIP_STEPS):
+                self.wfile.write(unit)
+                self.wfile.flush()
+                time.sleep(DRIP_PAUSE_S)
+        except OSError:
+            pass
+        self.close_connection = True
+
     def do_GET(self):
-        path = self.path.split("?")[0]
+        path, _, query = self.path.partition("?")
         Handler.hits[path] = Handler.hits.get(path, 0) + 1
         if path.startswith("/img/"):
             return self._send(200, jpeg(), {"Content-Type": "image/jpeg"})
@@ -76,6 +91,21 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(0.5)
             except OSError:
                 pass
+            return None
+        if path == "/redirect-to":  # Location is the (percent-decoded) query, as crafted
+            return self._send(302, b"", {"Location": unquote(query)})
+        if path == "/drip-headers":
+            return self._drip(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"x")
+        if path == "/drip-interim":
+            return self._drip(b"", b"HTTP/1.1 102 Processing\r\n\r\n")
+        if path == "/drip-chunks":
+            return self._drip(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\n\xff\r\n")
+        if path == "/interim-then-ok":  # two early hints, then the image
+            body = jpeg()
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" * 2
+                             + b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode()
+                             + b"\r\nConnection: close\r\n\r\n" + body)
+            self.close_connection = True
             return None
         if path == "/html":
             return self._send(200, b"<html>not an image</html>", {"Content-Type": "text/html"})

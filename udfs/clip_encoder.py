@@ -8,7 +8,6 @@ through pickle. Vectors are L2-normalised float32 (stored as float32 or float16 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from dataclasses import dataclass
 
@@ -170,6 +169,6 @@ def from_bytes(blobs, dim: int, dtype: str = "float32") -> np.ndarray:
 
 
 def open_image(data: bytes):
-    from PIL import Image
-    img = Image.open(io.BytesIO(data))
-    return img.convert("RGB")
+    """Stored image bytes -> upright RGB (the one opener: udfs/image_decode.open_rgb)."""
+    from realsyn.udfs.image_decode import open_rgb
+    return open_rgb(data)

@@ -5,7 +5,6 @@ images), so it is testable without Spark. matplotlib runs on the Agg backend: no
 """
 from __future__ import annotations
 
-import io
 import json
 import re
 import textwrap
@@ -79,7 +78,7 @@ def sample_grid_png(path: str, samples: list[dict], cols: int = 4, thumb: int = 
 
     samples: dicts with `bytes` (encoded image), `text1`, `syn_text`. Texts come from the
     corpus: math parsing is off so a `$` prints as itself."""
-    from PIL import Image
+    from realsyn.udfs.image_decode import open_rgb
     plt = _pyplot()
     n = max(1, len(samples))
     cols = min(cols, n)
@@ -89,7 +88,7 @@ def sample_grid_png(path: str, samples: list[dict], cols: int = 4, thumb: int = 
         ax.axis("off")
     for ax, s in zip(axes.flat, samples):
         try:
-            img = Image.open(io.BytesIO(s["bytes"])).convert("RGB")
+            img = open_rgb(s["bytes"])
             img.thumbnail((thumb, thumb))
             ax.imshow(np.asarray(img))
         except Exception:   # an undecodable sample still gets its texts

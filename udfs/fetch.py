@@ -1,25 +1,34 @@
 """Fetch image URLs politely and safely; every failure becomes a reason, never an exception.
 
-Per Python worker: one requests.Session (connection pool) per config, a thread pool of
-fetch.concurrency_per_task. Redirects are followed by hand so every hop is re-checked
-against the URL policy; bodies are streamed with a byte cap and a total deadline.
+Each hop connects to the address the URL policy checked (udfs/url_policy.py), sends the
+request target and Host header from the same parse, and runs under one deadline that
+covers the whole exchange: connect, TLS, status line, headers, interim (1xx) responses
+and body. The socket re-arms its timeout to the time left before every read and write, so
+a server dripping bytes cannot stretch it; a fetch with its redirects and retries has a
+deadline of its own. Redirects are followed by hand, each hop checked again. File URLs
+are read only when they name a regular file whose opened path is inside `file_root`.
 """
 from __future__ import annotations
 
+import http.client
+import os
 import socket
+import ssl
+import stat
+import threading
 import time
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-
-from realsyn.udfs.url_policy import Refused, UrlPolicy, check_url
+from realsyn.udfs.url_policy import Refused, Target, UrlPolicy, check_url, inside_root, resolve
 
 OPT_OUT_TOKENS = ("noai", "noimageai")
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_INTERIM = 8          # 1xx responses skipped before the final one
+CHUNK = 64 * 1024
 
 
 @dataclass
@@ -42,124 +51,283 @@ class FetchSettings:
     concurrency: int
     honour_opt_out: bool
     policy: UrlPolicy
+    deadline_s: float = 30.0
 
     @classmethod
     def from_conf(cls, fetch: dict) -> "FetchSettings":
         return cls(fetch["user_agent"], float(fetch["connect_timeout_s"]), float(fetch["read_timeout_s"]),
                    int(fetch["max_bytes"]), int(fetch["max_redirects"]), int(fetch["retries"]),
                    float(fetch["backoff_s"]), int(fetch["concurrency_per_task"]),
-                   bool(fetch["honour_opt_out"]), UrlPolicy.from_conf(fetch))
+                   bool(fetch["honour_opt_out"]), UrlPolicy.from_conf(fetch), float(fetch["deadline_s"]))
+
+    @property
+    def hop_s(self) -> float:
+        return self.connect_timeout_s + self.read_timeout_s
 
 
-_SESSIONS: dict[FetchSettings, requests.Session] = {}
+class Deadline:
+    def __init__(self, seconds: float, within: "Deadline | None" = None):
+        at = time.monotonic() + seconds
+        self.at = min(at, within.at) if within else at
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    @property
+    def passed(self) -> bool:
+        return self.remaining() <= 0
 
 
-def session_for(settings: FetchSettings) -> requests.Session:
-    """One pooled session per worker process and settings."""
-    if settings not in _SESSIONS:
-        s = requests.Session()
-        s.trust_env = False  # no proxies or netrc from the executor's environment
-        adapter = HTTPAdapter(pool_connections=settings.concurrency, pool_maxsize=settings.concurrency,
-                              max_retries=0)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
-        s.headers["User-Agent"] = settings.user_agent
-        _SESSIONS[settings] = s
-    return _SESSIONS[settings]
+class _Armed:
+    """Before every socket read or write, the timeout becomes the time left."""
+
+    deadline: Deadline
+
+    def _arm(self) -> None:
+        left = self.deadline.remaining()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        self.settimeout(left)
+
+    def recv(self, *args):
+        self._arm()
+        return super().recv(*args)
+
+    def recv_into(self, *args):
+        self._arm()
+        return super().recv_into(*args)
+
+    def sendall(self, *args):
+        self._arm()
+        return super().sendall(*args)
 
 
-def opted_out(headers) -> bool:
-    value = ",".join(v for k, v in headers.items() if k.lower() == "x-robots-tag").lower()
+class DeadlineSocket(_Armed, socket.socket):
+    pass
+
+
+class DeadlineSSLSocket(_Armed, ssl.SSLSocket):
+    def read(self, *args):
+        self._arm()
+        return super().read(*args)
+
+
+class FinalResponse(http.client.HTTPResponse):
+    """Skips every interim 1xx response (http.client skips only 100), at most MAX_INTERIM."""
+
+    def _read_status(self):
+        for _ in range(MAX_INTERIM + 1):
+            version, status, reason = super()._read_status()
+            if status == 101 or not 100 <= status < 200:
+                return version, status, reason
+            http.client._read_headers(self.fp)
+        raise http.client.HTTPException(f"more than {MAX_INTERIM} interim responses")
+
+
+_TLS = threading.local()
+
+
+def tls_context() -> ssl.SSLContext:
+    """One verifying context per thread (loading the CA store is not free)."""
+    if not hasattr(_TLS, "context"):
+        ctx = ssl.create_default_context()
+        ctx.sslsocket_class = DeadlineSSLSocket
+        _TLS.context = ctx
+    return _TLS.context
+
+
+def connect(target: Target, deadline: Deadline, connect_timeout_s: float) -> socket.socket:
+    family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
+    sock = DeadlineSocket(family, socket.SOCK_STREAM)
+    sock.deadline = deadline
+    try:
+        sock.settimeout(max(0.001, min(connect_timeout_s, deadline.remaining())))
+        sock.connect((target.address, target.port))
+        if target.scheme != "https":
+            return sock
+        tls = tls_context().wrap_socket(sock, server_hostname=target.host, do_handshake_on_connect=False)
+        tls.deadline = deadline
+        # The handshake runs inside OpenSSL: a timer closes the socket at the deadline.
+        watchdog = threading.Timer(max(0.0, deadline.remaining()), _shutdown, (tls,))
+        watchdog.start()
+        try:
+            tls.settimeout(max(0.001, deadline.remaining()))
+            tls.do_handshake()
+        finally:
+            watchdog.cancel()
+        if deadline.passed:
+            raise TimeoutError("deadline passed during the TLS handshake")
+        return tls
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def opted_out(headers: list[tuple[str, str]]) -> bool:
+    value = ",".join(v for k, v in headers if k.lower() == "x-robots-tag").lower()
     return any(tok in [t.strip() for t in value.replace(";", ",").split(",")] for tok in OPT_OUT_TOKENS)
 
 
-def read_file(url: str, settings: FetchSettings) -> Fetched:
-    path = unquote(urlsplit(url).path)
+def read_file(target: Target, settings: FetchSettings, deadline: Deadline) -> Fetched:
+    """A regular file whose opened path (links resolved) is inside file_root, never a FIFO or device."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(settings.max_bytes + 1)
+        fd = os.open(target.path, flags)
     except FileNotFoundError:
-        return Fetched(None, "not_found", detail=path)
-    except (IsADirectoryError, PermissionError, OSError) as err:
-        return Fetched(None, "read_error", detail=str(err))
-    if len(data) > settings.max_bytes:
-        return Fetched(None, "too_large")
-    return Fetched(data, None)
+        return Fetched(None, "not_found", detail=target.path)
+    except OSError as err:
+        return Fetched(None, "read_error", detail=str(err)[:200])
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return Fetched(None, "not_regular_file", detail=target.path)
+        opened = _opened_path(fd, target.path)
+        if not inside_root(opened, settings.policy.file_root):
+            return Fetched(None, "outside_file_root", detail=opened)
+        if st.st_size > settings.max_bytes:
+            return Fetched(None, "too_large")
+        chunks, total = [], 0
+        while True:
+            if deadline.passed:
+                return Fetched(None, "timeout", detail="file read deadline")
+            chunk = os.read(fd, CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > settings.max_bytes:
+                return Fetched(None, "too_large")
+            chunks.append(chunk)
+        return Fetched(b"".join(chunks), None)
+    except OSError as err:
+        return Fetched(None, "read_error", detail=str(err)[:200])
+    finally:
+        os.close(fd)
 
 
-def _read_body(resp, settings: FetchSettings, deadline: float) -> Fetched:
-    length = resp.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > settings.max_bytes:
-        return Fetched(None, "too_large", resp.status_code, f"Content-Length {length}")
+def _opened_path(fd: int, path: str) -> str:
+    """The path of the file actually opened (Linux: /proc), else the resolved name."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+
+
+def _read_body(resp, settings: FetchSettings) -> Fetched:
+    length = resp.getheader("Content-Length")
+    if length and length.strip().isdigit() and int(length) > settings.max_bytes:
+        return Fetched(None, "too_large", resp.status, f"Content-Length {length}")
+    encoding = (resp.getheader("Content-Encoding") or "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
+        return Fetched(None, "unsupported_encoding", resp.status, encoding[:50])
+    inflate = None if encoding == "identity" else zlib.decompressobj(
+        wbits=47 if "gzip" in encoding else zlib.MAX_WBITS)
     chunks, total = [], 0
-    # read1 returns whatever arrived (decoded), so a server dripping one byte at a time
-    # (slow loris) meets the deadline check instead of blocking one 64 KiB read for minutes.
     while True:
-        chunk = resp.raw.read1(64 * 1024, decode_content=True)
-        if not chunk:
+        raw = resp.read1(CHUNK)
+        if not raw:
             break
+        # Inflate with a bound: a compression bomb stops at max_bytes + 1 bytes.
+        chunk = inflate.decompress(raw, settings.max_bytes + 1 - total) if inflate else raw
         total += len(chunk)
-        if total > settings.max_bytes:
-            return Fetched(None, "too_large", resp.status_code)
-        if time.monotonic() > deadline:
-            return Fetched(None, "timeout", resp.status_code, "body deadline")
+        if total > settings.max_bytes or (inflate and inflate.unconsumed_tail):
+            return Fetched(None, "too_large", resp.status)
         chunks.append(chunk)
-    return Fetched(b"".join(chunks), None, resp.status_code)
+    return Fetched(b"".join(chunks), None, resp.status)
 
 
-def fetch_http(url: str, settings: FetchSettings, resolver=None) -> Fetched:
-    session = session_for(settings)
-    current = url
+def exchange(target: Target, settings: FetchSettings, deadline: Deadline) -> tuple[Fetched | None, str | None]:
+    """One request on its own connection: (result, None), or (None, redirect location)."""
+    sock = connect(target, deadline, settings.connect_timeout_s)
+    conn = http.client.HTTPConnection(target.host, target.port)
+    conn.sock, conn.response_class = sock, FinalResponse
+    try:
+        conn.putrequest("GET", target.request, skip_host=True, skip_accept_encoding=True)
+        for name, value in (("Host", target.host_header), ("User-Agent", settings.user_agent),
+                            ("Accept", "image/*,*/*;q=0.5"), ("Accept-Encoding", "identity"),
+                            ("Connection", "close")):
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        if resp.status in REDIRECTS:
+            location = resp.getheader("Location")
+            if not location:
+                return Fetched(None, "bad_redirect", resp.status), None
+            return None, location
+        if resp.status == 101 or resp.status < 200:
+            return Fetched(None, "bad_response", resp.status, "unexpected interim response"), None
+        if settings.honour_opt_out and opted_out(resp.getheaders()):
+            return Fetched(None, "opt_out", resp.status), None
+        if resp.status >= 400:
+            return Fetched(None, f"http_{resp.status}", resp.status), None
+        return _read_body(resp, settings), None
+    finally:
+        conn.close()
+
+
+def failure(err: BaseException, deadline: Deadline) -> Fetched:
+    detail = f"{type(err).__name__}: {err}"[:200]
+    if isinstance(err, TimeoutError) or deadline.passed:
+        return Fetched(None, "timeout", detail=detail)
+    if isinstance(err, ssl.SSLError):  # certificate errors included
+        return Fetched(None, "tls_error", detail=detail)
+    if isinstance(err, (ConnectionError, http.client.RemoteDisconnected)):
+        return Fetched(None, "connection_error", detail=detail)
+    if isinstance(err, http.client.HTTPException):
+        return Fetched(None, "bad_response", detail=detail)
+    if isinstance(err, OSError):
+        return Fetched(None, "connection_error", detail=detail)
+    raise err
+
+
+def fetch_http(target: Target, settings: FetchSettings, fetch_deadline: Deadline, resolver=resolve) -> Fetched:
     for _hop in range(settings.max_redirects + 1):
+        deadline = Deadline(settings.hop_s, within=fetch_deadline)
         try:
-            check_url(current, settings.policy, *(resolver,) if resolver else ())
+            result, location = exchange(target, settings, deadline)
+        except Exception as err:
+            return failure(err, deadline)
+        if location is None:
+            return result
+        try:
+            target = check_url(urljoin(target.url, location), settings.policy, resolver)
         except Refused as ref:
-            return Fetched(None, ref.reason, detail=str(ref))
-        deadline = time.monotonic() + settings.connect_timeout_s + settings.read_timeout_s
-        try:
-            with session.get(current, stream=True, allow_redirects=False,
-                             timeout=(settings.connect_timeout_s, settings.read_timeout_s)) as resp:
-                if resp.is_redirect:
-                    location = resp.headers.get("Location")
-                    if not location:
-                        return Fetched(None, "bad_redirect", resp.status_code)
-                    current = urljoin(current, location)
-                    continue
-                if settings.honour_opt_out and opted_out(resp.headers):
-                    return Fetched(None, "opt_out", resp.status_code)
-                if resp.status_code >= 400:
-                    return Fetched(None, f"http_{resp.status_code}", resp.status_code)
-                return _read_body(resp, settings, deadline)
-        except (requests.Timeout, socket.timeout, urllib3.exceptions.ReadTimeoutError):
-            return Fetched(None, "timeout")
-        except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as err:
-            return Fetched(None, "connection_error", detail=str(err)[:200])
-        except requests.ConnectionError as err:
-            text = str(err)
-            return Fetched(None, "timeout" if "timed out" in text.lower() else "connection_error", detail=text[:200])
-        except requests.RequestException as err:
-            return Fetched(None, "request_error", detail=str(err)[:200])
+            return Fetched(None, ref.reason, detail=f"redirect: {ref}")
+        if target.scheme == "file":
+            return Fetched(None, "scheme_not_allowed", detail="redirect to a file URL")
     return Fetched(None, "too_many_redirects")
 
 
-RETRYABLE = ("timeout",)
+RETRYABLE = ("timeout", "connection_error")
 
 
-def fetch_one(url: str, settings: FetchSettings, resolver=None) -> Fetched:
-    """Fetch with retries (5xx and timeouts only) and exponential backoff."""
+def retryable(result: Fetched) -> bool:
+    return result.data is None and (result.reason in RETRYABLE or (result.http_status or 0) >= 500)
+
+
+def fetch_one(url: str, settings: FetchSettings, resolver=resolve) -> Fetched:
+    """Fetch with retries (5xx, timeouts, dropped connections) and exponential backoff,
+    all within settings.deadline_s."""
+    deadline = Deadline(settings.deadline_s)
     try:
-        scheme = check_url(url, settings.policy, *(resolver,) if resolver else ())
+        target = check_url(url, settings.policy, resolver)
     except Refused as ref:
         return Fetched(None, ref.reason, detail=str(ref))
-    if scheme == "file":
-        return read_file(url, settings)
-    result = fetch_http(url, settings, resolver)
+    if target.scheme == "file":
+        return read_file(target, settings, deadline)
+    result = fetch_http(target, settings, deadline, resolver)
     for attempt in range(settings.retries):
-        retryable = result.reason in RETRYABLE or (result.http_status or 0) >= 500 and result.data is None
-        if not retryable:
+        pause = settings.backoff_s * (2 ** attempt)
+        if not retryable(result) or deadline.remaining() <= pause:
             break
-        time.sleep(settings.backoff_s * (2 ** attempt))
-        result = fetch_http(url, settings, resolver)
+        time.sleep(pause)
+        result = fetch_http(target, settings, deadline, resolver)
     return result
 
 

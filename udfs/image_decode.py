@@ -1,7 +1,11 @@
 """Decode and measure image bytes with Pillow: size, format, content hash, perceptual hash.
 
-Bad bytes become a reason (empty, not_an_image, truncated, decompression_bomb, ...);
-the pixel count is checked from the header before any pixel is decoded.
+Bad bytes become a reason (empty, not_an_image, truncated, decompression_bomb, ...).
+Bounded before any pixel is decoded: only the formats the config accepts are tried (never
+one that runs an external program, such as EPS through Ghostscript), the pixel count is
+read from the header, and a JPEG's scan count is capped (progressive decoding time grows
+with it). EXIF orientation is applied, so hashes, embeddings and exports see the image
+upright.
 """
 from __future__ import annotations
 
@@ -11,7 +15,41 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Formats the config may accept: decoded by Pillow itself, with no external program.
+# (Camera JPEGs that Pillow reports as MPO are opened by its JPEG plugin.)
+SAFE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+JPEG_FORMATS = ("JPEG", "MPO")
+SOS = b"\xff\xda"   # start of scan; entropy-coded data stuffs 0xFF with 0x00, so this is a marker
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_pixels: int
+    max_jpeg_scans: int = 64
+    formats: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
+
+    @classmethod
+    def from_conf(cls, images: dict) -> "DecodeLimits":
+        return cls(int(images["max_pixels"]), int(images["max_jpeg_scans"]), tuple(images["formats"]))
+
+
+def jpeg_scans(data: bytes) -> int:
+    return data.count(SOS)
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen (EXIF orientation applied)."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block leaves the pixels as they are
+        return img
+
+
+def open_rgb(data: bytes) -> Image.Image:
+    """Stored bytes (already accepted by decode) -> upright RGB image."""
+    return upright(Image.open(io.BytesIO(data), formats=SAFE_FORMATS)).convert("RGB")
 
 
 @dataclass
@@ -50,19 +88,23 @@ def hamming(a: int, b: int) -> int:
     return bin((a ^ b) & 0xFFFFFFFFFFFFFFFF).count("1")
 
 
-def decode(data: bytes | None, max_pixels: int) -> Decoded:
+def decode(data: bytes | None, limits: DecodeLimits) -> Decoded:
     if not data:
         return Decoded(None, None, None, None, None, "empty")
     image_id = hashlib.sha256(data).hexdigest()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=limits.formats)
             width, height = img.size
-            if width * height > max_pixels:
+            if width * height > limits.max_pixels:
                 return Decoded(image_id, width, height, img.format, None, "decompression_bomb")
             fmt = img.format
+            if fmt in JPEG_FORMATS and jpeg_scans(data) > limits.max_jpeg_scans:
+                return Decoded(image_id, width, height, fmt, None, "too_many_scans")
             img.load()
+            img = upright(img)
+            width, height = img.size
             return Decoded(image_id, width, height, fmt, phash(img), None)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return Decoded(image_id, None, None, None, None, "decompression_bomb")

@@ -3,10 +3,10 @@ import io
 from PIL import Image
 
 from realsyn.jobs.sample_corpus import png_bomb
-from realsyn.udfs.image_decode import decode, hamming, phash
+from realsyn.udfs.image_decode import DecodeLimits, decode, hamming, phash
 from tests.http_fixture import jpeg
 
-LIMIT = 89_478_485
+LIMIT = DecodeLimits(89_478_485)
 
 
 def test_good_image_is_measured():
@@ -43,3 +43,59 @@ def test_phash_is_close_for_near_duplicates_and_far_for_different_images():
     buf = io.BytesIO()
     base.save(buf, "PNG")
     assert decode(buf.getvalue(), LIMIT).phash == phash(base)
+
+
+def many_scan_jpeg(scans: int) -> bytes:
+    """A progressive JPEG whose scans are repeated: valid markers, decode time grows with them."""
+    buf = io.BytesIO()
+    Image.new("RGB", (160, 120), (30, 140, 90)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    first, end = data.index(b"\xff\xda"), data.rindex(b"\xff\xd9")
+    return data[:first] + data[first:end] * (scans // data[first:end].count(b"\xff\xda") + 1) + data[end:]
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding():
+    import time
+    t0 = time.monotonic()
+    d = decode(many_scan_jpeg(3000), LIMIT)
+    assert d.reason == "too_many_scans" and d.phash is None
+    assert time.monotonic() - t0 < 2.0
+    assert decode(many_scan_jpeg(20), DecodeLimits(LIMIT.max_pixels, max_jpeg_scans=100)).reason is None
+
+
+def test_only_accepted_formats_are_tried():
+    """A plugin that would run an external program (like EPS via Ghostscript) is never consulted."""
+    from PIL import ImageFile
+    consulted = []
+
+    class External(ImageFile.ImageFile):
+        format = "EXTERNALTEST"
+
+        def _open(self):
+            consulted.append(True)
+            self._size, self._mode = (200, 200), "RGB"
+
+    Image.register_open("EXTERNALTEST", External, lambda prefix: prefix.startswith(b"%!EXT"))
+    try:
+        assert decode(b"%!EXT-1.0\n" + b"0" * 200, LIMIT).reason == "not_an_image"
+        assert consulted == []
+        eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 200 200\nshowpage\n"
+        assert decode(eps, LIMIT).reason == "not_an_image"
+    finally:
+        Image.OPEN.pop("EXTERNALTEST", None)
+        Image.ID.remove("EXTERNALTEST")
+
+
+def test_exif_orientation_is_applied_before_hashing_and_opening():
+    from realsyn.udfs.image_decode import open_rgb
+    upright = Image.new("RGB", (300, 120), (255, 255, 255))
+    upright.paste((200, 20, 20), (0, 0, 150, 120))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)     # what a camera writes, plus the tag below
+    exif = Image.Exif()
+    exif[0x0112] = 6                                           # rotate 90 clockwise to display
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    d = decode(buf.getvalue(), LIMIT)
+    assert (d.width, d.height) == (300, 120)
+    assert hamming(d.phash, phash(upright)) <= 4
+    assert open_rgb(buf.getvalue()).size == (300, 120)
