@@ -56,32 +56,36 @@ class Export(Stage):
         gold = ctx.tables.read("gold.realsyn")
         kept = gold.count()
         out_dir = os.path.abspath(os.path.join(cfg.get("run.work_dir"), "export"))
-        counts = {}
+        counts, writers = {}, []
         for cap in cfg.get("balance.caps"):
             subset = gold.where(F.col("min_cap") <= cap)
             counts[cap] = subset.count()
-            self.write_release(spark, subset, f"{out_dir}/realsyn_cap{cap}", cfg.get("export.shard_bytes"))
+            folder = f"{out_dir}/realsyn_cap{cap}"
+            self.write_release(spark, subset, folder, cfg.get("export.shard_bytes"))
+            writers.append(Ledger(f"release_cap{cap}", counts[cap], spark.read.parquet(folder).count()))
         images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes").dropDuplicates(["image_id"])
         files = ["Release Parquet: `realsyn_cap<t>/train-000NN-of-000MM.parquet`, columns "
                  + ", ".join(RELEASE_COLUMNS) + "."]
         if cfg.get("export.webdataset"):
             top_cap = max(cfg.get("balance.caps"))
-            write_shards(gold.where(F.col("min_cap") <= top_cap).join(images, "image_id"),
-                         f"{out_dir}/webdataset", cfg.get("export.resize_to"))
+            wds = write_shards(gold.where(F.col("min_cap") <= top_cap).join(images, "image_id"),
+                               f"{out_dir}/webdataset", cfg.get("export.resize_to"))
+            writers.append(Ledger("webdataset", wds["rows_in"], wds["written"], wds["rejected"]))
             files.append("WebDataset: `webdataset/*.tar` (`KEY.jpg`, `KEY.txt` = text1, `KEY.json`).")
         if cfg.get("export.mds"):
             from realsyn.jobs.torch_data import write_mds
-            write_mds(gold, f"{out_dir}/mds", cfg.get("export.mds_shard_bytes"))
+            mds_in, mds_written = write_mds(gold, f"{out_dir}/mds", cfg.get("export.mds_shard_bytes"))
+            writers.append(Ledger("mds", mds_in, mds_written))
             files.append("PyTorch: `mds/`, Mosaic Streaming MDS of all gold.realsyn rows "
                          "(`realsyn.jobs.torch_data.gold_dataset`; min_cap -1 = in no subset).")
         missing = n_in - kept
         ledger = Ledger("export_pairs", n_in, kept, {"incomplete_pair": missing} if missing else {})
         os.makedirs(out_dir, exist_ok=True)
-        written = write_card(ctx, gold, images, counts, ledger, files, out_dir)
+        written = write_card(ctx, gold, images, counts, [ledger, *writers], files, out_dir)
         for path in written:
             ctx.tracker.artifact(path, "dataset_card")
         ctx.tracker.metrics({f"subset_{c}": n for c, n in counts.items()})
-        return [ledger]
+        return [ledger, *writers]
 
     @staticmethod
     def write_release(spark, subset: DataFrame, folder: str, shard_bytes: int) -> None:
@@ -120,7 +124,7 @@ def rename_shards(spark, tmp: str, folder: str, shards: int) -> None:
 FUNNEL_TABLES = [t for t in REGISTRY if not t.startswith("meta.")]
 
 
-def stage_funnel(ctx: Context, this_run: Ledger) -> list[dict]:
+def stage_funnel(ctx: Context, this_run: list[Ledger]) -> list[dict]:
     """The latest recorded ledgers of every stage (meta.stage_runs), then this run's."""
     rows = []
     if ctx.tables.exists(RUNS_TABLE):
@@ -135,8 +139,8 @@ def stage_funnel(ctx: Context, this_run: Ledger) -> list[dict]:
             for name, led in json.loads(r["ledger"] or "{}").items():
                 rows.append({"stage": r["stage"], "ledger": name, "in": led["in"], "kept": led["kept"],
                              "rejected": led["rejected"]})
-    rows.append({"stage": ctx.stage.name, "ledger": this_run.name, "in": this_run.rows_in,
-                 "kept": this_run.kept, "rejected": this_run.rejected})
+    rows.extend({"stage": ctx.stage.name, "ledger": led.name, "in": led.rows_in, "kept": led.kept,
+                 "rejected": led.rejected} for led in this_run)
     return rows
 
 
@@ -153,7 +157,7 @@ def table_counts(ctx: Context) -> dict[str, dict]:
     return out
 
 
-def write_card(ctx: Context, gold: DataFrame, images: DataFrame, counts: dict, ledger: Ledger,
+def write_card(ctx: Context, gold: DataFrame, images: DataFrame, counts: dict, ledgers: list[Ledger],
                files: list[str], out_dir: str) -> list[str]:
     """README.md with the funnel, subset counts and figures (PNGs); returns the files."""
     cfg = ctx.cfg
@@ -182,8 +186,8 @@ def write_card(ctx: Context, gold: DataFrame, images: DataFrame, counts: dict, l
             f"{out_dir}/similarity.png", edges, hist, (cfg.get("balance.sim_min"), cfg.get("balance.sim_max")))),
         "sample pairs": os.path.basename(card.sample_grid_png(f"{out_dir}/samples.png", samples)),
     }
-    data = {"run": ctx.run_id, "config_hash": ctx.stage.config_hash(cfg), "gold_rows": ledger.kept,
-            "subsets": counts, "stages": stage_funnel(ctx, ledger), "tables": table_counts(ctx), "files": files,
+    data = {"run": ctx.run_id, "config_hash": ctx.stage.config_hash(cfg), "gold_rows": ledgers[0].kept,
+            "subsets": counts, "stages": stage_funnel(ctx, ledgers), "tables": table_counts(ctx), "files": files,
             "clusters": int(len(sizes))}
     with open(f"{out_dir}/README.md", "w") as fh:
         fh.write(card.card_markdown(data, figures))

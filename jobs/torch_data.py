@@ -26,9 +26,17 @@ def mds_rows(gold: DataFrame) -> DataFrame:
                          for c, t in MDS_COLUMNS.items()])
 
 
-def write_mds(gold: DataFrame, folder: str, shard_bytes: int) -> int:
+def samples_in_index(folder: str) -> int:
+    """Rows an MDS folder holds, read back from its merged index.json."""
+    import json
+    with open(os.path.join(folder, "index.json")) as fh:
+        return sum(int(s["samples"]) for s in json.load(fh)["shards"])
+
+
+def write_mds(gold: DataFrame, folder: str, shard_bytes: int) -> tuple[int, int]:
     """Replace `folder` with MDS shards of gold's rows (one sub-folder per Spark task and
-    a merged index.json). Returns the number of rows written; an empty table writes none."""
+    a merged index.json). Returns (rows in, rows in the written index); an empty table
+    writes none."""
     from streaming.base.converters import dataframe_to_mds
     # It warns that a local path is local; that is what we want here.
     logging.getLogger("streaming.base.converters.dataframe_to_mds").setLevel(logging.ERROR)
@@ -36,11 +44,11 @@ def write_mds(gold: DataFrame, folder: str, shard_bytes: int) -> int:
     rows = mds_rows(gold)
     n = rows.count()
     if n == 0:
-        return 0
+        return 0, 0
     os.makedirs(os.path.dirname(folder) or ".", exist_ok=True)
     dataframe_to_mds(rows, merge_index=True,
                      mds_kwargs={"out": folder, "columns": MDS_COLUMNS, "size_limit": int(shard_bytes)})
-    return n
+    return n, samples_in_index(folder)
 
 
 def gold_dataset(folder: str, batch_size: int | None = None, shuffle: bool = False, seed: int = 0):

@@ -2,7 +2,9 @@
 
 Keys are image ids (hex), never input strings. Images are re-encoded as JPEG with the
 shorter side brought down to `resize_to` (keep ratio, only if bigger). Each Spark task
-writes one shard to a temporary name and renames it when complete.
+writes one shard to a temporary name and renames it when complete. A row the writer cannot
+write (a key that is not a hex id, an image that no longer decodes) is counted by reason,
+and the written rows are counted back from the tar files, for export's ledger.
 """
 from __future__ import annotations
 
@@ -36,20 +38,28 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+REJECT_REASONS = ("bad_key", "image_error")
+
+
 def shard_writer(folder: str, resize_to: int):
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         shard = TaskContext.get().partitionId()
         path = os.path.join(folder, f"{shard:05d}.tar")
         tmp = path + ".tmp"
-        count = 0
+        count, rejected = 0, dict.fromkeys(REJECT_REASONS, 0)
         with tarfile.open(tmp, "w") as tar:
             for batch in batches:
                 for row in batch.itertuples(index=False):
                     key = str(row.image_id)
-                    if not all(c in "0123456789abcdef" for c in key):
-                        continue  # ids are sha256 hex; anything else never names a member
+                    if not key or not all(c in "0123456789abcdef" for c in key):
+                        rejected["bad_key"] += 1   # ids are sha256 hex; anything else never names a member
+                        continue
                     buf = io.BytesIO()
-                    resize_keep_ratio(open_image(row.bytes), resize_to).save(buf, "JPEG", quality=95)
+                    try:
+                        resize_keep_ratio(open_image(row.bytes), resize_to).save(buf, "JPEG", quality=95)
+                    except Exception:
+                        rejected["image_error"] += 1
+                        continue
                     _add(tar, f"{key}.jpg", buf.getvalue())
                     _add(tar, f"{key}.txt", (row.text1 or "").encode())
                     meta = {"image_id": key, "url": row.raw_image_url, "text2": row.text2, "text3": row.text3,
@@ -57,17 +67,28 @@ def shard_writer(folder: str, resize_to: int):
                     _add(tar, f"{key}.json", json.dumps(meta).encode())
                     count += 1
         os.replace(tmp, path)
-        yield pd.DataFrame({"shard": [path], "count": [count]})
+        yield pd.DataFrame({"shard": [path], "count": [count], **{r: [n] for r, n in rejected.items()}})
     return run
 
 
-def write_shards(df: DataFrame, folder: str, resize_to: int, rows_per_shard: int = 10_000) -> dict[str, int]:
+def samples_in(path: str) -> int:
+    """Rows a shard holds, read back from its members (one .jpg per row)."""
+    with tarfile.open(path) as tar:
+        return sum(1 for m in tar.getmembers() if m.name.endswith(".jpg"))
+
+
+def write_shards(df: DataFrame, folder: str, resize_to: int, rows_per_shard: int = 10_000) -> dict:
+    """Replace the shards in `folder`; returns rows in, rows found in the written shards,
+    and the rows the writer could not write by reason."""
     os.makedirs(folder, exist_ok=True)
     for old in os.listdir(folder):
         if old.endswith((".tar", ".tmp")):
             os.remove(os.path.join(folder, old))
     n = df.count()
     cols = ["image_id", "bytes", "raw_image_url", "text1", "text2", "text3", "syn_text", "cluster_id", "min_cap"]
+    ddl = "shard string, count long, " + ", ".join(f"{r} long" for r in REJECT_REASONS)
     out = (df.select(*cols).repartition(max(1, -(-n // rows_per_shard)))
-           .mapInPandas(shard_writer(folder, resize_to), "shard string, count long").collect())
-    return {r["shard"]: r["count"] for r in out}
+           .mapInPandas(shard_writer(folder, resize_to), ddl).collect())
+    rejected = {r: sum(row[r] for row in out) for r in REJECT_REASONS}
+    return {"rows_in": n, "written": sum(samples_in(row["shard"]) for row in out),
+            "rejected": {r: c for r, c in rejected.items() if c}, "shards": len(out)}

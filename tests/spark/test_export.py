@@ -122,3 +122,25 @@ def test_torch_dataloader_yields_every_gold_row_once(spark, sample_pipeline):
         assert batches >= 2, workers
         assert set(seen) == set(gold) and set(seen.values()) == {1}, workers
         del ds
+
+
+def test_every_writer_has_a_ledger_that_balances(sample_pipeline):
+    _, result, _ = sample_pipeline
+    ledgers = {l.name: l for o in result.outcomes if o.name == "export" for l in o.ledgers}
+    assert {"webdataset", "mds"} <= set(ledgers) and any(n.startswith("release_cap") for n in ledgers)
+    for led in ledgers.values():
+        assert led.rows_in == led.kept + led.rejected_total and led.kept > 0, led
+
+
+def test_a_row_the_shard_writer_cannot_write_is_counted_not_dropped(spark, tmp_path):
+    from realsyn.jobs.stage import Ledger
+    from realsyn.udfs.webdataset_shards import write_shards
+    from tests.http_fixture import jpeg
+    row = dict(raw_image_url="http://x/a.jpg", text1="a", text2="b", text3="c", syn_text="d", cluster_id=1, min_cap=2)
+    rows = [dict(row, image_id="ab" * 32, bytes=jpeg()), dict(row, image_id="../../etc/x", bytes=jpeg()),
+            dict(row, image_id="cd" * 32, bytes=b"no longer an image")]
+    report = write_shards(spark.createDataFrame(rows), str(tmp_path / "wds"), 64)
+    assert report == {"rows_in": 3, "written": 1, "rejected": {"bad_key": 1, "image_error": 1}, "shards": 1}
+    led = Ledger("webdataset", report["rows_in"], report["written"], report["rejected"])
+    led.check("export")
+    assert sorted(os.listdir(tmp_path / "wds")) == ["00000.tar"]
