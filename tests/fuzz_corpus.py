@@ -115,7 +115,7 @@ def image_files(root: Path) -> dict[str, bytes]:
         "img_animated.gif": anim.getvalue(),
         "img_webp.webp": webp.getvalue(),
         "img_random_noise.bin": bytes(rng.getrandbits(8) for _ in range(4096)),
-        "img_many_scans.jpg": many_scan_jpeg(good, 3000),
+        "img_many_scans.jpg": many_scan_jpeg(encode(draw_picture(rng, 160, 120), "JPEG"), 600),
         "img_eps.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 300 300\n0 0 moveto 300 300 lineto stroke\nshowpage\n",
         "img_exif_rotated.jpg": exif_rotated(draw_picture(rng, 300, 200)),
     }

@@ -18,6 +18,18 @@ def jpeg(w=200, h=150, color=(200, 40, 40)) -> bytes:
     return buf.getvalue()
 
 
+def fetch_settings(**kw):
+    """Fetch settings for tests against this server: short timeouts, loopback as given."""
+    from realsyn.udfs.fetch import FetchSettings
+    conf = {"user_agent": "realsyn-test/1", "connect_timeout_s": 1.0, "read_timeout_s": 1.0,
+            "max_bytes": 100_000, "max_redirects": 3, "retries": 2, "backoff_s": 0.01,
+            "concurrency_per_task": 8, "allowed_schemes": ["http", "https"], "file_root": "",
+            "allow_private_addresses": False, "allow_loopback": True, "honour_opt_out": True,
+            "deadline_s": 30.0}
+    conf.update(kw)
+    return FetchSettings.from_conf(conf)
+
+
 class Handler(BaseHTTPRequestHandler):
     hits: dict[str, int] = {}
 

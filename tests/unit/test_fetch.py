@@ -1,18 +1,12 @@
 import pytest
 
-from realsyn.udfs.fetch import FetchSettings, fetch_many, fetch_one
+from realsyn.udfs.fetch import fetch_many, fetch_one
 from realsyn.udfs.url_policy import Refused, UrlPolicy, address_class, check_url
-from tests.http_fixture import Server
+from tests.http_fixture import Server, fetch_settings
 
 
 def settings(**kw):
-    conf = {"user_agent": "realsyn-test/1", "connect_timeout_s": 1.0, "read_timeout_s": 1.0,
-            "max_bytes": 100_000, "max_redirects": 3, "retries": 2, "backoff_s": 0.01,
-            "concurrency_per_task": 8, "allowed_schemes": ["http", "https"], "file_root": "",
-            "allow_private_addresses": False, "allow_loopback": True, "honour_opt_out": True,
-            "deadline_s": 30.0}
-    conf.update(kw)
-    return FetchSettings.from_conf(conf)
+    return fetch_settings(**kw)
 
 
 @pytest.fixture(scope="module")

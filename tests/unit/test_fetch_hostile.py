@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import pytest
 
-from realsyn.udfs.fetch import Deadline, FetchSettings, fetch_one, read_file
+from realsyn.udfs.fetch import Deadline, fetch_one, read_file
 from realsyn.udfs.url_policy import Target
-from tests.http_fixture import Server, jpeg
+from tests.http_fixture import Server, fetch_settings, jpeg
 
 CONNECTS: list = []
 RECORDING = threading.Event()
@@ -34,13 +34,9 @@ def connects():
 
 
 def settings(**kw):
-    conf = {"user_agent": "realsyn-test/1", "connect_timeout_s": 0.5, "read_timeout_s": 1.0,
-            "max_bytes": 100_000, "max_redirects": 3, "retries": 0, "backoff_s": 0.01,
-            "concurrency_per_task": 4, "allowed_schemes": ["http", "https"], "file_root": "",
-            "allow_private_addresses": False, "allow_loopback": False, "honour_opt_out": True,
-            "deadline_s": 3.0}
-    conf.update(kw)
-    return FetchSettings.from_conf(conf)
+    """Loopback disallowed unless a test allows it; short deadlines, no retries."""
+    return fetch_settings(**{"connect_timeout_s": 0.5, "retries": 0, "allow_loopback": False,
+                             "deadline_s": 3.0, **kw})
 
 
 @pytest.fixture(scope="module")
