@@ -19,6 +19,8 @@ def common_options(default) -> argparse.ArgumentParser:
                         dest="overrides", help="override one key, e.g. --set retrieval.top_k=5")
     common.add_argument("--input", default=default, help="OBELICS parquet path or glob (run.input)")
     common.add_argument("--work-dir", default=default, help="where tables and MLflow live (run.work_dir)")
+    common.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="show Spark's and the libraries' output on the console (default: in a log file)")
     return common
 
 
@@ -89,8 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.get("run.stages") or None)
         else:
             stages = [args.command]
-        result = run_stages(cfg, stages, force=args.force)
-        print(summary(result))
+        from realsyn.jobs.session import launched_by_spark_submit
+        # Under spark-submit or on Databricks the JVM's output is the platform's step log.
+        if args.verbose or launched_by_spark_submit() or profile == "databricks":
+            print(summary(run_stages(cfg, stages, force=args.force)))
+            return 0
+        from realsyn.jobs.console import log_path, quiet_console
+        path = log_path(cfg.get("run.work_dir"))
+        quiet = load_config(profile, files, overrides + ["spark.progress_bar=false"])
+        with quiet_console(path) as console:
+            console.say(f"realsyn: Spark and library logs go to {path} (-v shows them here)")
+            result = run_stages(quiet, stages, force=args.force, say=console.say, console=console)
+            console.say(summary(result))
         return 0
     except Exception as err:  # one clear line for the user, never only a Java trace
         return _report(err, ConfigError)

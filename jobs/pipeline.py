@@ -1,6 +1,7 @@
 """Runs stages in order under one MLflow parent run; skips stages whose inputs did not change."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from realsyn.jobs.config import Config
+from realsyn.jobs.console import StageProgress
 from realsyn.jobs.redact import redact_text
 from realsyn.jobs.session import get_spark
 from realsyn.jobs.stage import Context, Ledger, Stage, is_up_to_date, record_run
@@ -66,7 +68,8 @@ class PipelineResult:
 
 
 def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
-               say=print) -> PipelineResult:
+               say=print, console=None) -> PipelineResult:
+    """Run the stages in order. `console` (jobs/console.Console) adds a progress line."""
     started = time.perf_counter()
     stages = select_stages(names)
     spark = get_spark(cfg)
@@ -80,7 +83,7 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
         tracker.params(cfg.flat())
         tracker.text(yaml.safe_dump(cfg.redacted(), sort_keys=False), "config/resolved.yaml")
         for stage in stages:
-            outcomes.append(_run_one(stage, cfg, spark, tables, tracker, run_id, force, say))
+            outcomes.append(_run_one(stage, cfg, spark, tables, tracker, run_id, force, say, console))
     written = {}
     for stage in stages:
         for t in stage.outputs:
@@ -89,7 +92,7 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
     return PipelineResult(run_id, outcomes, time.perf_counter() - started, written, tracker.uri)
 
 
-def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say) -> StageOutcome:
+def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None) -> StageOutcome:
     ctx = Context(spark, cfg, tables, tracker, stage, run_id)
     input_versions = {t: tables.version(t) for t in stage.inputs}
     missing = [t for t, v in input_versions.items() if v is None]
@@ -102,11 +105,13 @@ def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say) -> S
             tracker.metrics({"skipped": 1})
         say(f"[{stage.name}] skipped: inputs, config and code unchanged (use --force to redo)")
         return StageOutcome(stage.name, True, 0.0)
+    say(f"[{stage.name}] started")
     t0 = time.perf_counter()
     with tracker.run(stage.name, nested=True, tags={"skipped": "false"}) as active:
         tracker.params({k: v for k, v in cfg.flat().items() if k.split(".")[0] in stage.config_sections})
         spark.sparkContext.setJobGroup(stage.name, f"realsyn stage {stage.name}")
-        ledgers = stage.run(ctx)
+        with StageProgress(spark, stage.name, console) if console else contextlib.nullcontext():
+            ledgers = stage.run(ctx)
         seconds = time.perf_counter() - t0
         for ledger in ledgers:
             ledger.check(stage.name)
@@ -118,8 +123,7 @@ def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say) -> S
         tracker.dict({l.name: l.as_dict() for l in ledgers}, "ledger.json")
         record_run(ctx, stage, fingerprint, input_versions, ledgers, seconds,
                    active.info.run_id if active else "")
-    for ledger in ledgers:
-        say(f"[{stage.name}] {ledger.line()} ({seconds:.1f}s)")
+    say(f"[{stage.name}] " + "; ".join(ledger.line() for ledger in ledgers) + f" ({seconds:.1f}s)")
     return StageOutcome(stage.name, False, seconds, ledgers)
 
 

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 MASK = "***"
-SECRET_WORDS = {"key", "keys", "secret", "secrets", "token", "tokens", "password", "passwd", "pwd", "pass",
+SECRET_WORDS = {"key", "keys", "secret", "secrets", "token", "tokens", "password", "passwd",
                 "credential", "credentials", "sas", "signature", "sig", "private", "apikey", "auth",
                 "authorization", "cookie"}
 # Words that make a key-looking word harmless: `fetch.allow_private_addresses` is a switch.
@@ -40,6 +40,8 @@ def remember(value: str) -> None:
         return
     if value.lower() in ("true", "false", "none", "null") or re.fullmatch(r"[\d.\-]+", value):
         return   # a switch or a number under a secret-looking key: masking it everywhere would garble text
+    if value.startswith(("/", "~", "./")) and " " not in value:
+        return   # a path to a key file is not the secret itself, and paths are everywhere in our lines
     _KNOWN.add(value)
 
 

@@ -46,3 +46,18 @@ def test_stage_runs_under_spark_submit(tmp_path, sample_dir):
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[ingest] documents:" in out.stdout and "bronze.documents" in out.stdout
+
+
+def test_the_console_shows_our_lines_and_the_log_file_the_rest(tmp_path, sample_dir):
+    out = realsyn("--set", "spark.master=local[2]", "--work-dir", str(tmp_path), "--input", f"{sample_dir}/obelics",
+                  "ingest", "--set", "spark.conf={spark.ui.enabled: 'false'}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    ours = ("realsyn: ", "[ingest] ", "tables:", "  ", "stages run:", "MLflow:", "took ", "")
+    assert all(line.startswith(ours) for line in lines), [l for l in lines if not l.startswith(ours)]
+    assert any(l.startswith("[ingest] started") for l in lines)
+    assert any(l.startswith("[ingest] documents: in=") for l in lines)
+    assert out.stderr == "", out.stderr[-2000:]
+    logs = list((tmp_path / "logs").glob("realsyn-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in out.stdout
+    assert "log4j" in logs[0].read_text()           # the JVM's own lines went to the file

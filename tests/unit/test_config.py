@@ -89,3 +89,15 @@ def test_parse_override():
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
     with pytest.raises(ConfigError):
         parse_override("novalue")
+
+
+def test_secret_rules_mask_secrets_and_leave_switches_and_paths():
+    from realsyn.jobs.redact import collect_secrets, is_secret_key, redact_text, redact_value
+    assert is_secret_key("spark.conf.spark.hadoop.fs.s3a.secret.key") and is_secret_key("AWS_SECRET_ACCESS_KEY")
+    assert is_secret_key("spark.conf.spark.ssl.keyPassword") and is_secret_key("fs.azure.sas.box.acct")
+    for plain in ("fetch.allow_private_addresses", "PWD", "balance.sample_key", "spark.conf.spark.sql.session.timeZone"):
+        assert not is_secret_key(plain), plain
+    assert redact_value("fetch.allow_private_addresses", True) is True
+    collect_secrets({"x": {"api_token": "tok-abc-123", "key_file": "/etc/keys/k.pem", "secret_on": "true"}})
+    assert redact_text("got tok-abc-123 from /etc/keys/k.pem (true)") == "got *** from /etc/keys/k.pem (true)"
+    assert redact_text("s3a://AKIA:pw@bucket/x?sig=abc&sv=1") == "s3a://***@bucket/x?sig=***&sv=1"
