@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,7 +88,8 @@ def test_resume_after_driver_sigkill_matches_clean_run(clean_run, spark, tmp_pat
         except ProcessLookupError:
             pass
     assert proc.returncode == -signal.SIGKILL
-    assert "[embed]" not in killed_output, "embed finished before the kill"
+    assert "[embed] started" in killed_output, "the run was killed before embed began"
+    assert not re.search(r"\[embed\] (?!started|running)", killed_output), "embed finished before the kill"
 
     resumed = realsyn(*pipeline_args(sample, work), "run")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
