@@ -153,7 +153,8 @@ def card_markdown(data: dict, figures: dict[str, str]) -> str:
                      for s in data["stages"]])
     lines += ["", "## Funnel beside the paper's", "",
               "Rows left after each filter step of the paper, and the share of the rows reaching a "
-              "step that it removes, for the paper and for this run (docs/export.md)."]
+              "step that it removes, for the paper and for this run (docs/export.md). A step whose filter "
+              "did not run here (no spaCy pipeline, perplexity off) removes nothing."]
     lines += paper_funnel_lines(data["stages"])
     lines += ["", "## Tables", ""]
     lines += _table(["table", "rows", "kept"], [[t, v["rows"], v["kept"]] for t, v in data["tables"].items()])

@@ -127,7 +127,7 @@ PAPER_FUNNELS = {
                   frozenset({"duplicate_sentence", "duplicate_semantic"})),
     ]),
 }
-BEFORE_POOL_IMAGES = "image slots (duplicate URLs, fetch and decode failures: before the paper's pool)"
+BEFORE_POOL_IMAGES = "image slots (before the paper's pool)"
 
 
 def paper_comparison(ledgers: list[dict]) -> dict[str, list[dict]]:
