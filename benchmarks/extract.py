@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import re
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,11 +23,11 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from realsyn.jobs.config import load_config  # noqa: E402
-from realsyn.jobs.extract_sentences import TOKEN_SPLIT  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
 from realsyn.jobs.sample_corpus import draw_picture, encode, paragraph  # noqa: E402
 from realsyn.udfs.fetch import FetchSettings, fetch_many  # noqa: E402
 from realsyn.udfs.image_decode import DecodeLimits, decode, hamming  # noqa: E402
+from realsyn.udfs.sentence_entropy import normalised_entropy  # noqa: E402
 from realsyn.udfs.sentence_split import sentence_id, split  # noqa: E402
 from realsyn.udfs.union_find import representatives  # noqa: E402
 
@@ -93,20 +91,12 @@ def plain(docs, cfg, out_dir: str) -> tuple[float, float]:
         for text in d["texts"]:
             for s in split(text) if text else []:
                 pool.setdefault(sentence_id(s), [s, 0])[1] += 1
-    words = Counter()
-    tokenised = {}
-    for sid, (s, n) in pool.items():
-        toks = [w for w in re.split(TOKEN_SPLIT.replace(r"\p{L}\p{N}", r"\w"), s.lower()) if w]
-        tokenised[sid] = toks
-        for w in toks:
-            words[w] += n
-    total = sum(words.values())
     url_re = re.compile(r"https?://|www\.", re.I)
     emoji_re = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D\u2300-\u23FF]")
     sentence_rows = []
     for sid, (s, n) in pool.items():
         nw = len(s.split())
-        ent = sum(-(words[w] / total) * math.log(words[w] / total) for w in tokenised[sid])
+        ent = normalised_entropy(s)
         reason = ("emoji" if emoji_re.search(s) else "url" if url_re.search(s) else "too_few_words" if nw < 3
                   else "too_many_words" if nw > 81 else "low_entropy" if ent < 0.3 else None)
         sentence_rows.append({"sentence_id": sid, "text": s, "n_words": nw, "n_occurrences": n, "entropy": ent,

@@ -53,7 +53,7 @@ RULES: dict[str, tuple] = {
     "sentences.max_words": ("range", 1, 10_000),
     "sentences.min_complexity": ("range", 0, 100),
     "sentences.complexity_batch_size": ("range", 1, 1_000_000),
-    "sentences.entropy_min": ("range", 0.0, 1000.0),
+    "sentences.entropy_min": ("range", 0.0, 1.0),   # the score is in [0, 1]
     "sentences.ppl_min": ("range", 0.0, 1e9),
     "sentences.ppl_max": ("range", 0.0, 1e9),
     "sentences.ppl_batch_size": ("range", 1, 100_000),

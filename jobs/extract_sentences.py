@@ -2,8 +2,8 @@
 
 text slots -> sentences (pandas UDF splitter) -> distinct by normalised hash ->
 quality filters (SQL: emoji, URL, word count) -> CAT complexity and action (spaCy parse in a
-pandas UDF, when a pipeline is configured) -> information entropy over corpus word
-frequencies (SQL: distributed word count + join) -> perplexity (causal LM UDF, when enabled).
+pandas UDF, when a pipeline is configured) -> information entropy of each sentence's own
+words (pandas UDF, no corpus statistics) -> perplexity (causal LM UDF, when enabled).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import logging
 import sys
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
@@ -19,6 +19,7 @@ from realsyn.jobs.stage import Context, InputError, Ledger, Stage, ledger_from_s
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
 from realsyn.udfs.perplexity import PplSpec, perplexity_batches
+from realsyn.udfs.sentence_entropy import entropy_batch
 from realsyn.udfs.sentence_split import sentence_id, split
 
 # Emoji and pictographs (Java regex, runs in the JVM / on RAPIDS).
@@ -29,7 +30,6 @@ URL_RE = (r"(?i)(\b(https?|ftp)://\S+|\bwww\.\S+|\b[a-z0-9-]+(\.[a-z0-9-]+)*"
 # C0/C1 controls (not tab, newline, carriage return) and bidi overrides: never caption text.
 CONTROL_RE = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\x{202A}-\x{202E}\x{2066}-\x{2069}]"
 WORD_SPLIT = r"\s+"
-TOKEN_SPLIT = r"[^\p{L}\p{N}']+"
 
 log = logging.getLogger("realsyn")
 
@@ -48,15 +48,9 @@ def sentence_occurrences(docs: DataFrame, method: str) -> DataFrame:
     return texts.select(F.explode(splitter_udf(method)("text")).alias("s")).select("s.*")
 
 
-def word_entropy(sentences: DataFrame) -> DataFrame:
-    """sentence_id -> sum over its words of -p ln p, p = corpus frequency (occurrences counted)."""
-    words = sentences.select("sentence_id", "n_occurrences",
-                             F.explode(F.split(F.lower("text"), TOKEN_SPLIT)).alias("w")).where("w != ''")
-    freq = words.groupBy("w").agg(F.sum("n_occurrences").alias("c"))
-    # The corpus total joins as a one-row broadcast: no separate Spark job.
-    total = F.broadcast(freq.agg(F.sum("c").alias("total")))
-    scored = words.join(freq, "w").crossJoin(total).withColumn("p", F.col("c") / F.col("total"))
-    return scored.groupBy("sentence_id").agg(F.sum(-F.col("p") * F.log("p")).alias("entropy"))
+def word_entropy(text: Column) -> Column:
+    """Normalised entropy of the sentence's own word distribution (udfs/sentence_entropy.py)."""
+    return F.pandas_udf(entropy_batch, "double")(text)
 
 
 def quality_reason(cfg) -> F.Column:
@@ -129,7 +123,7 @@ class ExtractSentences(Stage):
         pool = pool.persist()
         n_occurrences = pool.agg(F.sum("n_occurrences")).first()[0] or 0
         pool = pool.withColumn("n_words", F.size(F.split(F.trim("text"), WORD_SPLIT)).cast("int"))
-        pool = pool.join(word_entropy(pool), "sentence_id", "left").fillna(0.0, ["entropy"])
+        pool = pool.withColumn("entropy", word_entropy(F.col("text")))
         pool = pool.withColumn("reason", quality_reason(cfg))
         if cx:
             pool = complexity_reason(cfg, pool, cx)

@@ -52,8 +52,10 @@ def paragraph(rng: random.Random) -> str:
         parts.append(" ".join([sentence(rng)[:-1].lower() for _ in range(10)]) + ".")  # > 81 words
     elif roll < 0.42:
         parts.append(rng.choice(NOUN_PHRASES))            # no action: complexity filter
-    elif roll < 0.52:
+    elif roll < 0.48:
         parts.append("The weather was lovely and everyone enjoyed the day.")  # corpus-wide duplicate
+    elif roll < 0.52:
+        parts.append("Sale sale sale sale sale sale today.")   # one word over and over: low entropy
     return " ".join(parts)
 
 

@@ -97,7 +97,7 @@ SENTENCES = TableSpec(
         c("n_occurrences", LongType(), "how many times the sentence occurred in the corpus"),
         c("complexity", IntegerType(), "CAT-style complexity score"),
         c("has_action", StringType(), "true/false, or null when the filter did not run"),
-        c("entropy", DoubleType(), "information entropy over corpus word frequencies (nats)"),
+        c("entropy", DoubleType(), "entropy of its own words over the maximum ln n (0: one word repeated, 1: no repeats)"),
         c("perplexity", DoubleType(), "causal LM perplexity; null when the filter did not run"),
         c("duplicate_of", StringType(), "sentence_id this one duplicates, for duplicates"),
         STATUS, REASON,

@@ -11,6 +11,8 @@ import textwrap
 
 import numpy as np
 
+from realsyn.udfs.funnel import paper_comparison
+
 CARD_JSON = re.compile(r"```json\n(.*?)\n```", re.S)
 
 
@@ -107,10 +109,34 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return out
 
 
+def _count(n) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _share(x) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def paper_funnel_lines(stages: list[dict]) -> list[str]:
+    """Each of the paper's filter steps: its rows and share removed, this run's beside them."""
+    lines = []
+    for kind, rows in paper_comparison(stages).items():
+        lines += ["", f"### {kind.capitalize()}", ""]
+        table = []
+        for r in rows:
+            gap = (None if r["paper_removed"] is None or r["ours_removed"] is None
+                   else (r["ours_removed"] - r["paper_removed"]) * 100)
+            table.append([r["label"], _count(r["paper"]), _share(r["paper_removed"]), _count(r["ours"]),
+                          _share(r["ours_removed"]), "-" if gap is None else f"{gap:+.1f}"])
+        lines += _table(["step", "paper rows", "paper removes", "this run rows", "this run removes",
+                         "difference (points)"], table)
+    return lines
+
+
 def card_markdown(data: dict, figures: dict[str, str]) -> str:
     """README.md text. data: subsets {cap: pairs}, gold_rows, stages [{stage, ledger, in,
     kept, rejected{}}], tables {name: {rows, kept}}, files [lines], run, config_hash. The same numbers end
-    the card as a JSON block, for tools."""
+    the card as a JSON block, for tools, with the funnel beside the paper's as `paper_funnel`."""
     lines = ["# RealSyn export", "",
              f"Pipeline run `{data.get('run', '')}`, export config hash `{data.get('config_hash', '')}`.", "",
              f"Pairs in gold.realsyn: {data['gold_rows']}", "",
@@ -124,12 +150,18 @@ def card_markdown(data: dict, figures: dict[str, str]) -> str:
                     [[s["stage"], s["ledger"], s["in"], s["kept"], sum(s["rejected"].values()),
                       ", ".join(f"{r}={n}" for r, n in sorted(s["rejected"].items())) or "-"]
                      for s in data["stages"]])
+    lines += ["", "## Funnel beside the paper's", "",
+              "Rows left after each filter step of the paper, and the share of the rows reaching a "
+              "step that it removes, for the paper and for this run (docs/export.md). A step whose filter "
+              "did not run here (no spaCy pipeline, perplexity off) removes nothing."]
+    lines += paper_funnel_lines(data["stages"])
     lines += ["", "## Tables", ""]
     lines += _table(["table", "rows", "kept"], [[t, v["rows"], v["kept"]] for t, v in data["tables"].items()])
     lines += ["", "## Figures", ""]
     lines += [f"![{title}]({name})" for title, name in figures.items()]
     lines += ["", "## Files", ""] + [f"- {f}" for f in data.get("files", [])]
-    lines += ["", "```json", json.dumps(data, sort_keys=True, default=str), "```", ""]
+    numbers = {**data, "paper_funnel": paper_comparison(data["stages"])}
+    lines += ["", "```json", json.dumps(numbers, sort_keys=True, default=str), "```", ""]
     return "\n".join(lines)
 
 

@@ -98,3 +98,71 @@ def log_funnel(tracker, ledger, stages: list, first_label: str, title: str,
     tracker.metrics({f"{ledger.name}.funnel.{i}_{metric_name(s.label.removesuffix(' (not run)'))}": s.remaining
                      for i, s in enumerate(steps)})
     return steps
+
+
+@dataclass(frozen=True)
+class PaperStep:
+    label: str
+    paper_remaining: int
+    reasons: frozenset   # our rejection reasons this step of the paper stands for
+
+
+# The paper's funnels (PAPER.md): its pool, then rows left after each of its filter steps.
+# Ours start where the paper's pool does: images once fetched and decoded, sentences as the
+# splitter yields them (exact duplicates count in the redundancy step, where the paper removes
+# duplicates, although our exact dedup runs first).
+PAPER_FUNNELS = {
+    "images": (("image pool", 336_000_000), ("images", "image_embeddings"), [
+        PaperStep("quality: size + aspect ratio", 285_000_000, frozenset({"too_small", "bad_aspect_ratio"})),
+        PaperStep("redundancy: exact + perceptual + semantic dedup", 198_000_000,
+                  frozenset({"duplicate_exact", "duplicate_perceptual", "duplicate_semantic"})),
+    ]),
+    "sentences": (("sentence pool", 2_130_000_000), ("sentences", "sentence_embeddings"), [
+        PaperStep("quality: emoji, URL, 3-81 words, complexity + action", 1_820_000_000,
+                  frozenset({"control_characters", "emoji", "url", "too_few_words", "too_many_words",
+                             "low_complexity", "no_action"})),
+        PaperStep("semantic: entropy + perplexity", 1_160_000_000,
+                  frozenset({"low_entropy", "ppl_undefined", "low_perplexity", "high_perplexity"})),
+        PaperStep("redundancy: exact + perceptual + semantic dedup", 840_000_000,
+                  frozenset({"duplicate_sentence", "duplicate_semantic"})),
+    ]),
+}
+BEFORE_POOL_IMAGES = "image slots (before the paper's pool)"
+
+
+def paper_comparison(ledgers: list[dict]) -> dict[str, list[dict]]:
+    """Rows left after each of the paper's steps, ours beside the paper's, with the share of the
+    rows reaching a step that it removes. ledgers: [{ledger, in, kept, rejected{}}] as in
+    meta.stage_runs; a funnel whose first ledger is missing is left out. Rows: label, paper,
+    ours, paper_removed, ours_removed (shares; None where nothing reached the step)."""
+    by_name = {led["ledger"]: led for led in ledgers}
+    out = {}
+    for kind, ((pool_label, paper_pool), (first, later), steps) in PAPER_FUNNELS.items():
+        if first not in by_name:
+            continue
+        rejected: dict[str, int] = {}
+        for name in (first, later):
+            for reason, n in by_name.get(name, {}).get("rejected", {}).items():
+                rejected[reason] = rejected.get(reason, 0) + n
+        claimed = set().union(*(s.reasons for s in steps))
+        before = {r: n for r, n in rejected.items() if r not in claimed} if kind == "images" else {}
+        pool = by_name[first]["in"] - sum(before.values())
+        rows = []
+        if before:
+            rows.append({"label": BEFORE_POOL_IMAGES, "paper": None, "ours": by_name[first]["in"],
+                         "paper_removed": None, "ours_removed": None})
+        rows.append({"label": pool_label, "paper": paper_pool, "ours": pool, "paper_removed": None,
+                     "ours_removed": None})
+        paper_left, ours_left = paper_pool, pool
+        for step in steps:
+            removed = sum(n for r, n in rejected.items() if r in step.reasons)
+            rows.append({"label": step.label, "paper": step.paper_remaining, "ours": ours_left - removed,
+                         "paper_removed": 1 - step.paper_remaining / paper_left,
+                         "ours_removed": removed / ours_left if ours_left else None})
+            paper_left, ours_left = step.paper_remaining, ours_left - removed
+        other = sum(n for r, n in rejected.items() if r not in claimed and kind != "images")
+        if other:
+            rows.append({"label": "other (no step of the paper)", "paper": None, "ours": ours_left - other,
+                         "paper_removed": None, "ours_removed": other / ours_left if ours_left else None})
+        out[kind] = rows
+    return out

@@ -46,3 +46,16 @@ def test_card_lists_counts_and_round_trips_its_numbers():
     assert "![cluster sizes](cluster_sizes.png)" in md
     back = card_data(md)
     assert back["gold_rows"] == 7 and back["subsets"] == {"2": 3, "4": 5, "8": 7}
+
+
+def test_card_shows_the_funnel_beside_the_papers():
+    stages = [{"stage": "extract_sentences", "ledger": "sentences", "in": 1000, "kept": 400,
+               "rejected": {"duplicate_sentence": 300, "too_few_words": 100, "low_entropy": 200}},
+              {"stage": "embed", "ledger": "sentence_embeddings", "in": 400, "kept": 400, "rejected": {}}]
+    data = {"gold_rows": 0, "subsets": {}, "stages": stages, "tables": {}}
+    md = card_markdown(data, {})
+    assert "## Funnel beside the paper's" in md and "### Sentences" in md and "### Images" not in md
+    # Paper: 1.82B -> 1.16B is 36.3% removed; this run: 200 of the 900 left after quality, 22.2%.
+    assert "| semantic: entropy + perplexity | 1,160,000,000 | 36.3% | 700 | 22.2% | -14.0 |" in md
+    assert "| sentence pool | 2,130,000,000 | - | 1,000 | - | - |" in md
+    assert card_data(md)["paper_funnel"]["sentences"][-1]["ours"] == 400

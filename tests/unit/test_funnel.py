@@ -1,7 +1,9 @@
 """Funnel steps from ledger counts, and the PNG they render to (no Spark)."""
+import pytest
 from PIL import Image
 
-from realsyn.udfs.funnel import IMAGE_STAGES, SENTENCE_STAGES, funnel, metric_name, render_png
+from realsyn.udfs.funnel import (BEFORE_POOL_IMAGES, IMAGE_STAGES, SENTENCE_STAGES, funnel, metric_name,
+                                 paper_comparison, render_png)
 
 
 def test_image_funnel_counts_each_stage():
@@ -42,3 +44,28 @@ def test_render_png_is_a_chart(tmp_path):
 def test_metric_names_are_mlflow_safe():
     assert metric_name("no emoji / URL") == "no_emoji_url"
     assert metric_name("3-81 words") == "3_81_words"
+
+
+def test_paper_comparison_puts_each_reason_in_the_papers_step():
+    ledgers = [
+        {"ledger": "images", "in": 100, "kept": 60,
+         "rejected": {"duplicate_url": 5, "http_404": 5, "too_small": 18, "duplicate_exact": 7, "duplicate_perceptual": 5}},
+        {"ledger": "image_embeddings", "in": 60, "kept": 50, "rejected": {"duplicate_semantic": 10}},
+        {"ledger": "sentences", "in": 1000, "kept": 500,
+         "rejected": {"duplicate_sentence": 100, "too_few_words": 150, "low_entropy": 100, "high_perplexity": 50,
+                      "unknown": 100}},
+    ]
+    got = paper_comparison(ledgers)
+    images = {r["label"]: r for r in got["images"]}
+    assert images[BEFORE_POOL_IMAGES]["ours"] == 100
+    assert images["image pool"]["ours"] == 90 and images["image pool"]["paper"] == 336_000_000
+    quality, dedup = got["images"][2], got["images"][3]
+    assert (quality["ours"], quality["ours_removed"]) == (72, 18 / 90)
+    assert quality["paper_removed"] == pytest.approx(1 - 285 / 336)
+    assert (dedup["ours"], dedup["ours_removed"]) == (50, 22 / 72)       # exact + perceptual + semantic
+    sentences = [(r["label"].split(":")[0], r["ours"]) for r in got["sentences"]]
+    # No sentence_embeddings ledger: semantic dedup removed nothing it could count.
+    assert sentences == [("sentence pool", 1000), ("quality", 850), ("semantic", 700), ("redundancy", 600),
+                         ("other (no step of the paper)", 500)]
+    assert got["sentences"][2]["paper_removed"] == pytest.approx(1 - 1.16 / 1.82)
+    assert paper_comparison([]) == {}
