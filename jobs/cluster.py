@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.embed import check_same_model
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage
+from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.udfs.clip_encoder import from_bytes
 from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans, nearest_centroids
 
@@ -95,11 +96,22 @@ def partition_keys(spark, parts: int) -> np.ndarray:
     return np.array([first[p] for p in range(parts)], np.int64)
 
 
-def embedding_meta(df: DataFrame) -> tuple[int, str]:
-    row = df.where("status = 'kept'").select("dim", "dtype").first()
-    if row is None:
-        raise InputError("no kept embeddings to cluster; check the earlier stages' ledgers")
-    return int(row["dim"]), row["dtype"]
+@dataclass(frozen=True)
+class ClusterParams(StageParams):
+    num_clusters: int
+    sentences_per_cluster: int
+    kmeans_sample: int
+    kmeans_iters: int
+    max_cluster_rows: int
+    seed: int
+    use_gpu: bool
+
+    @classmethod
+    def from_config(cls, cfg) -> "ClusterParams":
+        r = "retrieval."
+        return cls(cfg.get(r + "num_clusters"), cfg.get(r + "sentences_per_cluster"), cfg.get(r + "kmeans_sample"),
+                   cfg.get(r + "kmeans_iters"), cfg.get(r + "max_cluster_rows"), cfg.get("run.seed"),
+                   cfg.profile == "gpu")
 
 
 class Cluster(Stage):
@@ -107,22 +119,21 @@ class Cluster(Stage):
     description = "k-means of the sentence embeddings; every sentence assigned to a centroid"
     inputs = ("silver.sentence_embeddings",)
     outputs = ("gold.text_centroids", "gold.sentence_clusters")
-    config_sections = ("retrieval", "run")
+    Params = ClusterParams
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        cfg = ctx.cfg
+    def run(self, ctx: Context, p: ClusterParams) -> list[Ledger]:
         emb = ctx.read("silver.sentence_embeddings")
         model = check_same_model(ctx.read, "silver.sentence_embeddings")
         dim, dtype = embedding_meta(emb)
         kept = emb.where("status = 'kept'").select("sentence_id", "embedding")
         n = kept.count()
-        k = cfg.get("retrieval.num_clusters") or max(1, round(n / cfg.get("retrieval.sentences_per_cluster")))
-        fraction = min(1.0, cfg.get("retrieval.kmeans_sample") / max(n, 1))
-        _, sample = collect_vectors(hash_sample(kept, "sentence_id", fraction, cfg.get("run.seed")),
+        k = p.num_clusters or max(1, round(n / p.sentences_per_cluster))
+        fraction = min(1.0, p.kmeans_sample / max(n, 1))
+        _, sample = collect_vectors(hash_sample(kept, "sentence_id", fraction, p.seed),
                                     "sentence_id", dim, dtype)
         # The executors are idle while the driver fits: give faiss their cores.
         parallelism = max(1, ctx.spark.sparkContext.defaultParallelism)
-        centroids = fit_kmeans(sample, k, cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"), threads=parallelism)
+        centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads=parallelism)
         blob = centroids.astype("<f4").tobytes()
         ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
             [(i, centroids[i].astype("<f4").tobytes(), model) for i in range(len(centroids))],
@@ -133,17 +144,17 @@ class Cluster(Stage):
         # Range-partitioned and sorted: every file holds a run of whole clusters, so retrieve
         # reads a cluster's rows straight from one file (no shuffle of the sentences), and no
         # file is bigger than a task's share.
-        files = max(parallelism, -(-n // cfg.get("retrieval.max_cluster_rows")))
+        files = max(parallelism, -(-n // p.max_cluster_rows))
         # File boundaries need only rough cluster sizes: route a subsample, not all of it.
         step = max(1, len(sample) // RANGE_SAMPLE)
         _, sample_ids = nearest_centroids(sample[::step], blob, dim, 1)
         bounds, keys = range_files(ctx.spark, sample_ids[:, 0], len(centroids), files)
-        assigned = kept.mapInArrow(assign_arrow_fn(blob, dim, dtype, ctx.cfg.profile == "gpu", bounds, keys),
+        assigned = kept.mapInArrow(assign_arrow_fn(blob, dim, dtype, p.use_gpu, bounds, keys),
                                    "cluster_id int, sentence_id string, embedding binary, part long")
         clustered = (assigned.repartition(len(keys), "part")
                      .sortWithinPartitions("cluster_id", "sentence_id").drop("part"))
         ctx.write("gold.sentence_clusters", clustered)
-        written = ctx.tables.read("gold.sentence_clusters").count()
+        written = ctx.read("gold.sentence_clusters").count()
         ctx.tracker.metrics({"clusters": len(centroids), "kmeans_sample": len(sample)})
         return [Ledger("sentence_clusters", n, written, {})]
 

@@ -10,7 +10,6 @@ The pipeline is any spaCy pipeline with a parser and POS tags, loaded from a fol
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -67,19 +66,11 @@ def resolve(model: str) -> str:
                                "spaCy pipeline package")
 
 
-def fingerprint(model: str) -> str:
-    """Changes when the pipeline's files change, so a stage with a new model reruns."""
-    if not os.path.isdir(model):
-        import importlib.metadata
-        return f"{model}=={importlib.metadata.version(model)}"
-    h = hashlib.sha256()
-    for root, dirs, files in os.walk(model):
-        dirs.sort()
-        for f in sorted(files):
-            p = os.path.join(root, f)
-            st = os.stat(p)
-            h.update(f"{os.path.relpath(p, model)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+def package_identity(model: str) -> str:
+    """An installed pipeline package is pinned by its name and version (a folder is hashed
+    by the stage, like any local weights)."""
+    import importlib.metadata
+    return f"{model}=={importlib.metadata.version(model)}"
 
 
 @dataclass(frozen=True)

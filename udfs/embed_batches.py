@@ -13,6 +13,8 @@ import pandas as pd
 from realsyn.udfs.clip_encoder import EncoderSpec, encoder_for, open_image, to_bytes
 
 OUTPUT_COLUMNS = ["embedding", "model", "dim", "dtype", "status", "reason"]
+# Spark schema of a body's output, keyed by image_id or sentence_id.
+OUTPUT_DDL = "{key} string, embedding binary, model string, dim int, dtype string, status string, reason string"
 
 
 def _chunks(df: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
