@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.jobs.embed import arrow_batch_rows, spread  # noqa: E402
-from realsyn.udfs.clip_encoder import Encoder, EncoderSpec, open_image, to_bytes  # noqa: E402
+from realsyn.udfs.clip_encoder import Encoder, EncoderSpec, open_image  # noqa: E402
+from realsyn.udfs.vector_codec import to_bytes  # noqa: E402
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow  # noqa: E402
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,12 +26,13 @@ from pyspark.sql import functions as F
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
 from realsyn.jobs.models import encoder_spec, weights_identity
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.stored_rows import StoredRows
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.stored_rows import StoredRows, Tables
+from realsyn.jobs.vector_sample import sample_key
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, sample_bound, sampled_in_window, score_and_assign
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_texts
-from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans
+from realsyn.udfs.vector_codec import arrow_vectors
+from realsyn.udfs.vector_search import fit_kmeans
 
 SCORED_DDL = "image_id string, sim float, reason string, cluster_id int"
 PAIR_COLUMNS = ("image_id", "sample_key", "embedding", "text_vec")
@@ -40,7 +42,7 @@ PAIRS = "gold.pair_vectors"
 REJECT_BUCKETS = 256
 
 
-def min_cap_expr(caps: list[int]):
+def min_cap_expr(caps: Sequence[int]):
     expr = None
     for cap in sorted(caps):
         cond = F.col("rank_in_cluster") < cap
@@ -87,15 +89,10 @@ def driver_threads() -> int:
     return max(1, min(parallelism, os.cpu_count() or 1))
 
 
-def sample_key(seed: int):
-    """Seeded hash bucket of image_id in [0, SAMPLE_BUCKETS): the k-means sample draw."""
-    return F.pmod(F.xxhash64("image_id", F.lit(seed)), F.lit(SAMPLE_BUCKETS)).cast("int")
-
-
 def pairs_layout(pairs: DataFrame, seed: int) -> DataFrame:
     """gold.pair_vectors rows from (image_id, embedding, text_vec, model): the sample key
     added and each file sorted on it (no shuffle), so the sample pass skips row groups."""
-    return pairs.withColumn("sample_key", sample_key(seed)).sortWithinPartitions("sample_key")
+    return pairs.withColumn("sample_key", sample_key("image_id", seed)).sortWithinPartitions("sample_key")
 
 
 def fit_centroids(pairs: StoredRows, dim: int, dtype: str, p: BalanceParams, threads: int) -> np.ndarray | None:
@@ -114,7 +111,7 @@ def fit_centroids(pairs: StoredRows, dim: int, dtype: str, p: BalanceParams, thr
     return fit_kmeans(vecs, k, p.kmeans_iters, p.seed, threads)
 
 
-def balance_stored(store: TableStore, name: str, dim: int, dtype: str,
+def balance_stored(store: Tables, name: str, dim: int, dtype: str,
                    p: BalanceParams) -> tuple[DataFrame, int, bool]:
     """A stored pairs table (image_id, embedding, text_vec or null) -> gold.image_clusters
     rows, K, and whether the vectors were read in place.
@@ -167,7 +164,7 @@ class Balance(Stage):
         pairs = (emb.where("status = 'kept'").select("image_id", "embedding", "model")
                  .join(syn_vecs, "image_id").select("image_id", "embedding", "text_vec", "model"))
         ctx.write(PAIRS, pairs_layout(pairs, p.balance.seed))
-        out, k, in_place = balance_stored(ctx.tables, PAIRS, dim, dtype, p.balance)
+        out, k, in_place = balance_stored(ctx, PAIRS, dim, dtype, p.balance)
         ctx.write("gold.image_clusters", out)
         written = ctx.read("gold.image_clusters")
         caps = p.balance.caps

@@ -9,69 +9,19 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
-from realsyn.udfs.clip_encoder import from_bytes
-from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans, nearest_centroids
+from realsyn.jobs.shuffle_keys import partition_keys
+from realsyn.jobs.vector_sample import collect_vectors, hash_sample
+from realsyn.udfs.centroid_assign import assign_arrow_fn
+from realsyn.udfs.vector_search import fit_kmeans, nearest_centroids
 
 
 RANGE_SAMPLE = 20_000   # sample rows routed to estimate the cluster sizes for file boundaries
-
-
-def hash_sample(df: DataFrame, key: str, fraction: float, seed: int) -> DataFrame:
-    """A sample that depends only on the keys and the seed, not on partitioning."""
-    if fraction >= 1.0:
-        return df
-    bucket = F.pmod(F.xxhash64(F.col(key), F.lit(seed)), F.lit(1_000_000))
-    return df.where(bucket < int(fraction * 1_000_000))
-
-
-def collect_vectors(df: DataFrame, key: str, dim: int, dtype: str = "float32") -> tuple[list[str], np.ndarray]:
-    """A bounded sample to the driver, through Arrow (not pickled rows), in key order.
-
-    Sorted on the driver: a distributed orderBy would add a sampling job and a shuffle of
-    the vectors for a table that is collected anyway."""
-    import pyarrow.compute as pc
-    table = df.select(key, "embedding").toArrow()
-    table = table.take(pc.sort_indices(table, sort_keys=[(key, "ascending")]))
-    return table.column(key).to_pylist(), arrow_vectors(table.column("embedding"), dim, dtype)
-
-
-def assign_fn(centroids_blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool):
-    """mapInPandas body: attach the nearest centroid(s) of each row's vector."""
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            vecs = from_bytes(batch["embedding"].tolist(), dim, dtype)
-            scores, ids = nearest_centroids(vecs, centroids_blob, dim, probes, use_gpu)
-            out = batch.loc[batch.index.repeat(ids.shape[1])].copy()
-            out["cluster_id"] = ids.reshape(-1).astype("int32")
-            out["probe"] = np.tile(np.arange(ids.shape[1], dtype="int32"), len(batch))
-            yield out
-    return run
-
-
-def assign_arrow_fn(centroids_blob: bytes, dim: int, dtype: str, use_gpu: bool,
-                    bounds: np.ndarray, part_keys: np.ndarray):
-    """mapInArrow body: prepend each row's nearest centroid (vectors read in place, no pandas)
-    and the shuffle key of the file its cluster range goes to (see range_files)."""
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            _, ids = nearest_centroids(arrow_vectors(batch.column("embedding"), dim, dtype),
-                                       centroids_blob, dim, 1, use_gpu)
-            cid = ids[:, 0].astype(np.int32)
-            part = part_keys[np.searchsorted(bounds, cid, side="right")]
-            yield pa.RecordBatch.from_arrays([pa.array(cid), *batch.columns, pa.array(part)],
-                                             names=["cluster_id", *batch.schema.names, "part"])
-    return run
 
 
 def range_files(spark, sample_clusters: np.ndarray, n_clusters: int, files: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,18 +32,6 @@ def range_files(spark, sample_clusters: np.ndarray, n_clusters: int, files: int)
     counts = np.bincount(sample_clusters, minlength=n_clusters).cumsum()
     bounds = np.unique(np.searchsorted(counts, counts[-1] * np.arange(1, files) / files, side="right"))
     return bounds.astype(np.int32), partition_keys(spark, len(bounds) + 1)
-
-
-def partition_keys(spark, parts: int) -> np.ndarray:
-    """keys[p]: a long that df.repartition(parts, col) sends to partition p (Spark hashes
-    with Murmur3, seed 42, then pmod), so a planned task gets exactly its own rows."""
-    probe = spark.range(0, 64 * parts).select("id", F.expr(f"pmod(hash(id), {parts})").alias("p")).collect()
-    first: dict[int, int] = {}
-    for r in probe:
-        first.setdefault(r["p"], r["id"])
-    if len(first) < parts:
-        raise RuntimeError(f"no hash key found for some of {parts} partitions")
-    return np.array([first[p] for p in range(parts)], np.int64)
 
 
 @dataclass(frozen=True)

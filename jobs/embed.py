@@ -12,8 +12,13 @@ from realsyn.jobs.embedding_tables import check_same_model
 from realsyn.jobs.models import encoder_spec, weights_identity
 from realsyn.jobs.session import session_conf
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.vector_sample import collect_vectors, hash_sample
+from realsyn.udfs.centroid_assign import assign_fn
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow, embed_texts_arrow
+from realsyn.udfs.semantic_dedup import cluster_pairs_fn
+from realsyn.udfs.union_find import representatives
+from realsyn.udfs.vector_search import fit_kmeans
 
 
 @dataclass(frozen=True)
@@ -112,10 +117,6 @@ def semantic_dedup(ctx: Context, table: str, key: str, threshold: float, area: D
     """k-means, pairs above the cosine threshold inside each cluster, union-find across all
     pairs; one representative per component stays kept (largest image / first sentence id).
     Rewrites the table's status; returns how many rows became duplicate_semantic."""
-    from realsyn.jobs.cluster import assign_fn, collect_vectors, hash_sample
-    from realsyn.udfs.semantic_dedup import cluster_pairs_fn
-    from realsyn.udfs.union_find import representatives
-    from realsyn.udfs.vector_search import fit_kmeans
     df = ctx.read(table)
     kept = df.where("status = 'kept'").select(key, "embedding")
     n = kept.count()

@@ -14,7 +14,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.stage import RUNS_TABLE, Context, Ledger, Stage, StageParams
+from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.schemas import REGISTRY
 from realsyn.udfs import dataset_card as card
 from realsyn.udfs.webdataset_shards import write_shards
@@ -63,8 +63,8 @@ class ExportParams(StageParams):
         e = "export."
         return cls(cfg.get("run.work_dir"), tuple(cfg.get("balance.caps")), cfg.get("balance.sim_min"),
                    cfg.get("balance.sim_max"), cfg.get("run.seed"),
-                   *(cfg.get(e + k) for k in ("shard_bytes", "resize_to", "webdataset", "mds", "mds_shard_bytes",
-                                              "card_samples", "card_sim_bins")))
+                   **{k: cfg.get(e + k) for k in ("shard_bytes", "resize_to", "webdataset", "mds", "mds_shard_bytes",
+                                                  "card_samples", "card_sim_bins")})
 
 
 def export_ledger(clusters: DataFrame, gold: DataFrame) -> Ledger:
@@ -76,10 +76,16 @@ def export_ledger(clusters: DataFrame, gold: DataFrame) -> Ledger:
     return Ledger("export_pairs", pairs.count(), gold.count(), {"incomplete_pair": missing} if missing else {})
 
 
+# The card counts the rows of every pipeline table; gold.realsyn is read from these five.
+FUNNEL_TABLES = [t for t in REGISTRY if not t.startswith("meta.")]
+GOLD_INPUTS = ("gold.retrievals", "gold.synthetic", "gold.image_clusters", "silver.sentences", "silver.images")
+
+
 class Export(Stage):
     name = "export"
     description = "gold.realsyn, release Parquet per subset, WebDataset shards, dataset card"
-    inputs = ("gold.retrievals", "gold.synthetic", "gold.image_clusters", "silver.sentences", "silver.images")
+    inputs = GOLD_INPUTS + tuple(t for t in FUNNEL_TABLES if t not in GOLD_INPUTS and t != "gold.realsyn")
+    reads_run_records = True             # the card's funnel: every stage's latest ledger
     outputs = ("gold.realsyn",)
     Params = ExportParams
 
@@ -148,36 +154,23 @@ def rename_shards(spark, tmp: str, folder: str, shards: int) -> None:
     fs.rename(src, dst)
 
 
-FUNNEL_TABLES = [t for t in REGISTRY if not t.startswith("meta.")]
-
-
 def stage_funnel(ctx: Context, this_run: Ledger) -> list[dict]:
     """The latest recorded ledgers of every stage (meta.stage_runs), then this run's."""
     rows = []
-    if ctx.tables.exists(RUNS_TABLE):
-        runs = ctx.tables.read(RUNS_TABLE).where(F.col("stage") != ctx.stage.name).toArrow().to_pylist()
-        latest: dict[str, dict] = {}
-        for r in runs:
-            if r["stage"] not in latest or r["finished_at"] > latest[r["stage"]]["finished_at"]:
-                latest[r["stage"]] = r
-        from realsyn.jobs.pipeline import stage_names
-        order = {n: i for i, n in enumerate(stage_names())}
-        for r in sorted(latest.values(), key=lambda r: order.get(r["stage"], len(order))):
-            for name, led in json.loads(r["ledger"] or "{}").items():
-                rows.append({"stage": r["stage"], "ledger": name, "in": led["in"], "kept": led["kept"],
-                             "rejected": led["rejected"]})
+    for r in ctx.latest_runs():
+        for name, led in json.loads(r["ledger"] or "{}").items():
+            rows.append({"stage": r["stage"], "ledger": name, "in": led["in"], "kept": led["kept"],
+                         "rejected": led["rejected"]})
     rows.append({"stage": ctx.stage.name, "ledger": this_run.name, "in": this_run.rows_in,
                  "kept": this_run.kept, "rejected": this_run.rejected})
     return rows
 
 
 def table_counts(ctx: Context) -> dict[str, dict]:
-    """Rows and kept rows of each pipeline table (for the card only: not stage inputs)."""
+    """Rows and kept rows of each pipeline table (declared inputs of export, for the card)."""
     out = {}
     for name in FUNNEL_TABLES:
-        if not ctx.tables.exists(name):
-            continue
-        df = ctx.tables.read(name)
+        df = ctx.read(name)
         kept = F.count(F.when(F.col("status") == "kept", 1)) if "status" in df.columns else F.count(F.lit(1))
         row = df.agg(F.count(F.lit(1)).alias("rows"), kept.alias("kept")).first()
         out[name] = {"rows": int(row["rows"]), "kept": int(row["kept"])}

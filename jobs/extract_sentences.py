@@ -85,10 +85,10 @@ class ExtractSentencesParams(StageParams):
         s = "sentences."
         ppl = PplSpec(preset_model(cfg, "ppl_lm"), weights_folder(cfg, "ppl_lm"), cfg.get("run.seed"),
                       cfg.get(s + "ppl_batch_size"), cfg.get(s + "ppl_max_tokens"), cfg.get("embedding.torch_threads"))
-        return cls(*(cfg.get(s + k) for k in (
+        return cls(**{k: cfg.get(s + k) for k in (
             "splitter", "reject_emoji", "reject_urls", "min_words", "max_words", "complexity_filter",
             "complexity_model", "complexity_batch_size", "min_complexity", "require_action", "entropy_min",
-            "perplexity_filter", "ppl_min", "ppl_max")), ppl)
+            "perplexity_filter", "ppl_min", "ppl_max")}, ppl=ppl)
 
 
 def quality_reason(p: ExtractSentencesParams) -> F.Column:
@@ -181,7 +181,7 @@ class ExtractSentences(Stage):
                  .when(F.col("perplexity") < lo, "low_perplexity").when(F.col("perplexity") > hi, "high_perplexity")))
         else:
             pool = pool.withColumn("perplexity", F.lit(None).cast("double"))
-        ran = {"splitter": p.splitter, "emoji": p.reject_emoji, "url": p.reject_urls, "word_count": True, "entropy": True,
+        ran: dict[str, object] = {"splitter": p.splitter, "emoji": p.reject_emoji, "url": p.reject_urls, "word_count": True, "entropy": True,
                "perplexity": bool(ppl_on),
                # Only with a configured spaCy pipeline: recorded so no run claims it ran.
                "complexity": bool(cx), "complexity_model": cx.model if cx else ""}
@@ -194,7 +194,7 @@ class ExtractSentences(Stage):
         ctx.write("silver.sentences", out)
         pool.unpersist()
         ctx.tracker.dict(ran, "filters_ran.json")
-        ctx.tracker.params({f"filter_ran.{k}": v for k, v in ran.items()})
+        ctx.tracker.params({f"filter_ran.{k}": str(v) for k, v in ran.items()})
         ledger = sentence_ledger(n_occurrences, ctx.read("silver.sentences"))
         not_run = {label for label, on in (("complexity + action", cx), ("perplexity", ppl_on)) if not on}
         log_funnel(ctx.tracker, ledger, SENTENCE_STAGES, "sentence occurrences",

@@ -9,10 +9,11 @@ from pyspark.sql import functions as F
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
 from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weights_identity
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.tag_mining import mine_tags
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
 from realsyn.udfs.generation_models import GenSpec, vllm_importable
 from realsyn.udfs.synthesis import OUTPUT_DDL, synthesize
-from realsyn.udfs.tag_vocabulary import merge_user_tags, mine_tags
+from realsyn.udfs.tag_vocabulary import merge_user_tags
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ class Ingest(Stage):
         spark = ctx.spark
         files = list_input_files(spark, p.input)
         sample_chars = p.rejects_sample_chars
-        good, bad = [], []
+        good: list[tuple[str, list[str]]] = []
+        bad: list[tuple[str, list[str]]] = []
         for f in files:
             try:
                 schema = spark.read.parquet(f).schema

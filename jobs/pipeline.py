@@ -90,7 +90,7 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
 
 def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say) -> StageOutcome:
     params = stage.Params.from_config(cfg)
-    ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params))
+    ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params), tuple(stage_names()))
     input_versions = {t: tables.version(t) for t in stage.inputs}
     missing = [t for t, v in input_versions.items() if v is None]
     if missing:
@@ -116,7 +116,7 @@ def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say) -> S
             metrics[f"{ledger.name}.rows_per_s"] = ledger.rows_in / seconds if seconds else 0.0
         tracker.metrics(metrics)
         tracker.dict({l.name: l.as_dict() for l in ledgers}, "ledger.json")
-        record_run(ctx, stage, fingerprint, input_versions, ledgers, seconds,
+        record_run(tables, ctx, stage, fingerprint, input_versions, ledgers, seconds,
                    active.info.run_id if active else "")
     for ledger in ledgers:
         say(f"[{stage.name}] {ledger.line()} ({seconds:.1f}s)")

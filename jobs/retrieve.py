@@ -20,12 +20,13 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.cluster import partition_keys
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.jobs.stored_rows import open_file
 from realsyn.udfs.cluster_plan import Piece, plan_pieces
-from realsyn.udfs.vector_search import arrow_vectors, nearest_centroids, search_clusters
+from realsyn.udfs.vector_codec import arrow_vectors
+from realsyn.udfs.vector_search import nearest_centroids, search_clusters
 
 ROUTED_DDL = "image_id string, embedding binary, cluster_id int, bucket long"
 CANDIDATES_DDL = "image_id string, sentence_id string, score float"

@@ -48,7 +48,7 @@ class Ledger:
                 f"kept={self.kept} rejected={self.rejected_total} {self.rejected}")
 
     def metrics(self) -> dict[str, float]:
-        out = {f"{self.name}.in": self.rows_in, f"{self.name}.kept": self.kept,
+        out: dict[str, float] = {f"{self.name}.in": self.rows_in, f"{self.name}.kept": self.kept,
                f"{self.name}.rejected": self.rejected_total}
         out.update({f"{self.name}.rejected.{r}": n for r, n in self.rejected.items()})
         return out
@@ -109,29 +109,51 @@ def params_flat(params: StageParams) -> dict[str, str]:
     return out
 
 
+class UndeclaredTable(RuntimeError):
+    """A stage touched a table it does not declare."""
+
+
 @dataclass
 class Context:
-    """What the runner hands a stage besides its parameters: Spark, its tables, tracking."""
+    """What the runner hands a stage besides its parameters: Spark, tracking, and its own
+    tables only (the store itself stays private: no stage reaches an undeclared table)."""
 
     spark: SparkSession
-    tables: TableStore
+    _store: TableStore
     tracker: Tracker
     stage: "Stage"
     run_id: str = ""
     params_hash: str = ""
+    stage_order: tuple[str, ...] = ()   # pipeline order, for reports over several stages
 
     def read(self, name: str) -> DataFrame:
         """A declared input, or one of the stage's own outputs read back after writing it."""
         if name not in self.stage.inputs and name not in self.stage.outputs:
-            raise RuntimeError(f"stage {self.stage.name} reads {name} but does not declare it")
-        return self.tables.read(name)
+            raise UndeclaredTable(f"stage {self.stage.name} reads {name} but does not declare it")
+        return self._store.read(name)
 
-    def write(self, name: str, df: DataFrame, **kwargs) -> int:
+    def write(self, name: str, df: DataFrame, **kwargs) -> int | None:
         if name not in self.stage.outputs:
-            raise RuntimeError(f"stage {self.stage.name} writes {name} but does not declare it")
+            raise UndeclaredTable(f"stage {self.stage.name} writes {name} but does not declare it")
         props = {"stage": self.stage.name, "config_hash": self.params_hash,
                  "pipeline_run": self.run_id, "version": realsyn.__version__}
-        return self.tables.write(name, df, props, **kwargs)
+        return self._store.write(name, df, props, **kwargs)
+
+    def latest_runs(self) -> list[dict]:
+        """The latest recorded run of every other stage (meta.stage_runs rows), in pipeline
+        order; only for a stage that declares reads_run_records. Not versioned as an input:
+        a stage's latest run changes only together with the outputs it wrote."""
+        if not self.stage.reads_run_records:
+            raise UndeclaredTable(f"stage {self.stage.name} reads {RUNS_TABLE} but does not declare it")
+        if not self._store.exists(RUNS_TABLE):
+            return []
+        runs = self._store.read(RUNS_TABLE).where(F.col("stage") != self.stage.name).toArrow().to_pylist()
+        latest: dict[str, dict] = {}
+        for r in runs:
+            if r["stage"] not in latest or r["finished_at"] > latest[r["stage"]]["finished_at"]:
+                latest[r["stage"]] = r
+        order = {n: i for i, n in enumerate(self.stage_order)}
+        return sorted(latest.values(), key=lambda r: order.get(r["stage"], len(order)))
 
 
 class Stage:
@@ -141,6 +163,7 @@ class Stage:
     description: str = ""
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    reads_run_records: bool = False      # reads the other stages' latest ledgers (Context.latest_runs)
     Params: type[StageParams] = StageParams
 
     def run(self, ctx: Context, params: Any) -> list[Ledger]:
@@ -184,14 +207,14 @@ def is_up_to_date(tables: TableStore, stage: Stage, fingerprint: str) -> bool:
     return all(tables.version(t) == recorded.get(t) for t in stage.outputs)
 
 
-def record_run(ctx: Context, stage: Stage, fingerprint: str, input_versions: dict,
+def record_run(tables: TableStore, ctx: Context, stage: Stage, fingerprint: str, input_versions: dict,
                ledgers: list[Ledger], seconds: float, mlflow_run_id: str) -> None:
-    output_versions = {t: ctx.tables.version(t) for t in stage.outputs}
+    output_versions = {t: tables.version(t) for t in stage.outputs}
     row = [(stage.name, fingerprint, ctx.params_hash, input_versions, output_versions,
             json.dumps({l.name: l.as_dict() for l in ledgers}), mlflow_run_id, float(seconds),
             datetime.now(timezone.utc).replace(tzinfo=None))]
     df = ctx.spark.createDataFrame(row, spec(RUNS_TABLE).schema)
-    ctx.tables.append(RUNS_TABLE, df)
+    tables.append(RUNS_TABLE, df)
 
 
 def timed(fn, *args):

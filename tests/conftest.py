@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from unittest import mock
 
 import pytest
@@ -44,6 +44,12 @@ def config_reads():
     return {}
 
 
+@pytest.fixture(scope="session")
+def table_reads():
+    """stage name -> the tables its run() read from the store during sample_pipeline."""
+    return {}
+
+
 def leaf_keys(node, prefix=()):
     """Paths (tuples) of the leaves of a config mapping; an empty mapping is a leaf."""
     if isinstance(node, dict) and node:
@@ -54,11 +60,14 @@ def leaf_keys(node, prefix=()):
 
 
 @contextmanager
-def recording_config_reads(reads: dict):
-    """Attribute every Config read to the stage the pipeline is running at the time."""
+def recording_reads(reads: dict, tables: dict):
+    """Attribute every Config read to the stage the pipeline is running at the time, and
+    every table read from the store to the stage whose run() is on."""
     from realsyn.jobs import pipeline
     from realsyn.jobs.config import Config
-    current = [None]
+    from realsyn.jobs.tables import TableStore
+    current, running = [None], [None]
+    store_read = TableStore.read
     missing = object()
     get, section, run_one = Config.get, Config.section, pipeline._run_one
 
@@ -83,6 +92,22 @@ def recording_config_reads(reads: dict):
             return method(self, *args, **kwargs)
         return whole
 
+    def recorded_read(self, name, *args, **kwargs):
+        if running[0]:
+            tables.setdefault(running[0], set()).add(name)
+        return store_read(self, name, *args, **kwargs)
+
+    def running_stage(cls):
+        run = cls.run
+
+        def wrapped(self, *args, **kwargs):
+            running[0] = self.name
+            try:
+                return run(self, *args, **kwargs)
+            finally:
+                running[0] = None
+        return mock.patch.object(cls, "run", wrapped)
+
     def attributed(stage, *args, **kwargs):
         current[0] = stage.name
         try:
@@ -93,19 +118,23 @@ def recording_config_reads(reads: dict):
     with mock.patch.object(Config, "get", recorded_get), mock.patch.object(Config, "section", recorded_section), \
             mock.patch.object(Config, "flat", recorded_whole(Config.flat)), \
             mock.patch.object(Config, "hash", recorded_whole(Config.hash)), \
-            mock.patch.object(pipeline, "_run_one", attributed):
+            mock.patch.object(pipeline, "_run_one", attributed), \
+            mock.patch.object(TableStore, "read", recorded_read), ExitStack() as stack:
+        for stage in pipeline.all_stages():
+            stack.enter_context(running_stage(type(stage)))
         yield reads
 
 
 @pytest.fixture(scope="session")
-def sample_pipeline(spark, sample_dir, tmp_path_factory, config_reads):
+def sample_pipeline(spark, sample_dir, tmp_path_factory, config_reads, table_reads):
     """The whole pipeline run once on the sample; many test modules inspect its tables.
-    Which config keys each stage reads is recorded on the way (config_reads)."""
+    Which config keys and tables each stage reads is recorded on the way (config_reads,
+    table_reads)."""
     from realsyn.jobs.pipeline import run_stages
     from realsyn.jobs.tables import TableStore
     work = tmp_path_factory.mktemp("pipeline")
     cfg = make_config(work, f"run.input={sample_dir}/obelics/*.parquet", f"fetch.file_root={sample_dir}",
                       files=[SAMPLE_CONF])
-    with recording_config_reads(config_reads):
+    with recording_reads(config_reads, table_reads):
         result = run_stages(cfg, say=lambda *_: None)
     return cfg, result, TableStore(spark, cfg)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from realsyn.udfs.vector_search import arrow_vectors, nearest_centroids
+from realsyn.udfs.vector_codec import arrow_vectors
+from realsyn.udfs.vector_search import nearest_centroids
 
 OUT_SCHEMA = pa.schema([("image_id", pa.string()), ("sim", pa.float32()),
                         ("reason", pa.string()), ("cluster_id", pa.int32())])

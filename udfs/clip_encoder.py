@@ -11,10 +11,11 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-TINY = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=16, image_size=64),
+TINY: dict[str, Any] = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=16, image_size=64),
             text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2))
 
 
@@ -153,20 +154,6 @@ def encoder_for(spec: EncoderSpec) -> Encoder:
     if spec not in _ENCODERS:
         _ENCODERS[spec] = Encoder(spec)
     return _ENCODERS[spec]
-
-
-def to_bytes(vectors: np.ndarray, dtype: str) -> list[bytes]:
-    arr = np.ascontiguousarray(vectors.astype("<f2" if dtype == "float16" else "<f4"))
-    buf, width = arr.tobytes(), arr.shape[1] * arr.itemsize
-    return [buf[i * width:(i + 1) * width] for i in range(arr.shape[0])]
-
-
-def from_bytes(blobs, dim: int, dtype: str = "float32") -> np.ndarray:
-    """The one read helper: a sequence of stored vectors -> (n, dim) float32 array."""
-    np_dtype = "<f2" if dtype == "float16" else "<f4"
-    if len(blobs) == 0:
-        return np.zeros((0, dim), dtype=np.float32)
-    return np.frombuffer(b"".join(blobs), dtype=np_dtype).reshape(-1, dim).astype(np.float32)
 
 
 def open_image(data: bytes):

@@ -67,28 +67,6 @@ def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, block: int = 4096) ->
     return scores_out, idx_out
 
 
-def arrow_vectors(arr, dim: int, dtype: str = "float32") -> np.ndarray:
-    """A pyarrow binary column of stored vectors -> (n, dim) float32, without Python objects.
-
-    Reads the values buffer in place; every value must be exactly one vector long.
-    """
-    import pyarrow as pa
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    np_dtype = np.dtype("<f2" if dtype == "float16" else "<f4")
-    n, width = len(arr), dim * np_dtype.itemsize
-    if n == 0:
-        return np.zeros((0, dim), dtype=np.float32)
-    if arr.null_count:
-        raise ValueError("null embedding in a vector column")
-    off_type = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
-    offsets = np.frombuffer(arr.buffers()[1], dtype=off_type)[arr.offset:arr.offset + n + 1]
-    if not (np.diff(offsets) == width).all():
-        raise ValueError(f"embedding of the wrong length (expected {width} bytes: dim={dim}, {dtype})")
-    vecs = np.frombuffer(arr.buffers()[2], dtype=np_dtype, count=n * dim, offset=int(offsets[0]))
-    return vecs.reshape(n, dim).astype(np.float32, copy=np_dtype != np.float32)
-
-
 def search_clusters(q_clusters: np.ndarray, q_vecs: np.ndarray, c_clusters: np.ndarray,
                     c_vecs: np.ndarray, k: int, min_score: float = -1.0):
     """Exact top-k of every query among the corpus rows of its own cluster.

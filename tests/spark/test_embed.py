@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from realsyn.jobs.embedding_tables import check_same_model
-from realsyn.udfs.clip_encoder import from_bytes
+from realsyn.udfs.vector_codec import from_bytes
 
 
 def test_embeddings_cover_every_kept_row(sample_pipeline):

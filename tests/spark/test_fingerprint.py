@@ -72,3 +72,15 @@ def test_keys_outside_a_stages_sections_are_recorded(sample_pipeline, config_rea
     for stage in ("embed", "balance"):
         assert {"retrieval.kmeans_sample", "retrieval.kmeans_iters"} <= config_reads[stage]
     assert config_reads.get(None), "the runner's own reads (session, tables, tracking) were not recorded"
+
+
+def test_every_table_a_stage_reads_is_declared(sample_pipeline, table_reads):
+    from realsyn.jobs.stage import RUNS_TABLE
+    for stage in all_stages():
+        allowed = set(stage.inputs) | set(stage.outputs) | ({RUNS_TABLE} if stage.reads_run_records else set())
+        read = table_reads.get(stage.name, set())
+        assert read, f"{stage.name} read no table"
+        assert read <= allowed, f"{stage.name} read undeclared {sorted(read - allowed)}"
+    # export's card counts every pipeline table: all of them are declared, and all were read
+    export = next(s for s in all_stages() if s.name == "export")
+    assert set(export.inputs) <= table_reads["export"]
