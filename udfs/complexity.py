@@ -95,8 +95,8 @@ def pipeline_for(model: str):
 def score(texts: list, nlp, batch_size: int) -> pd.DataFrame:
     """Rows for texts; None texts (already rejected upstream) are not parsed and give nulls."""
     todo = [i for i, t in enumerate(texts) if isinstance(t, str)]
-    complexity = [None] * len(texts)
-    action = [None] * len(texts)
+    complexity: list[int | None] = [None] * len(texts)
+    action: list[bool | None] = [None] * len(texts)
     for i, doc in zip(todo, nlp.pipe((texts[i] for i in todo), batch_size=batch_size)):
         complexity[i], action[i] = doc_complexity(doc)
     return pd.DataFrame({"complexity": pd.array(complexity, dtype="Int32"),
