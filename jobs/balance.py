@@ -61,14 +61,12 @@ class BalanceParams:
     kmeans_sample: int
     kmeans_iters: int
     seed: int
-    use_gpu: bool = False
 
     @classmethod
     def from_config(cls, cfg) -> "BalanceParams":
         return cls(cfg.get("balance.sim_min"), cfg.get("balance.sim_max"), cfg.get("balance.num_clusters"),
                    cfg.get("balance.images_per_cluster"), tuple(cfg.get("balance.caps")),
-                   cfg.get("retrieval.kmeans_sample"), cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"),
-                   cfg.profile == "gpu")
+                   cfg.get("retrieval.kmeans_sample"), cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def balance_stored(store: Tables, name: str, dim: int, dtype: str,
     centroids = fit_centroids(pairs, dim, dtype, p, driver_threads())
     blob = None if centroids is None else centroids.astype("<f4").tobytes()
     score = partial(score_and_assign, dim=dim, dtype=dtype, sim_min=p.sim_min, sim_max=p.sim_max,
-                    centroids_blob=blob, use_gpu=p.use_gpu)
+                    centroids_blob=blob)
     scored = pairs.map(score, SCORED_DDL)
     # Rejected pairs get no rank: spread over buckets, with null sort keys (cheap to sort).
     kept = F.col("cluster_id").isNotNull()

@@ -42,14 +42,12 @@ class ClusterParams(StageParams):
     kmeans_iters: int
     max_cluster_rows: int
     seed: int
-    use_gpu: bool
 
     @classmethod
     def from_config(cls, cfg) -> "ClusterParams":
         r = "retrieval."
         return cls(cfg.get(r + "num_clusters"), cfg.get(r + "sentences_per_cluster"), cfg.get(r + "kmeans_sample"),
-                   cfg.get(r + "kmeans_iters"), cfg.get(r + "max_cluster_rows"), cfg.get("run.seed"),
-                   cfg.profile == "gpu")
+                   cfg.get(r + "kmeans_iters"), cfg.get(r + "max_cluster_rows"), cfg.get("run.seed"))
 
 
 class Cluster(Stage):
@@ -87,7 +85,7 @@ class Cluster(Stage):
         step = max(1, len(sample) // RANGE_SAMPLE)
         _, sample_ids = nearest_centroids(sample[::step], blob, dim, 1)
         bounds, keys = range_files(ctx.spark, sample_ids[:, 0], len(centroids), files)
-        assigned = kept.mapInArrow(assign_arrow_fn(blob, dim, dtype, p.use_gpu, bounds, keys),
+        assigned = kept.mapInArrow(assign_arrow_fn(blob, dim, dtype, bounds, keys),
                                    "cluster_id int, sentence_id string, embedding binary, part long")
         clustered = (assigned.repartition(len(keys), "part")
                      .sortWithinPartitions("cluster_id", "sentence_id").drop("part"))

@@ -28,12 +28,11 @@ class DedupParams:
     kmeans_sample: int
     kmeans_iters: int
     seed: int
-    use_gpu: bool
 
     @classmethod
     def from_config(cls, cfg) -> "DedupParams":
         return cls(cfg.get("embedding.dedup_points_per_cluster"), cfg.get("retrieval.kmeans_sample"),
-                   cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"), cfg.profile == "gpu")
+                   cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ def semantic_dedup(ctx: Context, table: str, key: str, threshold: float, area: D
     fraction = min(1.0, p.kmeans_sample / n)
     _, sample = collect_vectors(hash_sample(kept, key, fraction, p.seed), key, dim, dtype)
     centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed)
-    assigned = kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1, p.use_gpu),
+    assigned = kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1),
                                 f"{key} string, embedding binary, cluster_id int, probe int")
     pairs = (assigned.groupBy("cluster_id")
              .applyInPandas(cluster_pairs_fn(key, dim, dtype, threshold), "x string, y string"))

@@ -32,7 +32,7 @@ ROUTED_DDL = "image_id string, embedding binary, cluster_id int, bucket long"
 CANDIDATES_DDL = "image_id string, sentence_id string, score float"
 
 
-def route_fn(blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool, routes: dict[int, list[int]],
+def route_fn(blob: bytes, dim: int, dtype: str, probes: int, routes: dict[int, list[int]],
              bucket_keys: np.ndarray):
     """mapInArrow body: one row per (image, probed cluster, bucket holding that cluster); the
     bucket column holds the bucket's shuffle key (see partition_keys)."""
@@ -48,7 +48,7 @@ def route_fn(blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool, rout
             if batch.num_rows == 0:
                 continue
             _, ids = nearest_centroids(arrow_vectors(batch.column("embedding"), dim, dtype),
-                                       blob, dim, probes, use_gpu)
+                                       blob, dim, probes)
             ids = ids.reshape(-1)
             n = count[ids]                           # clusters with no sentences route nowhere
             rows = np.repeat(np.repeat(np.arange(batch.num_rows), ids.size // batch.num_rows), n)
@@ -132,13 +132,12 @@ class RetrieveParams(StageParams):
     probes: int
     min_score: float
     max_cluster_rows: int
-    use_gpu: bool
 
     @classmethod
     def from_config(cls, cfg) -> "RetrieveParams":
         r = "retrieval."
         return cls(cfg.get(r + "top_k"), cfg.get(r + "probes"), cfg.get(r + "min_score"),
-                   cfg.get(r + "max_cluster_rows"), cfg.profile == "gpu")
+                   cfg.get(r + "max_cluster_rows"))
 
 
 class Retrieve(Stage):
@@ -176,7 +175,7 @@ class Retrieve(Stage):
         # One task per bucket, exactly: AQE does not coalesce an explicit repartition (a
         # bucket is CPU-heavy for its bytes), and the keys avoid hash collisions.
         keys = partition_keys(spark, max(1, len(buckets)))
-        routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, p.use_gpu, routes, keys),
+        routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, routes, keys),
                                    ROUTED_DDL)
         candidates = (routed.repartition(len(keys), "bucket").groupBy("bucket")
                       .applyInArrow(search_fn(buckets, keys, dim, dtype, k, min_score), CANDIDATES_DDL))

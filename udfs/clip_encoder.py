@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from realsyn.udfs.task_device import assigned_gpu
+
 import numpy as np
 
 TINY: dict[str, Any] = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=16, image_size=64),
@@ -107,14 +109,9 @@ def normalise(x: np.ndarray) -> np.ndarray:
 def pick_device() -> str:
     """The GPU Spark assigned to this task, else any CUDA device, else the CPU."""
     import torch
-    try:
-        from pyspark import TaskContext
-        ctx = TaskContext.get()
-        gpus = ctx.resources().get("gpu") if ctx is not None else None
-        if gpus is not None and gpus.addresses and torch.cuda.is_available():
-            return f"cuda:{gpus.addresses[0]}"
-    except Exception:
-        pass
+    gpu = assigned_gpu()
+    if gpu is not None and torch.cuda.is_available():
+        return f"cuda:{gpu}"
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

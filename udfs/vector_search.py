@@ -7,6 +7,8 @@ import hashlib
 
 import numpy as np
 
+from realsyn.udfs.task_device import assigned_gpu
+
 
 def faiss_module(threads: int = 1):
     import faiss
@@ -27,21 +29,22 @@ def fit_kmeans(vectors: np.ndarray, k: int, iters: int, seed: int, threads: int 
 
 
 @functools.lru_cache(maxsize=4)
-def _centroid_index(key: str, blob: bytes, d: int, use_gpu: bool):
+def _centroid_index(key: str, blob: bytes, d: int, gpu: str | None):
     faiss = faiss_module(1)
     centroids = np.frombuffer(blob, dtype="<f4").reshape(-1, d)
     index = faiss.IndexFlatIP(d)
     index.add(np.ascontiguousarray(centroids))
-    if use_gpu and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    if gpu is not None and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), int(gpu), index)
     return index
 
 
-def nearest_centroids(vectors: np.ndarray, centroids_blob: bytes, d: int, probes: int,
-                      use_gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, cluster ids) of the `probes` nearest centroids of each row; one index per worker."""
+def nearest_centroids(vectors: np.ndarray, centroids_blob: bytes, d: int,
+                      probes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, cluster ids) of the `probes` nearest centroids of each row; one index per worker,
+    on the GPU Spark assigned to the task when faiss has GPU support."""
     key = hashlib.sha1(centroids_blob).hexdigest()
-    index = _centroid_index(key, centroids_blob, d, use_gpu)
+    index = _centroid_index(key, centroids_blob, d, assigned_gpu())
     probes = min(probes, index.ntotal)
     return index.search(np.ascontiguousarray(vectors, dtype=np.float32), probes)
 
