@@ -29,7 +29,7 @@ export REALSYN_JARS_DIR := $(JARS_DIR)
 # checkout the shared venv's editable install points at (driver and Spark workers alike).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup venv jars assembly run test test-fast bench sample clean
+.PHONY: setup venv jars assembly run test test-fast lint bench sample clean
 setup: venv jars
 
 # The venv lives outside the repo, keyed by the lock hash; .venv points at it.
@@ -83,6 +83,11 @@ test: setup
 
 test-fast: setup
 	.venv/bin/python -m pytest -q tests/unit
+
+# The static gate over the library: ruff (ruff.toml) and mypy (mypy.ini), both pinned.
+lint: venv
+	.venv/bin/ruff check jobs udfs schemas
+	.venv/bin/mypy --config-file mypy.ini -p realsyn.jobs -p realsyn.udfs -p realsyn.schemas
 
 bench: setup
 	@for b in benchmarks/[a-z]*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done

@@ -28,7 +28,8 @@ from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.jobs.tables import TableStore  # noqa: E402
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound  # noqa: E402
-from realsyn.udfs.vector_search import arrow_vectors, faiss_module, fit_kmeans  # noqa: E402
+from realsyn.udfs.vector_codec import arrow_vectors  # noqa: E402
+from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402
 
 
 def synthetic_pairs(rng, n, d, n_topics):

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
-from realsyn.jobs.embed import OUT_DDL, arrow_batch_rows, spread  # noqa: E402
-from realsyn.udfs.clip_encoder import Encoder, EncoderSpec, open_image, to_bytes  # noqa: E402
-from realsyn.udfs.embed_batches import embed_images_arrow  # noqa: E402
+from realsyn.jobs.embed import arrow_batch_rows, spread  # noqa: E402
+from realsyn.udfs.clip_encoder import Encoder, EncoderSpec, open_image  # noqa: E402
+from realsyn.udfs.vector_codec import to_bytes  # noqa: E402
+from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow  # noqa: E402
 
 
 def make_images(n: int) -> list[bytes]:
@@ -60,7 +61,7 @@ def spark_udf(spark, spec: EncoderSpec, blobs: list[bytes], batch: int, tmp: str
     df.repartition(2).write.mode("overwrite").parquet(path)
     src = spark.read.parquet(path)
     parts = spark.sparkContext.defaultParallelism
-    ddl = OUT_DDL.format(key="image_id")
+    ddl = OUTPUT_DDL.format(key="image_id")
     with arrow_batch_rows(spark, batch):
         # Warm every Python worker (imports + model load, once per worker): one task per core.
         warm = spark.createDataFrame([(f"w{i}", b) for i, b in enumerate(blobs[:2 * parts])], src.schema)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.embedding import make_images  # noqa: E402
 from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.embed import arrow_batch_rows, spread  # noqa: E402
-from realsyn.jobs.generate import gen_spec  # noqa: E402
+from realsyn.jobs.generate import GenerateParams, gen_spec  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.udfs.generation_models import Generators  # noqa: E402
 from realsyn.udfs.synthesis import COLUMNS, OUTPUT_DDL, synthesis_rows, synthesize  # noqa: E402
@@ -83,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config("local", overrides=[f"run.work_dir={tmp}", "spark.master=local[2]",
                                               "spark.progress_bar=false", "models.preset=tiny"])
-        spec, batch = gen_spec(cfg), cfg.get("generation.batch_size")
+        spec, batch = gen_spec(GenerateParams.from_config(cfg)), cfg.get("generation.batch_size")
         df, tags, tag_blob = make_inputs(args.images, args.tags, cfg.get("run.seed"))
         args_ = (cfg.get("generation.prompt_template"), DIM, "float32", tags, tag_blob,
                  cfg.get("generation.tag_top_m"), cfg.get("generation.tag_min_score"))

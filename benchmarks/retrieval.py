@@ -21,8 +21,9 @@ from realsyn.jobs.pipeline import run_stages  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.jobs.tables import TableStore  # noqa: E402
 from realsyn.schemas import spec  # noqa: E402
-from realsyn.jobs.cluster import hash_sample  # noqa: E402
-from realsyn.udfs.vector_search import arrow_vectors, faiss_module, fit_kmeans  # noqa: E402
+from realsyn.jobs.vector_sample import hash_sample  # noqa: E402
+from realsyn.udfs.vector_codec import arrow_vectors  # noqa: E402
+from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402
 
 
 def sphere_mixture(rng, n, d, centers, spread):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -22,14 +23,16 @@ import numpy as np
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.cluster import embedding_meta
-from realsyn.jobs.embed import OUT_DDL, check_same_model, encoder_spec
-from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
-from realsyn.jobs.stored_rows import StoredRows
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.models import encoder_spec, weights_identity
+from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.stored_rows import StoredRows, Tables
+from realsyn.jobs.vector_sample import sample_key
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, sample_bound, sampled_in_window, score_and_assign
-from realsyn.udfs.embed_batches import embed_texts
-from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans
+from realsyn.udfs.clip_encoder import EncoderSpec
+from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_texts
+from realsyn.udfs.vector_codec import arrow_vectors
+from realsyn.udfs.vector_search import fit_kmeans
 
 SCORED_DDL = "image_id string, sim float, reason string, cluster_id int"
 PAIR_COLUMNS = ("image_id", "sample_key", "embedding", "text_vec")
@@ -39,7 +42,7 @@ PAIRS = "gold.pair_vectors"
 REJECT_BUCKETS = 256
 
 
-def min_cap_expr(caps: list[int]):
+def min_cap_expr(caps: Sequence[int]):
     expr = None
     for cap in sorted(caps):
         cond = F.col("rank_in_cluster") < cap
@@ -47,25 +50,34 @@ def min_cap_expr(caps: list[int]):
     return expr
 
 
-@dataclass
+@dataclass(frozen=True)
 class BalanceParams:
+    """The balancing algorithm's parameters (the stage and the benchmark share them)."""
     sim_min: float
     sim_max: float
     num_clusters: int
     images_per_cluster: int
-    caps: list[int]
+    caps: tuple[int, ...]
     kmeans_sample: int
     kmeans_iters: int
     seed: int
-    use_gpu: bool = False
-    kmeans_threads: int = 1          # the driver fits k-means while the executors wait
 
     @classmethod
     def from_config(cls, cfg) -> "BalanceParams":
         return cls(cfg.get("balance.sim_min"), cfg.get("balance.sim_max"), cfg.get("balance.num_clusters"),
-                   cfg.get("balance.images_per_cluster"), list(cfg.get("balance.caps")),
-                   cfg.get("retrieval.kmeans_sample"), cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"),
-                   cfg.profile == "gpu", driver_threads())
+                   cfg.get("balance.images_per_cluster"), tuple(cfg.get("balance.caps")),
+                   cfg.get("retrieval.kmeans_sample"), cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
+
+
+@dataclass(frozen=True)
+class BalanceStageParams(StageParams):
+    balance: BalanceParams
+    encoder: EncoderSpec             # the CLIP of the image embeddings, for the synthetic texts
+    batch_size: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "BalanceStageParams":
+        return cls(BalanceParams.from_config(cfg), encoder_spec(cfg), cfg.get("embedding.batch_size"))
 
 
 def driver_threads() -> int:
@@ -75,18 +87,13 @@ def driver_threads() -> int:
     return max(1, min(parallelism, os.cpu_count() or 1))
 
 
-def sample_key(seed: int):
-    """Seeded hash bucket of image_id in [0, SAMPLE_BUCKETS): the k-means sample draw."""
-    return F.pmod(F.xxhash64("image_id", F.lit(seed)), F.lit(SAMPLE_BUCKETS)).cast("int")
-
-
 def pairs_layout(pairs: DataFrame, seed: int) -> DataFrame:
     """gold.pair_vectors rows from (image_id, embedding, text_vec, model): the sample key
     added and each file sorted on it (no shuffle), so the sample pass skips row groups."""
-    return pairs.withColumn("sample_key", sample_key(seed)).sortWithinPartitions("sample_key")
+    return pairs.withColumn("sample_key", sample_key("image_id", seed)).sortWithinPartitions("sample_key")
 
 
-def fit_centroids(pairs: StoredRows, dim: int, dtype: str, p: BalanceParams) -> np.ndarray | None:
+def fit_centroids(pairs: StoredRows, dim: int, dtype: str, p: BalanceParams, threads: int) -> np.ndarray | None:
     """k-means on a key-hash sample of the stored pairs, restricted to the similarity window.
 
     K follows the window's size, estimated from the sample (exact when the sample is all)."""
@@ -99,10 +106,10 @@ def fit_centroids(pairs: StoredRows, dim: int, dtype: str, p: BalanceParams) -> 
     if len(vecs) == 0:
         return None
     k = max(1, min(p.num_clusters, int(round(len(vecs) / fraction)) // p.images_per_cluster or 1))
-    return fit_kmeans(vecs, k, p.kmeans_iters, p.seed, p.kmeans_threads)
+    return fit_kmeans(vecs, k, p.kmeans_iters, p.seed, threads)
 
 
-def balance_stored(store: TableStore, name: str, dim: int, dtype: str,
+def balance_stored(store: Tables, name: str, dim: int, dtype: str,
                    p: BalanceParams) -> tuple[DataFrame, int, bool]:
     """A stored pairs table (image_id, embedding, text_vec or null) -> gold.image_clusters
     rows, K, and whether the vectors were read in place.
@@ -111,10 +118,11 @@ def balance_stored(store: TableStore, name: str, dim: int, dtype: str,
     the k-means sample, then similarity, reason and nearest centroid together. One window
     (sorted by a seeded hash inside each cluster) gives the rank, the rank the smallest cap."""
     pairs = StoredRows(store, name, list(PAIR_COLUMNS), key="sample_key")
-    centroids = fit_centroids(pairs, dim, dtype, p)
+    # The driver fits k-means while the executors wait: give faiss their cores.
+    centroids = fit_centroids(pairs, dim, dtype, p, driver_threads())
     blob = None if centroids is None else centroids.astype("<f4").tobytes()
     score = partial(score_and_assign, dim=dim, dtype=dtype, sim_min=p.sim_min, sim_max=p.sim_max,
-                    centroids_blob=blob, use_gpu=p.use_gpu)
+                    centroids_blob=blob)
     scored = pairs.map(score, SCORED_DDL)
     # Rejected pairs get no rank: spread over buckets, with null sort keys (cheap to sort).
     kept = F.col("cluster_id").isNotNull()
@@ -135,28 +143,29 @@ class Balance(Stage):
     description = "similarity window, image k-means and nested per-cluster caps"
     inputs = ("silver.image_embeddings", "gold.synthetic")
     outputs = (PAIRS, "gold.image_clusters")
-    config_sections = ("balance", "models", "embedding", "run")
+    Params = BalanceStageParams
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        cfg = ctx.cfg
+    def weights(self, p: BalanceStageParams) -> dict[str, str]:
+        return weights_identity({"clip": p.encoder.weights})
+
+    def run(self, ctx: Context, p: BalanceStageParams) -> list[Ledger]:
         emb = ctx.read("silver.image_embeddings")
         check_same_model(ctx.read, "silver.image_embeddings")
         dim, dtype = embedding_meta(emb)
-        spec = encoder_spec(cfg)
         syn = ctx.read("gold.synthetic").where("status = 'kept'").select("image_id", "syn_text")
         n_in = syn.count()
         syn_vecs = (syn.select(F.col("image_id").alias("sentence_id"), F.col("syn_text").alias("text"))
-                    .mapInPandas(embed_texts(spec, cfg.get("embedding.batch_size"), dtype),
-                                 OUT_DDL.format(key="sentence_id"))
+                    .mapInPandas(embed_texts(p.encoder, p.batch_size, dtype),
+                                 OUTPUT_DDL.format(key="sentence_id"))
                     .select(F.col("sentence_id").alias("image_id"),
                             F.when(F.col("status") == "kept", F.col("embedding")).alias("text_vec")))
         pairs = (emb.where("status = 'kept'").select("image_id", "embedding", "model")
                  .join(syn_vecs, "image_id").select("image_id", "embedding", "text_vec", "model"))
-        ctx.write(PAIRS, pairs_layout(pairs, cfg.get("run.seed")))
-        out, k, in_place = balance_stored(ctx.tables, PAIRS, dim, dtype, BalanceParams.from_config(cfg))
+        ctx.write(PAIRS, pairs_layout(pairs, p.balance.seed))
+        out, k, in_place = balance_stored(ctx, PAIRS, dim, dtype, p.balance)
         ctx.write("gold.image_clusters", out)
-        written = ctx.tables.read("gold.image_clusters")
-        caps = cfg.get("balance.caps")
+        written = ctx.read("gold.image_clusters")
+        caps = p.balance.caps
         row = written.agg(*[F.count(F.when(F.col("min_cap") <= c, 1)).alias(f"subset_{c}") for c in caps]).first()
         ctx.tracker.metrics({**row.asDict(), "image_clusters": k, "pairs_read_in_place": int(in_place)})
         return [ledger_from_status("balance_pairs", n_in, written)]

@@ -154,7 +154,7 @@ DELTA_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
                    "DELTA_PROTOCOL_CHANGED")
 
 
-def delta_conflict(err: BaseException) -> str:
+def delta_conflict(err: BaseException | None) -> str:
     """The first line of a Delta write-conflict error anywhere in the cause chain, else ''."""
     seen = 0
     while err is not None and seen < 10:

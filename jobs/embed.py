@@ -1,32 +1,54 @@
 """embed: silver.images + silver.sentences (kept) -> CLIP embeddings, one encoder for both."""
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.config import Config
+from realsyn.jobs.embedding_tables import check_same_model
+from realsyn.jobs.models import encoder_spec, weights_identity
 from realsyn.jobs.session import session_conf
-from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
+from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.vector_sample import collect_vectors, hash_sample
+from realsyn.udfs.centroid_assign import assign_fn
 from realsyn.udfs.clip_encoder import EncoderSpec
-from realsyn.udfs.embed_batches import embed_images_arrow, embed_texts_arrow
+from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow, embed_texts_arrow
+from realsyn.udfs.semantic_dedup import cluster_pairs_fn
+from realsyn.udfs.union_find import representatives
+from realsyn.udfs.vector_search import fit_kmeans
 
-OUT_DDL = "{key} string, embedding binary, model string, dim int, dtype string, status string, reason string"
+
+@dataclass(frozen=True)
+class DedupParams:
+    """Semantic dedup: k-means granularity and the k-means fit (shared keys with retrieval)."""
+    points_per_cluster: int
+    kmeans_sample: int
+    kmeans_iters: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "DedupParams":
+        return cls(cfg.get("embedding.dedup_points_per_cluster"), cfg.get("retrieval.kmeans_sample"),
+                   cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
 
 
-def encoder_spec(cfg: Config) -> EncoderSpec:
-    preset = cfg.get(f"models.presets.{cfg.get('models.preset')}")
-    weights = ""
-    if cfg.get("models.weights_dir"):
-        weights = os.path.join(os.path.abspath(os.path.expanduser(cfg.get("models.weights_dir"))), "clip")
-        if not os.path.exists(weights):
-            from realsyn.jobs.stage import InputError
-            raise InputError(f"models.weights_dir: {weights} does not exist (expected clip/*.safetensors)")
-    return EncoderSpec(preset["clip"], preset["clip_pretrained"], weights, cfg.get("run.seed"),
-                       cfg.get("embedding.torch_threads"), cfg.get("embedding.mixed_precision"))
+@dataclass(frozen=True)
+class EmbedParams(StageParams):
+    encoder: EncoderSpec
+    batch_size: int
+    storage_dtype: str
+    image_dedup_cosine: float
+    sentence_dedup_cosine: float
+    dedup: DedupParams
+
+    @classmethod
+    def from_config(cls, cfg) -> "EmbedParams":
+        return cls(encoder_spec(cfg), cfg.get("embedding.batch_size"), cfg.get("embedding.storage_dtype"),
+                   cfg.get("images.semantic_dedup_cosine"), cfg.get("sentences.semantic_dedup_cosine"),
+                   DedupParams.from_config(cfg))
 
 
 @contextmanager
@@ -49,83 +71,62 @@ def spread(df: DataFrame, parallelism: int, n_rows: int, batch: int) -> DataFram
     return df.repartition(want)
 
 
-def single_model(df: DataFrame, table: str) -> str | None:
-    """The one model id of an embeddings table; mixing models is refused."""
-    models = [r[0] for r in df.where("status = 'kept'").select("model").distinct().limit(3).collect()]
-    if len(models) > 1:
-        raise ValueError(f"{table} mixes embeddings from several models: {models}; re-run embed with --force")
-    return models[0] if models else None
-
-
-def check_same_model(read, *tables: str) -> str | None:
-    """read: name -> DataFrame (a stage's ctx.read, or the table store's read)."""
-    found = {t: single_model(read(t), t) for t in tables}
-    distinct = {m for m in found.values() if m}
-    if len(distinct) > 1:
-        raise ValueError(f"embeddings come from different models: {found}; re-run embed with --force")
-    return distinct.pop() if distinct else None
-
-
 class Embed(Stage):
     name = "embed"
     description = "CLIP image and text embeddings"
     inputs = ("silver.images", "silver.sentences")  # kept rows only
     outputs = ("silver.image_embeddings", "silver.sentence_embeddings")
-    config_sections = ("models", "embedding", "run", "images", "sentences")
+    Params = EmbedParams
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        cfg = ctx.cfg
-        spec = encoder_spec(cfg)
-        size, dtype = cfg.get("embedding.batch_size"), cfg.get("embedding.storage_dtype")
+    def weights(self, p: EmbedParams) -> dict[str, str]:
+        return weights_identity({"clip": p.encoder.weights})
+
+    def run(self, ctx: Context, p: EmbedParams) -> list[Ledger]:
+        spec, size, dtype = p.encoder, p.batch_size, p.storage_dtype
         parts = ctx.spark.sparkContext.defaultParallelism
         images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
         n_images = images.count()
         image_vecs = (spread(images, parts, n_images, size)
-                      .mapInArrow(embed_images_arrow(spec, size, dtype), OUT_DDL.format(key="image_id")))
+                      .mapInArrow(embed_images_arrow(spec, size, dtype), OUTPUT_DDL.format(key="image_id")))
         with arrow_batch_rows(ctx.spark, size):
             ctx.write("silver.image_embeddings", image_vecs)
         sentences = ctx.read("silver.sentences").where("status = 'kept'").select("sentence_id", "text")
         n_sentences = sentences.count()
         sentence_vecs = (sentences.repartition(max(1, min(parts * 4, n_sentences // size + 1)))
-                         .mapInArrow(embed_texts_arrow(spec, size, dtype), OUT_DDL.format(key="sentence_id")))
+                         .mapInArrow(embed_texts_arrow(spec, size, dtype), OUTPUT_DDL.format(key="sentence_id")))
         with arrow_batch_rows(ctx.spark, size):
             ctx.write("silver.sentence_embeddings", sentence_vecs)
-        check_same_model(ctx.tables.read, "silver.image_embeddings", "silver.sentence_embeddings")
+        check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
         area = ctx.read("silver.images").where("status = 'kept'").groupBy("image_id").agg(
             F.max(F.col("width") * F.col("height")).alias("area"))
         dups = {"images": semantic_dedup(ctx, "silver.image_embeddings", "image_id",
-                                         cfg.get("images.semantic_dedup_cosine"), area),
+                                         p.image_dedup_cosine, area, p.dedup),
                 "sentences": semantic_dedup(ctx, "silver.sentence_embeddings", "sentence_id",
-                                            cfg.get("sentences.semantic_dedup_cosine"), None)}
+                                            p.sentence_dedup_cosine, None, p.dedup)}
         ctx.tracker.metrics({f"semantic_duplicates.{k}": v for k, v in dups.items()})
-        return [ledger_from_status("image_embeddings", n_images, ctx.tables.read("silver.image_embeddings")),
-                ledger_from_status("sentence_embeddings", n_sentences,
-                                   ctx.tables.read("silver.sentence_embeddings"))]
+        return [ledger_from_status("image_embeddings", n_images, ctx.read("silver.image_embeddings")),
+                ledger_from_status("sentence_embeddings", n_sentences, ctx.read("silver.sentence_embeddings"))]
 
 
 MAX_DEDUP_PAIRS = 20_000_000
 
 
-def semantic_dedup(ctx: Context, table: str, key: str, threshold: float, area: DataFrame | None) -> int:
+def semantic_dedup(ctx: Context, table: str, key: str, threshold: float, area: DataFrame | None,
+                   p: DedupParams) -> int:
     """k-means, pairs above the cosine threshold inside each cluster, union-find across all
     pairs; one representative per component stays kept (largest image / first sentence id).
     Rewrites the table's status; returns how many rows became duplicate_semantic."""
-    from realsyn.jobs.cluster import assign_fn, collect_vectors, hash_sample
-    from realsyn.udfs.semantic_dedup import cluster_pairs_fn
-    from realsyn.udfs.union_find import representatives
-    from realsyn.udfs.vector_search import fit_kmeans
-    cfg = ctx.cfg
-    df = ctx.tables.read(table)
+    df = ctx.read(table)
     kept = df.where("status = 'kept'").select(key, "embedding")
     n = kept.count()
     if n < 2:
         return 0
     dim, dtype = df.where("status = 'kept'").select("dim", "dtype").first()
-    k = max(1, n // cfg.get("embedding.dedup_points_per_cluster"))
-    fraction = min(1.0, cfg.get("retrieval.kmeans_sample") / n)
-    _, sample = collect_vectors(hash_sample(kept, key, fraction, cfg.get("run.seed")), key, dim, dtype)
-    centroids = fit_kmeans(sample, k, cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
-    assigned = kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1, cfg.profile == "gpu"),
+    k = max(1, n // p.points_per_cluster)
+    fraction = min(1.0, p.kmeans_sample / n)
+    _, sample = collect_vectors(hash_sample(kept, key, fraction, p.seed), key, dim, dtype)
+    centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed)
+    assigned = kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1),
                                 f"{key} string, embedding binary, cluster_id int, probe int")
     pairs = (assigned.groupBy("cluster_id")
              .applyInPandas(cluster_pairs_fn(key, dim, dtype, threshold), "x string, y string"))

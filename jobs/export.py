@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.stage import RUNS_TABLE, Context, Ledger, Stage
+from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.schemas import REGISTRY
 from realsyn.udfs import dataset_card as card
 from realsyn.udfs.webdataset_shards import write_shards
@@ -42,46 +43,82 @@ def realsyn_rows(ctx: Context) -> DataFrame:
                     F.col("score1").cast("float"), F.col("sim").cast("float"), "cluster_id", "min_cap"))
 
 
+@dataclass(frozen=True)
+class ExportParams(StageParams):
+    work_dir: str
+    caps: tuple[int, ...]
+    sim_min: float
+    sim_max: float
+    seed: int
+    shard_bytes: int
+    resize_to: int
+    webdataset: bool
+    mds: bool
+    mds_shard_bytes: int
+    card_samples: int
+    card_sim_bins: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "ExportParams":
+        e = "export."
+        return cls(cfg.get("run.work_dir"), tuple(cfg.get("balance.caps")), cfg.get("balance.sim_min"),
+                   cfg.get("balance.sim_max"), cfg.get("run.seed"),
+                   **{k: cfg.get(e + k) for k in ("shard_bytes", "resize_to", "webdataset", "mds", "mds_shard_bytes",
+                                                  "card_samples", "card_sim_bins")})
+
+
+def export_ledger(clusters: DataFrame, gold: DataFrame) -> Ledger:
+    """In: the balanced pairs (kept rows of gold.image_clusters). Kept: the gold rows written.
+    Rejected: balanced pairs with no gold row (a text, the synthetic text or the URL missing),
+    found by an anti join, not as the difference."""
+    pairs = clusters.where("status = 'kept'").select("image_id")
+    missing = pairs.join(gold.select("image_id"), "image_id", "left_anti").count()
+    return Ledger("export_pairs", pairs.count(), gold.count(), {"incomplete_pair": missing} if missing else {})
+
+
+# The card counts the rows of every pipeline table; gold.realsyn is read from these five.
+FUNNEL_TABLES = [t for t in REGISTRY if not t.startswith("meta.")]
+GOLD_INPUTS = ("gold.retrievals", "gold.synthetic", "gold.image_clusters", "silver.sentences", "silver.images")
+
+
 class Export(Stage):
     name = "export"
     description = "gold.realsyn, release Parquet per subset, WebDataset shards, dataset card"
-    inputs = ("gold.retrievals", "gold.synthetic", "gold.image_clusters", "silver.sentences", "silver.images")
+    inputs = GOLD_INPUTS + tuple(t for t in FUNNEL_TABLES if t not in GOLD_INPUTS and t != "gold.realsyn")
+    reads_run_records = True             # the card's funnel: every stage's latest ledger
     outputs = ("gold.realsyn",)
-    config_sections = ("export", "balance", "run")
+    Params = ExportParams
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        cfg, spark = ctx.cfg, ctx.spark
-        n_in = ctx.read("gold.image_clusters").where("status = 'kept'").count()
+    def run(self, ctx: Context, p: ExportParams) -> list[Ledger]:
+        spark = ctx.spark
         ctx.write("gold.realsyn", realsyn_rows(ctx), change_data_feed=True)
-        gold = ctx.tables.read("gold.realsyn")
-        kept = gold.count()
-        out_dir = os.path.abspath(os.path.join(cfg.get("run.work_dir"), "export"))
+        gold = ctx.read("gold.realsyn")
+        out_dir = os.path.abspath(os.path.join(p.work_dir, "export"))
         counts, writers = {}, []
-        for cap in cfg.get("balance.caps"):
+        for cap in p.caps:
             subset = gold.where(F.col("min_cap") <= cap)
             counts[cap] = subset.count()
             folder = f"{out_dir}/realsyn_cap{cap}"
-            self.write_release(spark, subset, folder, cfg.get("export.shard_bytes"))
+            self.write_release(spark, subset, folder, p.shard_bytes)
             writers.append(Ledger(f"release_cap{cap}", counts[cap], spark.read.parquet(folder).count()))
         images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes").dropDuplicates(["image_id"])
         files = ["Release Parquet: `realsyn_cap<t>/train-000NN-of-000MM.parquet`, columns "
                  + ", ".join(RELEASE_COLUMNS) + "."]
-        if cfg.get("export.webdataset"):
-            top_cap = max(cfg.get("balance.caps"))
+        if p.webdataset:
+            top_cap = max(p.caps)
             wds = write_shards(gold.where(F.col("min_cap") <= top_cap).join(images, "image_id"),
-                               f"{out_dir}/webdataset", cfg.get("export.resize_to"))
+                               f"{out_dir}/webdataset", p.resize_to)
             writers.append(Ledger("webdataset", wds["rows_in"], wds["written"], wds["rejected"]))
             files.append("WebDataset: `webdataset/*.tar` (`KEY.jpg`, `KEY.txt` = text1, `KEY.json`).")
-        if cfg.get("export.mds"):
+        if p.mds:
             from realsyn.jobs.torch_data import write_mds
-            mds_in, mds_written = write_mds(gold, f"{out_dir}/mds", cfg.get("export.mds_shard_bytes"))
+            mds_in, mds_written = write_mds(gold, f"{out_dir}/mds", p.mds_shard_bytes)
             writers.append(Ledger("mds", mds_in, mds_written))
             files.append("PyTorch: `mds/`, Mosaic Streaming MDS of all gold.realsyn rows "
                          "(`realsyn.jobs.torch_data.gold_dataset`; min_cap -1 = in no subset).")
-        missing = n_in - kept
-        ledger = Ledger("export_pairs", n_in, kept, {"incomplete_pair": missing} if missing else {})
+        ledger = export_ledger(ctx.read("gold.image_clusters"), gold)
         os.makedirs(out_dir, exist_ok=True)
-        written = write_card(ctx, gold, images, counts, [ledger, *writers], files, out_dir)
+        written = write_card(ctx, p, gold, images, counts, [ledger, *writers], files, out_dir)
         for path in written:
             ctx.tracker.artifact(path, "dataset_card")
         ctx.tracker.metrics({f"subset_{c}": n for c, n in counts.items()})
@@ -121,47 +158,34 @@ def rename_shards(spark, tmp: str, folder: str, shards: int) -> None:
     fs.rename(src, dst)
 
 
-FUNNEL_TABLES = [t for t in REGISTRY if not t.startswith("meta.")]
-
-
 def stage_funnel(ctx: Context, this_run: list[Ledger]) -> list[dict]:
     """The latest recorded ledgers of every stage (meta.stage_runs), then this run's."""
     rows = []
-    if ctx.tables.exists(RUNS_TABLE):
-        runs = ctx.tables.read(RUNS_TABLE).where(F.col("stage") != ctx.stage.name).toArrow().to_pylist()
-        latest: dict[str, dict] = {}
-        for r in runs:
-            if r["stage"] not in latest or r["finished_at"] > latest[r["stage"]]["finished_at"]:
-                latest[r["stage"]] = r
-        from realsyn.jobs.pipeline import stage_names
-        order = {n: i for i, n in enumerate(stage_names())}
-        for r in sorted(latest.values(), key=lambda r: order.get(r["stage"], len(order))):
-            for name, led in json.loads(r["ledger"] or "{}").items():
-                rows.append({"stage": r["stage"], "ledger": name, "in": led["in"], "kept": led["kept"],
-                             "rejected": led["rejected"]})
+    for r in ctx.latest_runs():
+        for name, led in json.loads(r["ledger"] or "{}").items():
+            rows.append({"stage": r["stage"], "ledger": name, "in": led["in"], "kept": led["kept"],
+                         "rejected": led["rejected"]})
     rows.extend({"stage": ctx.stage.name, "ledger": led.name, "in": led.rows_in, "kept": led.kept,
                  "rejected": led.rejected} for led in this_run)
     return rows
 
 
 def table_counts(ctx: Context) -> dict[str, dict]:
-    """Rows and kept rows of each pipeline table (for the card only: not stage inputs)."""
+    """Rows and kept rows of each pipeline table (declared inputs of export, for the card)."""
     out = {}
     for name in FUNNEL_TABLES:
-        if not ctx.tables.exists(name):
-            continue
-        df = ctx.tables.read(name)
+        df = ctx.read(name)
         kept = F.count(F.when(F.col("status") == "kept", 1)) if "status" in df.columns else F.count(F.lit(1))
         row = df.agg(F.count(F.lit(1)).alias("rows"), kept.alias("kept")).first()
         out[name] = {"rows": int(row["rows"]), "kept": int(row["kept"])}
     return out
 
 
-def write_card(ctx: Context, gold: DataFrame, images: DataFrame, counts: dict, ledgers: list[Ledger],
+def write_card(ctx: Context, p: ExportParams, gold: DataFrame, images: DataFrame, counts: dict,
+               ledgers: list[Ledger],
                files: list[str], out_dir: str) -> list[str]:
     """README.md with the funnel, subset counts and figures (PNGs); returns the files."""
-    cfg = ctx.cfg
-    caps = sorted(cfg.get("balance.caps"))
+    caps = sorted(p.caps)
     clusters = ctx.read("gold.image_clusters")
     per_cluster = (clusters.where("status = 'kept'").groupBy("cluster_id")
                    .agg(F.count(F.lit(1)).alias("size"),
@@ -169,24 +193,24 @@ def write_card(ctx: Context, gold: DataFrame, images: DataFrame, counts: dict, l
                    .toArrow())
     sizes = per_cluster.column("size").to_numpy()
     capped = {c: per_cluster.column(f"cap{c}").to_numpy() for c in caps}
-    bins = cfg.get("export.card_sim_bins")
+    bins = p.card_sim_bins
     edges = np.linspace(-1.0, 1.0, bins + 1)
     bucket = F.least(F.greatest(F.floor((F.col("sim") + 1.0) / (2.0 / bins)), F.lit(0)), F.lit(bins - 1))
     hist = np.zeros(bins, dtype=np.int64)
     for r in clusters.where(F.col("sim").isNotNull()).groupBy(bucket.cast("int").alias("b")).count().collect():
         hist[r["b"]] = r["count"]
-    seed = cfg.get("run.seed")
+    seed = p.seed
     samples = (gold.where(F.col("min_cap").isNotNull()).join(images, "image_id")
-               .orderBy(F.xxhash64("image_id", F.lit(seed)), "image_id").limit(cfg.get("export.card_samples"))
+               .orderBy(F.xxhash64("image_id", F.lit(seed)), "image_id").limit(p.card_samples)
                .select("bytes", "text1", "syn_text").toArrow().to_pylist())
     figures = {
         "cluster sizes before and after balancing": os.path.basename(
             card.cluster_size_png(f"{out_dir}/cluster_sizes.png", sizes, capped)),
         "image-text similarity": os.path.basename(card.similarity_png(
-            f"{out_dir}/similarity.png", edges, hist, (cfg.get("balance.sim_min"), cfg.get("balance.sim_max")))),
+            f"{out_dir}/similarity.png", edges, hist, (p.sim_min, p.sim_max))),
         "sample pairs": os.path.basename(card.sample_grid_png(f"{out_dir}/samples.png", samples)),
     }
-    data = {"run": ctx.run_id, "config_hash": ctx.stage.config_hash(cfg), "gold_rows": ledgers[0].kept,
+    data = {"run": ctx.run_id, "config_hash": ctx.params_hash, "gold_rows": ledgers[0].kept,
             "subsets": counts, "stages": stage_funnel(ctx, ledgers), "tables": table_counts(ctx), "files": files,
             "clusters": int(len(sizes))}
     with open(f"{out_dir}/README.md", "w") as fh:

@@ -6,12 +6,13 @@ image slots -> distinct URLs -> fetch + decode (mapInPandas) -> quality filter (
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.stage import Context, Ledger, Stage, ledger_from_status
+from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.udfs.fetch import FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
 from realsyn.udfs.image_decode import DecodeLimits
@@ -67,37 +68,53 @@ def near_duplicate_pairs(images: DataFrame, max_hamming: int) -> DataFrame:
             .select(F.col("a.image_id").alias("x"), F.col("b.image_id").alias("y")).distinct())
 
 
+@dataclass(frozen=True)
+class ExtractImagesParams(StageParams):
+    fetch: FetchSettings
+    decode: DecodeLimits
+    min_side_px: int
+    max_aspect_ratio: float
+    phash_max_hamming: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "ExtractImagesParams":
+        decode = DecodeLimits(cfg.get("images.max_pixels"), cfg.get("images.max_jpeg_scans"),
+                              tuple(cfg.get("images.formats")))
+        return cls(FetchSettings.from_conf(cfg.section("fetch")), decode,
+                   cfg.get("images.min_side_px"), cfg.get("images.max_aspect_ratio"),
+                   cfg.get("images.phash_max_hamming"))
+
+
 class ExtractImages(Stage):
     name = "extract_images"
     description = "fetch, decode, filter and dedup every image URL"
     inputs = ("bronze.documents",)
     outputs = ("silver.images",)
-    config_sections = ("fetch", "images")
+    Params = ExtractImagesParams
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        spark, cfg = ctx.spark, ctx.cfg
+    def run(self, ctx: Context, p: ExtractImagesParams) -> list[Ledger]:
+        spark = ctx.spark
         slots = image_slots(ctx.read("bronze.documents"))
         # One job counts slots and URLs; the URL list is cached for the fetch.
         urls = distinct_urls(slots).persist(StorageLevel.MEMORY_AND_DISK)
         counts = urls.agg(F.count("*").alias("urls"), F.sum("n_slots").alias("slots")).first()
         n_urls, n_slots = counts["urls"], counts["slots"] or 0
         parts = max(spark.sparkContext.defaultParallelism, n_urls // 500 + 1)
-        settings = FetchSettings.from_conf(cfg.section("fetch"))
         fetched = (urls.repartition(parts, "url_id").select("url_id", "url")
-                   .mapInPandas(partition_fn(settings, DecodeLimits.from_conf(cfg.section("images"))), OUTPUT_DDL))
+                   .mapInPandas(partition_fn(p.fetch, p.decode), OUTPUT_DDL))
         # Fetching is the expensive, non-repeatable part: cached, computed once by the first
         # action on the (also cached) pool below.
         fetched = fetched.persist(StorageLevel.MEMORY_AND_DISK)
         pool = urls.drop("n_slots").join(fetched, "url_id")
         pool = pool.withColumn("reason", F.coalesce(
-            F.col("fetch_reason"), quality_reason(cfg.get("images.min_side_px"), cfg.get("images.max_aspect_ratio"))))
+            F.col("fetch_reason"), quality_reason(p.min_side_px, p.max_aspect_ratio)))
         first_copy = Window.partitionBy("image_id").orderBy("url_id")
         pool = pool.withColumn("copy", F.when(F.col("reason").isNull(), F.row_number().over(first_copy)))
         pool = pool.withColumn("reason", F.when(F.col("copy") > 1, "duplicate_exact").otherwise(F.col("reason")))
         pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
 
         candidates = pool.where(F.col("reason").isNull()).select("image_id", "phash", "width", "height")
-        pairs = near_duplicate_pairs(candidates, cfg.get("images.phash_max_hamming")).persist()
+        pairs = near_duplicate_pairs(candidates, p.phash_max_hamming).persist()
         n_pairs = pairs.count()
         if n_pairs > MAX_DEDUP_PAIRS:
             raise RuntimeError(f"{n_pairs} near-duplicate pairs exceed {MAX_DEDUP_PAIRS}; lower images.phash_max_hamming")
@@ -117,7 +134,7 @@ class ExtractImages(Stage):
         ctx.write("silver.images", out)
         for df in (fetched, pool, pairs, urls):
             df.unpersist()
-        ledger = ledger_from_status("images", n_slots, ctx.tables.read("silver.images"))
+        ledger = ledger_from_status("images", n_slots, ctx.read("silver.images"))
         ledger.rejected["duplicate_url"] = n_slots - n_urls
         ctx.tracker.metrics({"images.near_duplicate_pairs": n_pairs})
         log_funnel(ctx.tracker, ledger, IMAGE_STAGES, "image slots", "extract_images: rows left after each filter")

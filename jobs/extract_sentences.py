@@ -8,14 +8,17 @@ words (pandas UDF, no corpus statistics) -> perplexity (causal LM UDF, when enab
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from dataclasses import dataclass
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage, ledger_from_status
+from realsyn.jobs.models import preset_model, weights_folder, weights_identity
+from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
 from realsyn.udfs.perplexity import PplSpec, perplexity_batches
@@ -53,52 +56,77 @@ def word_entropy(text: Column) -> Column:
     return F.pandas_udf(entropy_batch, "double")(text)
 
 
-def quality_reason(cfg) -> F.Column:
+@dataclass(frozen=True)
+class ExtractSentencesParams(StageParams):
+    splitter: str
+    reject_emoji: bool
+    reject_urls: bool
+    min_words: int
+    max_words: int
+    complexity_filter: bool
+    complexity_model: str
+    complexity_batch_size: int
+    min_complexity: int
+    require_action: bool
+    entropy_min: float
+    perplexity_filter: bool
+    ppl_min: float
+    ppl_max: float
+    ppl: PplSpec
+
+    @classmethod
+    def from_config(cls, cfg) -> "ExtractSentencesParams":
+        s = "sentences."
+        ppl = PplSpec(preset_model(cfg, "ppl_lm"), weights_folder(cfg, "ppl_lm"), cfg.get("run.seed"),
+                      cfg.get(s + "ppl_batch_size"), cfg.get(s + "ppl_max_tokens"), cfg.get("embedding.torch_threads"))
+        return cls(**{k: cfg.get(s + k) for k in (
+            "splitter", "reject_emoji", "reject_urls", "min_words", "max_words", "complexity_filter",
+            "complexity_model", "complexity_batch_size", "min_complexity", "require_action", "entropy_min",
+            "perplexity_filter", "ppl_min", "ppl_max")}, ppl=ppl)
+
+
+def quality_reason(p: ExtractSentencesParams) -> F.Column:
     reason = F.lit(None).cast("string")
     checks = [(F.col("text").rlike(CONTROL_RE), "control_characters")]
-    if cfg.get("sentences.reject_emoji"):
+    if p.reject_emoji:
         checks.append((F.col("text").rlike(EMOJI_RE), "emoji"))
-    if cfg.get("sentences.reject_urls"):
+    if p.reject_urls:
         checks.append((F.col("text").rlike(URL_RE), "url"))
-    checks.append((F.col("n_words") < cfg.get("sentences.min_words"), "too_few_words"))
-    checks.append((F.col("n_words") > cfg.get("sentences.max_words"), "too_many_words"))
+    checks.append((F.col("n_words") < p.min_words, "too_few_words"))
+    checks.append((F.col("n_words") > p.max_words, "too_many_words"))
     expr = None
     for cond, name in checks:
         expr = F.when(cond, name) if expr is None else expr.when(cond, name)
     return expr if expr is not None else reason
 
 
-def ppl_spec(cfg) -> PplSpec:
-    import os
-    name = cfg.get(f"models.presets.{cfg.get('models.preset')}.ppl_lm")
-    local = ""
-    if cfg.get("models.weights_dir"):
-        local = os.path.join(os.path.abspath(os.path.expanduser(cfg.get("models.weights_dir"))), "ppl_lm")
-        local = local if os.path.isdir(local) else ""
-    return PplSpec(name, local, cfg.get("run.seed"), cfg.get("sentences.ppl_batch_size"),
-                   cfg.get("sentences.ppl_max_tokens"), cfg.get("embedding.torch_threads"))
-
-
-def complexity_spec(cfg) -> cat.ComplexitySpec | None:
+def complexity_spec(p: ExtractSentencesParams) -> cat.ComplexitySpec | None:
     """The CAT filter runs when it is on and a spaCy pipeline is configured (none ships here)."""
-    model = cfg.get("sentences.complexity_model")
-    if not cfg.get("sentences.complexity_filter") or not model:
+    if not p.complexity_filter or not p.complexity_model:
         return None
     try:
-        return cat.ComplexitySpec(cat.resolve(model), cfg.get("sentences.complexity_batch_size"))
+        return cat.ComplexitySpec(cat.resolve(p.complexity_model), p.complexity_batch_size)
     except cat.ComplexityModelError as err:
         raise InputError(str(err)) from None
 
 
-def complexity_reason(cfg, pool: DataFrame, spec: cat.ComplexitySpec) -> DataFrame:
+def complexity_reason(p: ExtractSentencesParams, pool: DataFrame, spec: cat.ComplexitySpec) -> DataFrame:
     """Parse only sentences no cheaper filter rejected (others reach the UDF as null)."""
     parse = F.pandas_udf(cat.complexity_batches(spec), cat.OUTPUT_DDL)
     pool = pool.withColumn("cat", parse(F.when(F.col("reason").isNull(), F.col("text"))))
     pool = pool.withColumn("complexity", F.col("cat.complexity")).withColumn("has_action", F.col("cat.has_action"))
-    check = F.when(F.col("complexity") < cfg.get("sentences.min_complexity"), "low_complexity")
-    if cfg.get("sentences.require_action"):
+    check = F.when(F.col("complexity") < p.min_complexity, "low_complexity")
+    if p.require_action:
         check = check.when(~F.col("has_action"), "no_action")
     return pool.withColumn("reason", F.coalesce(F.col("reason"), check)).drop("cat")
+
+
+def sentence_ledger(n_occurrences: int, written: DataFrame) -> Ledger:
+    """In: the sentence occurrences read. Kept and rejected by reason, and every occurrence
+    after a sentence's first (duplicate_sentence), all counted from the written rows."""
+    ledger = ledger_from_status("sentences", n_occurrences, written)
+    ledger.rejected["duplicate_sentence"] = written.agg(F.sum(F.col("n_occurrences") - 1)).first()[0] or 0
+    return ledger
 
 
 class ExtractSentences(Stage):
@@ -106,37 +134,40 @@ class ExtractSentences(Stage):
     description = "split, filter and dedup every sentence"
     inputs = ("bronze.documents",)
     outputs = ("silver.sentences",)
-    config_sections = ("sentences", "models", "embedding", "run")
+    Params = ExtractSentencesParams
 
-    def external_inputs(self, ctx: Context) -> dict:
-        spec = complexity_spec(ctx.cfg)
-        return {"complexity_model": cat.fingerprint(spec.model)} if spec else {}
+    def weights(self, p: ExtractSentencesParams) -> dict[str, str]:
+        out = weights_identity({"ppl_lm": p.ppl.local_dir}) if p.perplexity_filter else {}
+        spec = complexity_spec(p)
+        if spec:
+            out.update(weights_identity({"complexity_model": spec.model}) if os.path.isdir(spec.model)
+                       else {"complexity_model": cat.package_identity(spec.model)})
+        return out
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        cfg = ctx.cfg
-        cx = complexity_spec(cfg)
-        if cfg.get("sentences.complexity_filter") and not cx:
+    def run(self, ctx: Context, p: ExtractSentencesParams) -> list[Ledger]:
+        cx = complexity_spec(p)
+        if p.complexity_filter and not cx:
             log.warning("sentences.complexity_filter is on but sentences.complexity_model is empty: "
                         "the CAT complexity filter does not run (recorded as filter_ran.complexity=False)")
-        occ = sentence_occurrences(ctx.read("bronze.documents"), cfg.get("sentences.splitter"))
+        occ = sentence_occurrences(ctx.read("bronze.documents"), p.splitter)
         pool = occ.groupBy("sentence_id").agg(F.min("text").alias("text"), F.count("*").alias("n_occurrences"))
         pool = pool.persist()
         n_occurrences = pool.agg(F.sum("n_occurrences")).first()[0] or 0
         pool = pool.withColumn("n_words", F.size(F.split(F.trim("text"), WORD_SPLIT)).cast("int"))
         pool = pool.withColumn("entropy", word_entropy(F.col("text")))
-        pool = pool.withColumn("reason", quality_reason(cfg))
+        pool = pool.withColumn("reason", quality_reason(p))
         if cx:
-            pool = complexity_reason(cfg, pool, cx)
+            pool = complexity_reason(p, pool, cx)
         else:
             pool = (pool.withColumn("complexity", F.lit(None).cast("int"))
                     .withColumn("has_action", F.lit(None).cast("boolean")))
         pool = pool.withColumn("reason", F.coalesce(
-            F.col("reason"), F.when(F.col("entropy") < cfg.get("sentences.entropy_min"), "low_entropy")))
-        ppl_on = cfg.get("sentences.perplexity_filter")
+            F.col("reason"), F.when(F.col("entropy") < p.entropy_min, "low_entropy")))
+        ppl_on = p.perplexity_filter
         if ppl_on:  # only sentences that passed the cheaper filters reach the LM
-            ppl_udf = F.pandas_udf(perplexity_batches(ppl_spec(cfg)), "double")
+            ppl_udf = F.pandas_udf(perplexity_batches(p.ppl), "double")
             pool = pool.withColumn("perplexity", ppl_udf(F.when(F.col("reason").isNull(), F.col("text"))))
-            lo, hi = cfg.get("sentences.ppl_min"), cfg.get("sentences.ppl_max")
+            lo, hi = p.ppl_min, p.ppl_max
             pool = pool.withColumn("reason", F.coalesce(
                 F.col("reason"),
                 # NaN reaches Spark as null through Arrow: either way the LM gave no value.
@@ -144,8 +175,7 @@ class ExtractSentences(Stage):
                  .when(F.col("perplexity") < lo, "low_perplexity").when(F.col("perplexity") > hi, "high_perplexity")))
         else:
             pool = pool.withColumn("perplexity", F.lit(None).cast("double"))
-        ran = {"splitter": cfg.get("sentences.splitter"), "emoji": cfg.get("sentences.reject_emoji"),
-               "url": cfg.get("sentences.reject_urls"), "word_count": True, "entropy": True,
+        ran: dict[str, object] = {"splitter": p.splitter, "emoji": p.reject_emoji, "url": p.reject_urls, "word_count": True, "entropy": True,
                "perplexity": bool(ppl_on),
                # Only with a configured spaCy pipeline: recorded so no run claims it ran.
                "complexity": bool(cx), "complexity_model": cx.model if cx else ""}
@@ -158,10 +188,8 @@ class ExtractSentences(Stage):
         ctx.write("silver.sentences", out)
         pool.unpersist()
         ctx.tracker.dict(ran, "filters_ran.json")
-        ctx.tracker.params({f"filter_ran.{k}": v for k, v in ran.items()})
-        ledger = ledger_from_status("sentences", n_occurrences, ctx.tables.read("silver.sentences"))
-        distinct = ledger.kept + ledger.rejected_total
-        ledger.rejected["duplicate_sentence"] = n_occurrences - distinct
+        ctx.tracker.params({f"filter_ran.{k}": str(v) for k, v in ran.items()})
+        ledger = sentence_ledger(n_occurrences, ctx.read("silver.sentences"))
         not_run = {label for label, on in (("complexity + action", cx), ("perplexity", ppl_on)) if not on}
         log_funnel(ctx.tracker, ledger, SENTENCE_STAGES, "sentence occurrences",
                    "extract_sentences: rows left after each filter", frozenset(not_run))

@@ -1,38 +1,50 @@
 """generate: images + R1 -> gold.synthetic (caption, tags, fused syn_text) per image."""
 from __future__ import annotations
 
-import os
 import sys
+from dataclasses import dataclass
 
 from pyspark.sql import functions as F
 
-from realsyn.jobs.cluster import embedding_meta
-from realsyn.jobs.embed import check_same_model, encoder_spec
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage, ledger_from_status
-from realsyn.udfs.clip_encoder import Encoder
+from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weights_identity
+from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.tag_mining import mine_tags
+from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
 from realsyn.udfs.generation_models import GenSpec, vllm_importable
 from realsyn.udfs.synthesis import OUTPUT_DDL, synthesize
-from realsyn.udfs.tag_vocabulary import merge_user_tags, mine_tags
+from realsyn.udfs.tag_vocabulary import merge_user_tags
 
 
-def gen_spec(cfg) -> GenSpec:
-    preset = cfg.get(f"models.presets.{cfg.get('models.preset')}")
-    local = {}
-    for role in ("captioner", "llm"):
-        local[role] = ""
-        if cfg.get("models.weights_dir"):
-            folder = os.path.join(os.path.abspath(os.path.expanduser(cfg.get("models.weights_dir"))), role)
-            if not os.path.isdir(folder):
-                raise InputError(f"models.weights_dir: {folder} does not exist (save_pretrained folder expected)")
-            local[role] = folder
-    engine = cfg.get("generation.engine")
-    if engine == "vllm" and not vllm_importable():   # fail before any task starts
+@dataclass(frozen=True)
+class GenerateParams(StageParams):
+    encoder: EncoderSpec            # the CLIP of the image embeddings, for the tags
+    models: GenSpec
+    prompt_template: str
+    tag_vocab_size: int
+    user_tags: tuple[str, ...]
+    tag_top_m: int
+    tag_min_score: float
+    batch_size: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "GenerateParams":
+        g = "generation."
+        models = GenSpec(preset_model(cfg, "captioner"), preset_model(cfg, "llm"), weights_folder(cfg, "captioner"),
+                         weights_folder(cfg, "llm"), cfg.get("run.seed"), cfg.get(g + "caption_max_new_tokens"),
+                         cfg.get(g + "caption_num_beams"), cfg.get(g + "llm_max_new_tokens"),
+                         cfg.get("embedding.torch_threads"), cfg.get(g + "engine"), cfg.get(g + "vllm_gpu_memory"))
+        return cls(encoder_spec(cfg), models, cfg.get(g + "prompt_template"), cfg.get(g + "tag_vocab_size"),
+                   tuple(cfg.get(g + "user_tags")), cfg.get(g + "tag_top_m"), cfg.get(g + "tag_min_score"),
+                   cfg.get(g + "batch_size"))
+
+
+def gen_spec(p: GenerateParams) -> GenSpec:
+    """The generation models, checked before any task starts."""
+    if p.models.engine == "vllm" and not vllm_importable():
         raise InputError("generation.engine: vllm, but the vllm package is not installed; "
                          "install it on a GPU cluster or set generation.engine to auto or transformers")
-    return GenSpec(preset["captioner"], preset["llm"], local["captioner"], local["llm"], cfg.get("run.seed"),
-                   cfg.get("generation.caption_max_new_tokens"), cfg.get("generation.caption_num_beams"),
-                   cfg.get("generation.llm_max_new_tokens"), cfg.get("embedding.torch_threads"),
-                   engine, cfg.get("generation.vllm_gpu_memory"))
+    return p.models
 
 
 class Generate(Stage):
@@ -40,21 +52,24 @@ class Generate(Stage):
     description = "caption + tags + LLM fusion into one synthetic text per image"
     inputs = ("silver.images", "silver.image_embeddings", "silver.sentences", "gold.retrievals")
     outputs = ("gold.synthetic",)
-    config_sections = ("generation", "models", "embedding", "run")
+    Params = GenerateParams
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        cfg = ctx.cfg
+    def weights(self, p: GenerateParams) -> dict[str, str]:
+        return weights_identity({"clip": p.encoder.weights, "captioner": p.models.captioner_dir,
+                                 "llm": p.models.llm_dir})
+
+    def run(self, ctx: Context, p: GenerateParams) -> list[Ledger]:
         emb = ctx.read("silver.image_embeddings")
         image_model = check_same_model(ctx.read, "silver.image_embeddings")
         dim, dtype = embedding_meta(emb)
-        tags = merge_user_tags(mine_tags(ctx.read("silver.sentences"), cfg.get("generation.tag_vocab_size")),
-                               cfg.get("generation.user_tags"), cfg.get("generation.tag_vocab_size"))
-        encoder = Encoder(encoder_spec(cfg))   # the same CLIP as the image embeddings
+        tags = merge_user_tags(mine_tags(ctx.read("silver.sentences"), p.tag_vocab_size),
+                               list(p.user_tags), p.tag_vocab_size)
+        encoder = Encoder(p.encoder)   # the same CLIP as the image embeddings
         if image_model and encoder.model_id != image_model:
             raise InputError(f"tags would be embedded with {encoder.model_id} but images use {image_model}")
         tag_blob = encoder.encode_texts(tags).astype("<f4").tobytes() if tags else b""
         ctx.tracker.text("\n".join(tags), "tags/vocabulary.txt")
-        ctx.tracker.text(cfg.get("generation.prompt_template"), "prompt_template.txt")
+        ctx.tracker.text(p.prompt_template, "prompt_template.txt")
 
         r1 = (ctx.read("gold.retrievals").where("rank = 1")
               .join(ctx.read("silver.sentences").select("sentence_id", F.col("text").alias("r1")), "sentence_id")
@@ -64,9 +79,8 @@ class Generate(Stage):
         images = (kept.join(r1, "image_id")
                   .join(ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes"), "image_id"))
         parts = max(1, ctx.spark.sparkContext.defaultParallelism)
-        fn = synthesize(gen_spec(cfg), cfg.get("generation.prompt_template"), dim, dtype, tags, tag_blob,
-                        cfg.get("generation.tag_top_m"), cfg.get("generation.tag_min_score"),
-                        cfg.get("generation.batch_size"))
+        fn = synthesize(gen_spec(p), p.prompt_template, dim, dtype, tags, tag_blob, p.tag_top_m, p.tag_min_score,
+                        p.batch_size)
         made = images.repartition(parts, "image_id").mapInPandas(fn, OUTPUT_DDL)
         no_r1 = kept.join(r1, "image_id", "left_anti").select(
             "image_id", F.lit(None).cast("string").alias("caption"), F.array().cast("array<string>").alias("tags"),
@@ -74,7 +88,7 @@ class Generate(Stage):
             F.lit("rejected").alias("status"), F.lit("no_raw_text").alias("reason"))
         out = made.unionByName(no_r1).withColumn("models", F.from_json("models", "map<string,string>"))
         ctx.write("gold.synthetic", out.select("image_id", "caption", "tags", "syn_text", "models", "status", "reason"))
-        return [ledger_from_status("synthetic", n_in, ctx.tables.read("gold.synthetic"))]
+        return [ledger_from_status("synthetic", n_in, ctx.read("gold.synthetic"))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,13 @@ refusal is recorded in silver.images, so one odd URL does not cost a document it
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage
+from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.schemas import spec
 
 EXPECTED_TYPES = {"images": ArrayType(StringType()), "texts": ArrayType(StringType()),
@@ -81,27 +82,42 @@ def raw_json(df: DataFrame, cols: list[str], limit: int):
     return F.substring(F.to_json(F.struct(*[F.col(c) for c in cols])), 1, limit)
 
 
+@dataclass(frozen=True)
+class IngestParams(StageParams):
+    input: str
+    max_slots: int
+    max_text_chars: int
+    max_url_chars: int
+    rejects_sample_chars: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "IngestParams":
+        return cls(cfg.get("run.input"), cfg.get("ingest.max_slots"), cfg.get("ingest.max_text_chars"),
+                   cfg.get("ingest.max_url_chars"), cfg.get("ingest.rejects_sample_chars"))
+
+
 class Ingest(Stage):
     name = "ingest"
     description = "OBELICS parquet -> bronze.documents"
     outputs = ("bronze.documents", "bronze.document_rejects")
-    config_sections = ("run", "ingest")
+    Params = IngestParams
 
-    def external_inputs(self, ctx: Context) -> dict:
-        files = list_input_files(ctx.spark, ctx.cfg.get("run.input"))
+    def external_inputs(self, ctx: Context, p: IngestParams) -> dict:
+        files = list_input_files(ctx.spark, p.input)
         jvm = ctx.spark._jvm
         out = {}
         for f in files:
-            p = jvm.org.apache.hadoop.fs.Path(f)
-            st = p.getFileSystem(ctx.spark._jsc.hadoopConfiguration()).getFileStatus(p)
+            path = jvm.org.apache.hadoop.fs.Path(f)
+            st = path.getFileSystem(ctx.spark._jsc.hadoopConfiguration()).getFileStatus(path)
             out[f] = [st.getLen(), st.getModificationTime()]
         return out
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        spark, cfg = ctx.spark, ctx.cfg
-        files = list_input_files(spark, cfg.get("run.input"))
-        sample_chars = cfg.get("ingest.rejects_sample_chars")
-        good, bad = [], []
+    def run(self, ctx: Context, p: IngestParams) -> list[Ledger]:
+        spark = ctx.spark
+        files = list_input_files(spark, p.input)
+        sample_chars = p.rejects_sample_chars
+        good: list[tuple[str, list[str]]] = []
+        bad: list[tuple[str, list[str]]] = []
         for f in files:
             try:
                 schema = spark.read.parquet(f).schema
@@ -127,8 +143,7 @@ class Ingest(Stage):
                 *EXPECTED_TYPES, F.col("_metadata.file_path").alias("source_file"),
                 F.col("_metadata.row_index").cast("long").alias("row_index"))
             rows_in += docs.count()
-            checked = docs.withColumn("reason", reason_expr(
-                cfg.get("ingest.max_slots"), cfg.get("ingest.max_text_chars"), cfg.get("ingest.max_url_chars")))
+            checked = docs.withColumn("reason", reason_expr(p.max_slots, p.max_text_chars, p.max_url_chars))
             checked = checked.withColumn(
                 "doc_id", F.sha2(F.to_json(F.struct("images", "texts")), 256))
             # Exact duplicate documents collapse: the first valid occurrence (by file, row) is kept.
@@ -158,9 +173,9 @@ class Ingest(Stage):
         if good:
             checked.unpersist()
 
-        kept = ctx.tables.read("bronze.documents").count()
+        kept = ctx.read("bronze.documents").count()
         by_reason = {r["reason"]: r["count"] for r in
-                     ctx.tables.read("bronze.document_rejects").groupBy("reason").count().collect()}
+                     ctx.read("bronze.document_rejects").groupBy("reason").count().collect()}
         return [Ledger("documents", rows_in, kept, by_reason)]
 
 

@@ -1,4 +1,5 @@
-"""Runs stages in order under one MLflow parent run; skips stages whose inputs did not change."""
+"""Runs stages in order under one MLflow parent run; skips a stage whose fingerprint (parameters,
+code, weights, inputs) matches its last run."""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,7 @@ from realsyn.jobs.config import Config
 from realsyn.jobs.console import StageProgress
 from realsyn.jobs.redact import redact_text
 from realsyn.jobs.session import get_spark
-from realsyn.jobs.stage import Context, Ledger, Stage, is_up_to_date, record_run
+from realsyn.jobs.stage import Context, Ledger, Stage, is_up_to_date, params_flat, params_hash, record_run
 from realsyn.jobs.tables import TableStore
 from realsyn.jobs.tracking import Tracker
 
@@ -93,13 +94,14 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
 
 
 def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None) -> StageOutcome:
-    ctx = Context(spark, cfg, tables, tracker, stage, run_id)
+    params = stage.Params.from_config(cfg)
+    ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params), tuple(stage_names()))
     input_versions = {t: tables.version(t) for t in stage.inputs}
     missing = [t for t, v in input_versions.items() if v is None]
     if missing:
         from realsyn.jobs.tables import MissingTable
         raise MissingTable(f"stage {stage.name} needs {', '.join(missing)}; run the earlier stages first")
-    fingerprint = stage.fingerprint(ctx, input_versions)
+    fingerprint = stage.fingerprint(params, input_versions, stage.external_inputs(ctx, params), stage.weights(params))
     if not force and is_up_to_date(tables, stage, fingerprint):
         with tracker.run(stage.name, nested=True, tags={"skipped": "true"}):
             tracker.metrics({"skipped": 1})
@@ -108,10 +110,10 @@ def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, cons
     say(f"[{stage.name}] started")
     t0 = time.perf_counter()
     with tracker.run(stage.name, nested=True, tags={"skipped": "false"}) as active:
-        tracker.params({k: v for k, v in cfg.flat().items() if k.split(".")[0] in stage.config_sections})
+        tracker.params(params_flat(params))
         spark.sparkContext.setJobGroup(stage.name, f"realsyn stage {stage.name}")
         with StageProgress(spark, stage.name, console) if console else contextlib.nullcontext():
-            ledgers = stage.run(ctx)
+            ledgers = stage.run(ctx, params)
         seconds = time.perf_counter() - t0
         for ledger in ledgers:
             ledger.check(stage.name)
@@ -121,7 +123,7 @@ def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, cons
             metrics[f"{ledger.name}.rows_per_s"] = ledger.rows_in / seconds if seconds else 0.0
         tracker.metrics(metrics)
         tracker.dict({l.name: l.as_dict() for l in ledgers}, "ledger.json")
-        record_run(ctx, stage, fingerprint, input_versions, ledgers, seconds,
+        record_run(tables, ctx, stage, fingerprint, input_versions, ledgers, seconds,
                    active.info.run_id if active else "")
     say(f"[{stage.name}] " + "; ".join(ledger.line() for ledger in ledgers) + f" ({seconds:.1f}s)")
     return StageOutcome(stage.name, False, seconds, ledgers)

@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.cluster import embedding_meta, partition_keys
-from realsyn.jobs.embed import check_same_model
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage
+from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.shuffle_keys import partition_keys
+from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.jobs.stored_rows import open_file
 from realsyn.udfs.cluster_plan import Piece, plan_pieces
-from realsyn.udfs.vector_search import arrow_vectors, nearest_centroids, search_clusters
+from realsyn.udfs.vector_codec import arrow_vectors
+from realsyn.udfs.vector_search import nearest_centroids, search_clusters
 
 ROUTED_DDL = "image_id string, embedding binary, cluster_id int, bucket long"
 CANDIDATES_DDL = "image_id string, sentence_id string, score float"
 
 
-def route_fn(blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool, routes: dict[int, list[int]],
+def route_fn(blob: bytes, dim: int, dtype: str, probes: int, routes: dict[int, list[int]],
              bucket_keys: np.ndarray):
     """mapInArrow body: one row per (image, probed cluster, bucket holding that cluster); the
     bucket column holds the bucket's shuffle key (see partition_keys)."""
@@ -46,7 +48,7 @@ def route_fn(blob: bytes, dim: int, dtype: str, probes: int, use_gpu: bool, rout
             if batch.num_rows == 0:
                 continue
             _, ids = nearest_centroids(arrow_vectors(batch.column("embedding"), dim, dtype),
-                                       blob, dim, probes, use_gpu)
+                                       blob, dim, probes)
             ids = ids.reshape(-1)
             n = count[ids]                           # clusters with no sentences route nowhere
             rows = np.repeat(np.repeat(np.arange(batch.num_rows), ids.size // batch.num_rows), n)
@@ -124,16 +126,30 @@ def merge_top_k(candidates: DataFrame, image_ids: DataFrame, k: int, reason: str
                     F.when(hit, None).otherwise(F.lit(reason)).cast("string").alias("reason")))
 
 
+@dataclass(frozen=True)
+class RetrieveParams(StageParams):
+    top_k: int
+    probes: int
+    min_score: float
+    max_cluster_rows: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "RetrieveParams":
+        r = "retrieval."
+        return cls(cfg.get(r + "top_k"), cfg.get(r + "probes"), cfg.get(r + "min_score"),
+                   cfg.get(r + "max_cluster_rows"))
+
+
 class Retrieve(Stage):
     name = "retrieve"
     description = "hierarchical top-k retrieval of realistic sentences per image"
     inputs = ("silver.image_embeddings", "silver.sentence_embeddings", "gold.text_centroids",
               "gold.sentence_clusters")
     outputs = ("gold.retrievals",)
-    config_sections = ("retrieval", "run")
+    Params = RetrieveParams
 
-    def run(self, ctx: Context) -> list[Ledger]:
-        cfg, spark = ctx.cfg, ctx.spark
+    def run(self, ctx: Context, p: RetrieveParams) -> list[Ledger]:
+        spark = ctx.spark
         image_model = check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
         centroids = ctx.read("gold.text_centroids").orderBy("cluster_id").select("centroid", "model").collect()
         models = {r["model"] for r in centroids}
@@ -144,7 +160,7 @@ class Retrieve(Stage):
         dim, dtype = embedding_meta(emb)
         images = emb.where("status = 'kept'").select("image_id", "embedding")
         n_images = images.count()
-        k, probes, min_score = cfg.get("retrieval.top_k"), cfg.get("retrieval.probes"), cfg.get("retrieval.min_score")
+        k, probes, min_score = p.top_k, p.probes, p.min_score
 
         # One pass over the cluster_id column: which clusters each data file holds, how many rows.
         layout = [(r["file"], r["cluster_id"], r["count"]) for r in
@@ -152,20 +168,20 @@ class Retrieve(Stage):
                   .groupBy("file", "cluster_id").count().collect()]
         parallelism = spark.sparkContext.defaultParallelism
         total = sum(n for _, _, n in layout)
-        buckets, routes = plan_pieces(layout, cfg.get("retrieval.max_cluster_rows"),
+        buckets, routes = plan_pieces(layout, p.max_cluster_rows,
                                       total // (4 * parallelism) + 1)
 
         blob = b"".join(r["centroid"] for r in centroids)
         # One task per bucket, exactly: AQE does not coalesce an explicit repartition (a
         # bucket is CPU-heavy for its bytes), and the keys avoid hash collisions.
         keys = partition_keys(spark, max(1, len(buckets)))
-        routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, cfg.profile == "gpu", routes, keys),
+        routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, routes, keys),
                                    ROUTED_DDL)
         candidates = (routed.repartition(len(keys), "bucket").groupBy("bucket")
                       .applyInArrow(search_fn(buckets, keys, dim, dtype, k, min_score), CANDIDATES_DDL))
         reason = "no_candidate" if min_score <= -1 else "below_min_score"
         ctx.write("gold.retrievals", merge_top_k(candidates, images.select("image_id"), k, reason))
-        counts = {r["reason"]: r["n"] for r in ctx.tables.read("gold.retrievals")
+        counts = {r["reason"]: r["n"] for r in ctx.read("gold.retrievals")
                   .groupBy("reason").agg(F.countDistinct("image_id").alias("n")).collect()}
         hit = counts.pop(None, 0)
         ctx.tracker.metrics({"buckets": len(buckets), "clusters": len(routes)})

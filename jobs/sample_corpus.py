@@ -12,6 +12,7 @@ import random
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -113,9 +114,11 @@ def make_images(rng: random.Random, out: Path, n_random: int = 110) -> list[str]
 
 
 def build_documents(rng: random.Random, image_urls: list[str], n_docs: int) -> list[dict]:
-    docs = []
+    docs: list[dict[str, Any]] = []
     for d in range(n_docs):
-        images, texts, meta = [], [], []
+        images: list[str | None] = []
+        texts: list[str | None] = []
+        meta: list[dict[str, str | None] | None] = []
         for _ in range(rng.randint(2, 7)):
             if rng.random() < 0.4:
                 url = rng.choice(image_urls)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Mapping
+from collections.abc import Mapping, Sequence
 
 # Settings this project uses or documents, plus the common ones a user is likely to set.
 # Sources: Spark 4.2 configuration pages, Delta 4.4, RAPIDS Accelerator 25.10, Databricks.
@@ -160,11 +160,11 @@ def _warning(msg: str) -> Problem:
     return Problem("warning", msg)
 
 
-def errors(problems: list[str]) -> list[str]:
+def errors(problems: Sequence[str]) -> list[str]:
     return [p for p in problems if getattr(p, "severity", "error") == "error"]
 
 
-def warnings(problems: list[str]) -> list[str]:
+def warnings(problems: Sequence[str]) -> list[str]:
     return [p for p in problems if getattr(p, "severity", "error") == "warning"]
 
 
@@ -201,12 +201,12 @@ def _int(text: str) -> int | None:
     return int(text) if re.fullmatch(r"-?\d+", text.strip()) else None
 
 
-def check_spark_conf(conf: Mapping[str, object]) -> list[str]:
+def check_spark_conf(conf: Mapping[str, object]) -> list[Problem]:
     """Problems in a spark.conf mapping; each is a Problem (a str with .severity)."""
-    conf = {str(k): str(v).strip() if not isinstance(v, bool) else str(v).lower() for k, v in conf.items()}
+    settings = {str(k): str(v).strip() if not isinstance(v, bool) else str(v).lower() for k, v in conf.items()}
     problems: list[Problem] = []
 
-    for key, value in conf.items():
+    for key, value in settings.items():
         if not key.startswith("spark."):
             problems.append(_warning(
                 f"'{key}' does not start with 'spark.'; Spark ignores it"
@@ -222,8 +222,8 @@ def check_spark_conf(conf: Mapping[str, object]) -> list[str]:
                                      "it is ignored or contradicts how the driver was started"))
         problems.extend(_check_value(key, value))
 
-    problems.extend(_check_resources(conf))
-    problems.extend(_check_rapids(conf))
+    problems.extend(_check_resources(settings))
+    problems.extend(_check_rapids(settings))
     return problems
 
 

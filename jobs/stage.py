@@ -1,18 +1,20 @@
-"""The stage contract: declared tables and config, a ledger that must balance, skip-if-unchanged."""
+"""The stage contract: declared parameters and tables, a ledger that must balance, skip-if-unchanged."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import inspect
 import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import realsyn
-from realsyn.jobs.config import Config
+from realsyn.jobs.config import SECRET_MARKERS, Config
+from realsyn.jobs.module_graph import source_hash
 from realsyn.jobs.tables import TableStore
 from realsyn.jobs.tracking import Tracker
 from realsyn.schemas import spec
@@ -46,7 +48,7 @@ class Ledger:
                 f"kept={self.kept} rejected={self.rejected_total} {self.rejected}")
 
     def metrics(self) -> dict[str, float]:
-        out = {f"{self.name}.in": self.rows_in, f"{self.name}.kept": self.kept,
+        out: dict[str, float] = {f"{self.name}.in": self.rows_in, f"{self.name}.kept": self.kept,
                f"{self.name}.rejected": self.rejected_total}
         out.update({f"{self.name}.rejected.{r}": n for r, n in self.rejected.items()})
         return out
@@ -71,54 +73,117 @@ def ledger_from_status(name: str, rows_in: int, df: DataFrame) -> Ledger:
     return Ledger(name, rows_in, kept, rejected)
 
 
+class StageParams:
+    """A stage's declared parameters: subclasses are frozen dataclasses whose from_config
+    reads every config key the stage depends on, and nothing else. run() gets this object,
+    never the config, so the parameters are the whole of what the config can change."""
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "StageParams":
+        return cls()
+
+
+def params_dict(params: StageParams) -> dict[str, Any]:
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
+
+
+def params_hash(params: StageParams) -> str:
+    blob = json.dumps(params_dict(params), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def params_flat(params: StageParams) -> dict[str, str]:
+    """Dotted field -> string (nested dataclasses flattened), secrets redacted: MLflow params."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif any(m in prefix.lower() for m in SECRET_MARKERS):
+            out[prefix] = "***"
+        else:
+            out[prefix] = node if isinstance(node, str) else json.dumps(node, default=str)
+
+    walk("", params_dict(params))
+    return out
+
+
+class UndeclaredTable(RuntimeError):
+    """A stage touched a table it does not declare."""
+
+
 @dataclass
 class Context:
+    """What the runner hands a stage besides its parameters: Spark, tracking, and its own
+    tables only (the store itself stays private: no stage reaches an undeclared table)."""
+
     spark: SparkSession
-    cfg: Config
-    tables: TableStore
+    _store: TableStore
     tracker: Tracker
     stage: "Stage"
     run_id: str = ""
+    params_hash: str = ""
+    stage_order: tuple[str, ...] = ()   # pipeline order, for reports over several stages
 
     def read(self, name: str) -> DataFrame:
-        if name not in self.stage.inputs:
-            raise RuntimeError(f"stage {self.stage.name} reads {name} but does not declare it")
-        return self.tables.read(name)
+        """A declared input, or one of the stage's own outputs read back after writing it."""
+        if name not in self.stage.inputs and name not in self.stage.outputs:
+            raise UndeclaredTable(f"stage {self.stage.name} reads {name} but does not declare it")
+        return self._store.read(name)
 
-    def write(self, name: str, df: DataFrame, **kwargs) -> int:
+    def write(self, name: str, df: DataFrame, **kwargs) -> int | None:
         if name not in self.stage.outputs:
-            raise RuntimeError(f"stage {self.stage.name} writes {name} but does not declare it")
-        props = {"stage": self.stage.name, "config_hash": self.stage.config_hash(self.cfg),
+            raise UndeclaredTable(f"stage {self.stage.name} writes {name} but does not declare it")
+        props = {"stage": self.stage.name, "config_hash": self.params_hash,
                  "pipeline_run": self.run_id, "version": realsyn.__version__}
-        return self.tables.write(name, df, props, **kwargs)
+        return self._store.write(name, df, props, **kwargs)
+
+    def latest_runs(self) -> list[dict]:
+        """The latest recorded run of every other stage (meta.stage_runs rows), in pipeline
+        order; only for a stage that declares reads_run_records. Not versioned as an input:
+        a stage's latest run changes only together with the outputs it wrote."""
+        if not self.stage.reads_run_records:
+            raise UndeclaredTable(f"stage {self.stage.name} reads {RUNS_TABLE} but does not declare it")
+        if not self._store.exists(RUNS_TABLE):
+            return []
+        runs = self._store.read(RUNS_TABLE).where(F.col("stage") != self.stage.name).toArrow().to_pylist()
+        latest: dict[str, dict] = {}
+        for r in runs:
+            if r["stage"] not in latest or r["finished_at"] > latest[r["stage"]]["finished_at"]:
+                latest[r["stage"]] = r
+        order = {n: i for i, n in enumerate(self.stage_order)}
+        return sorted(latest.values(), key=lambda r: order.get(r["stage"], len(order)))
 
 
 class Stage:
-    """Subclasses declare their tables and config sections and implement run()."""
+    """Subclasses declare their parameters (Params), tables and weights, and implement run()."""
 
     name: str = ""
     description: str = ""
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
-    config_sections: tuple[str, ...] = ()
+    reads_run_records: bool = False      # reads the other stages' latest ledgers (Context.latest_runs)
+    Params: type[StageParams] = StageParams
 
-    def run(self, ctx: Context) -> list[Ledger]:
+    def run(self, ctx: Context, params: Any) -> list[Ledger]:
         raise NotImplementedError
 
-    def external_inputs(self, ctx: Context) -> dict:
+    def external_inputs(self, ctx: Context, params: Any) -> dict:
         """Inputs that are not tables (files), folded into the fingerprint."""
         return {}
 
-    def config_hash(self, cfg: Config) -> str:
-        return cfg.hash(list(self.config_sections))
+    def weights(self, params: Any) -> dict[str, str]:
+        """Identity of the model weights the stage loads (role -> content hash or pinned name)."""
+        return {}
 
     def code_hash(self) -> str:
-        source = inspect.getsource(inspect.getmodule(self))
-        return hashlib.sha256((realsyn.__version__ + source).encode()).hexdigest()[:16]
+        """The source of this stage's module and of every realsyn module it imports, transitively."""
+        return source_hash(type(self).__module__)
 
-    def fingerprint(self, ctx: Context, input_versions: dict) -> str:
-        blob = json.dumps({"code": self.code_hash(), "config": self.config_hash(ctx.cfg),
-                           "inputs": input_versions, "external": self.external_inputs(ctx)},
+    def fingerprint(self, params: Any, input_versions: dict, external: dict, weights: dict) -> str:
+        blob = json.dumps({"code": self.code_hash(), "params": params_dict(params), "weights": weights,
+                           "inputs": input_versions, "external": external},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -142,14 +207,14 @@ def is_up_to_date(tables: TableStore, stage: Stage, fingerprint: str) -> bool:
     return all(tables.version(t) == recorded.get(t) for t in stage.outputs)
 
 
-def record_run(ctx: Context, stage: Stage, fingerprint: str, input_versions: dict,
+def record_run(tables: TableStore, ctx: Context, stage: Stage, fingerprint: str, input_versions: dict,
                ledgers: list[Ledger], seconds: float, mlflow_run_id: str) -> None:
-    output_versions = {t: ctx.tables.version(t) for t in stage.outputs}
-    row = [(stage.name, fingerprint, stage.config_hash(ctx.cfg), input_versions, output_versions,
+    output_versions = {t: tables.version(t) for t in stage.outputs}
+    row = [(stage.name, fingerprint, ctx.params_hash, input_versions, output_versions,
             json.dumps({l.name: l.as_dict() for l in ledgers}), mlflow_run_id, float(seconds),
             datetime.now(timezone.utc).replace(tzinfo=None))]
     df = ctx.spark.createDataFrame(row, spec(RUNS_TABLE).schema)
-    ctx.tables.append(RUNS_TABLE, df)
+    tables.append(RUNS_TABLE, df)
 
 
 def timed(fn, *args):

@@ -17,14 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from realsyn.jobs.tables import TableStore
-
 BatchFn = Callable[[pa.RecordBatch], pa.RecordBatch]
+
+
+class Tables(Protocol):
+    """Where StoredRows reads a table by name: a stage's Context, or a TableStore."""
+    spark: SparkSession
+
+    def read(self, name: str) -> DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class StoredRows:
     """A table's rows as Arrow batches of `columns`, planned once for several passes;
     `key` (one of the columns) is the column a pass may bound from above."""
 
-    def __init__(self, store: TableStore, name: str, columns: list[str], key: str | None = None):
+    def __init__(self, store: Tables, name: str, columns: list[str], key: str | None = None):
         if key is not None and key not in columns:
             raise ValueError(f"key {key!r} must be one of the columns read: {columns}")
         self.spark, self.columns, self.key = store.spark, list(columns), key

@@ -54,7 +54,7 @@ class TableStore:
         return int(row[0])
 
     def write(self, name: str, df: DataFrame, properties: dict[str, str] | None = None,
-              change_data_feed: bool = False) -> int:
+              change_data_feed: bool = False) -> int | None:
         """Replace the table atomically (one Delta commit) after checking the schema.
 
         Column comments and the description come from the registry. A null key fails the
@@ -77,7 +77,7 @@ class TableStore:
             self._run_guarded(name, writer.createOrReplace)
         return self.version(name)
 
-    def append(self, name: str, df: DataFrame) -> int:
+    def append(self, name: str, df: DataFrame) -> int | None:
         """Add rows in one commit (creates the table on first use)."""
         if not self.exists(name):
             return self.write(name, df)

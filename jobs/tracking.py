@@ -40,7 +40,7 @@ class Tracker:
     """Thin wrapper so stages log the same way, and a run without MLflow still works."""
 
     def __init__(self, cfg: Config):
-        self.cfg = cfg
+        self.experiment_name = cfg.get("mlflow.experiment")   # no whole config: stages see the tracker
         self.enabled = cfg.get("mlflow.enabled")
         self.uri, self.artifact_root = tracking_location(cfg)
         self._mlflow = None
@@ -55,7 +55,7 @@ class Tracker:
             for name in ("alembic", "mlflow"):
                 logging.getLogger(name).setLevel(logging.WARNING)
             mlflow.set_tracking_uri(self.uri)
-            name = self.cfg.get("mlflow.experiment")
+            name = self.experiment_name
             if self.uri.startswith("sqlite:///"):
                 # Two runs on one work dir would race MLflow's schema migration and the
                 # experiment's creation; one lock file makes the first-time setup serial.

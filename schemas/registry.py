@@ -236,8 +236,9 @@ STAGE_RUNS = TableSpec(
     "meta.stage_runs",
     StructType([
         c("stage", StringType(), "stage name", False),
-        c("fingerprint", StringType(), "hash of code version, config and input versions", False),
-        c("config_hash", StringType(), "hash of the config sections the stage reads"),
+        c("fingerprint", StringType(), "hash of declared parameters, imported code, weights and input versions",
+          False),
+        c("config_hash", StringType(), "hash of the stage's declared parameters"),
         c("input_versions", MapType(StringType(), LongType()), "Delta version of each input table"),
         c("output_versions", MapType(StringType(), LongType()), "Delta version of each output table"),
         c("ledger", StringType(), "JSON: rows in / kept / rejected by reason"),

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack, contextmanager
+from unittest import mock
 
 import pytest
 
@@ -37,12 +39,102 @@ def sample_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def sample_pipeline(spark, sample_dir, tmp_path_factory):
-    """The whole pipeline run once on the sample; many test modules inspect its tables."""
+def config_reads():
+    """stage name -> the config keys it read while sample_pipeline ran it (filled there)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def table_reads():
+    """stage name -> the tables its run() read from the store during sample_pipeline."""
+    return {}
+
+
+def leaf_keys(node, prefix=()):
+    """Paths (tuples) of the leaves of a config mapping; an empty mapping is a leaf."""
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from leaf_keys(v, (*prefix, str(k)))
+    else:
+        yield prefix
+
+
+@contextmanager
+def recording_reads(reads: dict, tables: dict):
+    """Attribute every Config read to the stage the pipeline is running at the time, and
+    every table read from the store to the stage whose run() is on."""
+    from realsyn.jobs import pipeline
+    from realsyn.jobs.config import Config
+    from realsyn.jobs.tables import TableStore
+    current, running = [None], [None]
+    store_read = TableStore.read
+    missing = object()
+    get, section, run_one = Config.get, Config.section, pipeline._run_one
+
+    def note(cfg, path):
+        node, prefix = (get(cfg, path), tuple(path.split("."))) if path else (cfg.data, ())
+        for leaf in leaf_keys(node, prefix):
+            reads.setdefault(current[0], set()).add(".".join(leaf))
+
+    def recorded_get(self, dotted, default=...):
+        value = get(self, dotted, default)
+        if get(self, dotted, missing) is not missing:     # a key that exists (a default is no read)
+            note(self, dotted)
+        return value
+
+    def recorded_section(self, name):
+        note(self, name)
+        return section(self, name)
+
+    def recorded_whole(method):
+        def whole(self, *args, **kwargs):
+            note(self, "")
+            return method(self, *args, **kwargs)
+        return whole
+
+    def recorded_read(self, name, *args, **kwargs):
+        if running[0]:
+            tables.setdefault(running[0], set()).add(name)
+        return store_read(self, name, *args, **kwargs)
+
+    def running_stage(cls):
+        run = cls.run
+
+        def wrapped(self, *args, **kwargs):
+            running[0] = self.name
+            try:
+                return run(self, *args, **kwargs)
+            finally:
+                running[0] = None
+        return mock.patch.object(cls, "run", wrapped)
+
+    def attributed(stage, *args, **kwargs):
+        current[0] = stage.name
+        try:
+            return run_one(stage, *args, **kwargs)
+        finally:
+            current[0] = None
+
+    with mock.patch.object(Config, "get", recorded_get), mock.patch.object(Config, "section", recorded_section), \
+            mock.patch.object(Config, "flat", recorded_whole(Config.flat)), \
+            mock.patch.object(Config, "hash", recorded_whole(Config.hash)), \
+            mock.patch.object(pipeline, "_run_one", attributed), \
+            mock.patch.object(TableStore, "read", recorded_read), ExitStack() as stack:
+        for stage in pipeline.all_stages():
+            stack.enter_context(running_stage(type(stage)))
+        yield reads
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(spark, sample_dir, tmp_path_factory, config_reads, table_reads):
+    """The whole pipeline run once on the sample; many test modules inspect its tables.
+    Which config keys and tables each stage reads is recorded on the way (config_reads,
+    table_reads)."""
     from realsyn.jobs.pipeline import run_stages
     from realsyn.jobs.tables import TableStore
     work = tmp_path_factory.mktemp("pipeline")
     cfg = make_config(work, f"run.input={sample_dir}/obelics/*.parquet", f"fetch.file_root={sample_dir}",
                       files=[SAMPLE_CONF])
-    result = run_stages(cfg, say=lambda *_: None)
+    with recording_reads(config_reads, table_reads):
+        result = run_stages(cfg, say=lambda *_: None)
     return cfg, result, TableStore(spark, cfg)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from realsyn.udfs.vector_search import arrow_vectors, nearest_centroids
+from realsyn.udfs.vector_codec import arrow_vectors
+from realsyn.udfs.vector_search import nearest_centroids
 
 OUT_SCHEMA = pa.schema([("image_id", pa.string()), ("sim", pa.float32()),
                         ("reason", pa.string()), ("cluster_id", pa.int32())])
@@ -14,7 +15,7 @@ SAMPLE_BUCKETS = 1_000_000
 
 
 def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim_min: float, sim_max: float,
-                     centroids_blob: bytes | None, use_gpu: bool = False) -> pa.RecordBatch:
+                     centroids_blob: bytes | None) -> pa.RecordBatch:
     """image_id, embedding, text_vec -> image_id, sim, reason, cluster_id.
 
     Pairs outside [sim_min, sim_max] get a reason (above: ocr_like, below: mismatch); a null
@@ -35,7 +36,7 @@ def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim
     keep = has_text & (sim >= sim_min) & (sim <= sim_max)
     cluster = np.zeros(n, dtype=np.int32)
     if centroids_blob is not None and keep.any():
-        _, ids = nearest_centroids(a[keep[has_text]], centroids_blob, dim, 1, use_gpu)
+        _, ids = nearest_centroids(a[keep[has_text]], centroids_blob, dim, 1)
         cluster[keep] = ids[:, 0]
     return pa.RecordBatch.from_arrays(
         [batch.column("image_id"), pa.array(sim, mask=~has_text),

@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Any
+
+from realsyn.udfs.task_device import assigned_gpu
 
 import numpy as np
 
-TINY = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=16, image_size=64),
+TINY: dict[str, Any] = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=16, image_size=64),
             text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2))
 
 
@@ -105,14 +108,9 @@ def normalise(x: np.ndarray) -> np.ndarray:
 def pick_device() -> str:
     """The GPU Spark assigned to this task, else any CUDA device, else the CPU."""
     import torch
-    try:
-        from pyspark import TaskContext
-        ctx = TaskContext.get()
-        gpus = ctx.resources().get("gpu") if ctx is not None else None
-        if gpus is not None and gpus.addresses and torch.cuda.is_available():
-            return f"cuda:{gpus.addresses[0]}"
-    except Exception:
-        pass
+    gpu = assigned_gpu()
+    if gpu is not None and torch.cuda.is_available():
+        return f"cuda:{gpu}"
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -152,20 +150,6 @@ def encoder_for(spec: EncoderSpec) -> Encoder:
     if spec not in _ENCODERS:
         _ENCODERS[spec] = Encoder(spec)
     return _ENCODERS[spec]
-
-
-def to_bytes(vectors: np.ndarray, dtype: str) -> list[bytes]:
-    arr = np.ascontiguousarray(vectors.astype("<f2" if dtype == "float16" else "<f4"))
-    buf, width = arr.tobytes(), arr.shape[1] * arr.itemsize
-    return [buf[i * width:(i + 1) * width] for i in range(arr.shape[0])]
-
-
-def from_bytes(blobs, dim: int, dtype: str = "float32") -> np.ndarray:
-    """The one read helper: a sequence of stored vectors -> (n, dim) float32 array."""
-    np_dtype = "<f2" if dtype == "float16" else "<f4"
-    if len(blobs) == 0:
-        return np.zeros((0, dim), dtype=np.float32)
-    return np.frombuffer(b"".join(blobs), dtype=np_dtype).reshape(-1, dim).astype(np.float32)
 
 
 def open_image(data: bytes):

@@ -10,7 +10,6 @@ The pipeline is any spaCy pipeline with a parser and POS tags, loaded from a fol
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -67,19 +66,11 @@ def resolve(model: str) -> str:
                                "spaCy pipeline package")
 
 
-def fingerprint(model: str) -> str:
-    """Changes when the pipeline's files change, so a stage with a new model reruns."""
-    if not os.path.isdir(model):
-        import importlib.metadata
-        return f"{model}=={importlib.metadata.version(model)}"
-    h = hashlib.sha256()
-    for root, dirs, files in os.walk(model):
-        dirs.sort()
-        for f in sorted(files):
-            p = os.path.join(root, f)
-            st = os.stat(p)
-            h.update(f"{os.path.relpath(p, model)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+def package_identity(model: str) -> str:
+    """An installed pipeline package is pinned by its name and version (a folder is hashed
+    by the stage, like any local weights)."""
+    import importlib.metadata
+    return f"{model}=={importlib.metadata.version(model)}"
 
 
 @dataclass(frozen=True)
@@ -104,8 +95,8 @@ def pipeline_for(model: str):
 def score(texts: list, nlp, batch_size: int) -> pd.DataFrame:
     """Rows for texts; None texts (already rejected upstream) are not parsed and give nulls."""
     todo = [i for i, t in enumerate(texts) if isinstance(t, str)]
-    complexity = [None] * len(texts)
-    action = [None] * len(texts)
+    complexity: list[int | None] = [None] * len(texts)
+    action: list[bool | None] = [None] * len(texts)
     for i, doc in zip(todo, nlp.pipe((texts[i] for i in todo), batch_size=batch_size)):
         complexity[i], action[i] = doc_complexity(doc)
     return pd.DataFrame({"complexity": pd.array(complexity, dtype="Int32"),

@@ -65,7 +65,7 @@ def similarity_png(path: str, edges: np.ndarray, counts: np.ndarray, window: tup
     return _save(fig, path)
 
 
-def _caption(texts: list[tuple[str, str]], width: int = 34, lines_each: int = 3) -> str:
+def _caption(texts: list[tuple[str, str | None]], width: int = 34, lines_each: int = 3) -> str:
     out = []
     for label, text in texts:
         wrapped = textwrap.wrap(f"{label}: {text or ''}", width) or [f"{label}:"]

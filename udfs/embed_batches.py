@@ -10,9 +10,12 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from realsyn.udfs.clip_encoder import EncoderSpec, encoder_for, open_image, to_bytes
+from realsyn.udfs.clip_encoder import EncoderSpec, encoder_for, open_image
+from realsyn.udfs.vector_codec import to_bytes
 
 OUTPUT_COLUMNS = ["embedding", "model", "dim", "dtype", "status", "reason"]
+# Spark schema of a body's output, keyed by image_id or sentence_id.
+OUTPUT_DDL = "{key} string, embedding binary, model string, dim int, dtype string, status string, reason string"
 
 
 def _chunks(df: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
@@ -47,10 +50,11 @@ def _image_chunk(enc, dtype: str, keys: list, blobs: list) -> dict[str, list]:
 
 def _text_chunk(enc, dtype: str, keys: list, texts: list) -> dict[str, list]:
     texts = ["" if t is None else t for t in texts]
+    failed: dict[str, str] = {}
     try:
-        vectors, failed = enc.encode_texts(texts), {}
+        vectors = enc.encode_texts(texts)
     except Exception:   # find the bad rows one by one rather than lose the batch
-        good, failed = [], {}
+        good = []
         for k, t in zip(keys, texts):
             try:
                 enc.encode_texts([t])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 from dataclasses import dataclass
 
 TINY_CORPUS = (
@@ -170,7 +171,7 @@ def vllm_sampling_kwargs(max_new_tokens: int, generation_config: dict) -> dict:
         raise EngineError(f"generation settings with no vLLM equivalent in greedy mode: {unsupported}")
     eos = generation_config.get("eos_token_id")
     eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
-    kwargs = {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_tokens": int(max_new_tokens),
+    kwargs: dict[str, Any] = {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_tokens": int(max_new_tokens),
               "repetition_penalty": float(generation_config.get("repetition_penalty") or 1.0),
               "skip_special_tokens": True}
     if eos:
@@ -239,7 +240,7 @@ class Generators:
                 gen_cfg = GenerationConfig.from_pretrained(source).to_dict()
             except OSError:   # a model without generation_config.json: transformers' defaults
                 gen_cfg = GenerationConfig().to_dict()
-            self.fusion = VLLMFusion(source, self.llm_tok, spec, gen_cfg)
+            self.fusion: VLLMFusion | TransformersFusion = VLLMFusion(source, self.llm_tok, spec, gen_cfg)
         else:
             self.llm, self.llm_tok, self.llm_id = load_llm(spec.llm, spec.llm_dir, spec.seed)
             self.llm_tok.padding_side = "left"

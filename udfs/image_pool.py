@@ -13,7 +13,7 @@ OUTPUT_DDL = ("url_id string, bytes binary, http_status int, image_id string, wi
 
 
 def fetch_and_measure(batch: pd.DataFrame, settings: FetchSettings, limits: DecodeLimits) -> pd.DataFrame:
-    rows = []
+    rows: list[tuple] = []
     # Lazily: each image is decoded as soon as its fetch is done while later ones download.
     for url_id, f in zip(batch["url_id"], fetch_iter(batch["url"].tolist(), settings)):
         if f.reason is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from realsyn.udfs.clip_encoder import from_bytes
+from realsyn.udfs.vector_codec import from_bytes
 
 
 def pairs_above(ids: list[str], vectors: np.ndarray, threshold: float, block: int = 2048) -> list[tuple[str, str]]:

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from realsyn.udfs.clip_encoder import from_bytes, open_image
+from realsyn.udfs.clip_encoder import open_image
+from realsyn.udfs.vector_codec import from_bytes
 from realsyn.udfs.generation_models import GenSpec, generators_for
 
 OUTPUT_DDL = "image_id string, caption string, tags array<string>, syn_text string, models string, " \
@@ -55,7 +56,7 @@ def synthesis_rows(template: str, dim: int, dtype: str, tags: list[str], tag_blo
     tag_vecs = from_bytes([tag_blob[i * dim * 4:(i + 1) * dim * 4] for i in range(len(tags))], dim)
 
     def one_batch(gen, chunk: pd.DataFrame) -> list[tuple]:
-        ids, rows = chunk["image_id"].tolist(), []
+        ids, rows = chunk["image_id"].tolist(), list[tuple]()
         images, ok = [], []
         for i, data in enumerate(chunk["bytes"]):
             try:

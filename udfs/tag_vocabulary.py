@@ -1,14 +1,11 @@
-"""Tag vocabulary mined from the sentence pool: frequent content words.
+"""Tag vocabulary: the words mining skips, and the merge with the user's tags (pure).
 
 Method (the paper's mining is unpublished): lowercase alphabetic tokens of length >= 3
 from kept sentences, weighted by how often each sentence occurs, minus English function
-words and common verbs' auxiliaries; the most frequent `size` words, merged with an
-optional user list (user tags first). Runs as Spark SQL; only the top list reaches the driver.
+words and common verbs' auxiliaries; the most frequent `size` words (jobs/tag_mining.py,
+Spark SQL), merged with an optional user list (user tags first).
 """
 from __future__ import annotations
-
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 STOPWORDS = set("""
 a about above after again against all also am an and any are aren as at be because been before being
@@ -19,16 +16,6 @@ same she should so some such than that the their theirs them themselves then the
 those through to too under until up very was we were what when where which while who whom why will
 with would you your yours yourself yourselves one two three many much every get got make made today
 """.split())
-
-
-def mine_tags(sentences: DataFrame, size: int) -> list[str]:
-    words = (sentences.where("status = 'kept'")
-             .select("n_occurrences", F.explode(F.split(F.lower("text"), r"[^a-z]+")).alias("w"))
-             .where(F.length("w") >= 3)
-             .where(~F.col("w").isin(sorted(STOPWORDS))))
-    top = (words.groupBy("w").agg(F.sum("n_occurrences").alias("c"))
-           .orderBy(F.col("c").desc(), F.col("w")).limit(size).collect())
-    return [r["w"] for r in top]
 
 
 def merge_user_tags(mined: list[str], user: list[str], size: int) -> list[str]:

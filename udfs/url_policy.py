@@ -204,7 +204,7 @@ def check_address(ip: str, policy: UrlPolicy) -> None:
 
 def resolve(host: str) -> list[str]:
     try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
     except (socket.gaierror, UnicodeError) as err:
         raise Refused("dns_error", str(err)) from None
 

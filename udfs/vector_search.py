@@ -7,6 +7,8 @@ import hashlib
 
 import numpy as np
 
+from realsyn.udfs.task_device import assigned_gpu
+
 
 def faiss_module(threads: int = 1):
     import faiss
@@ -27,21 +29,22 @@ def fit_kmeans(vectors: np.ndarray, k: int, iters: int, seed: int, threads: int 
 
 
 @functools.lru_cache(maxsize=4)
-def _centroid_index(key: str, blob: bytes, d: int, use_gpu: bool):
+def _centroid_index(key: str, blob: bytes, d: int, gpu: str | None):
     faiss = faiss_module(1)
     centroids = np.frombuffer(blob, dtype="<f4").reshape(-1, d)
     index = faiss.IndexFlatIP(d)
     index.add(np.ascontiguousarray(centroids))
-    if use_gpu and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    if gpu is not None and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), int(gpu), index)
     return index
 
 
-def nearest_centroids(vectors: np.ndarray, centroids_blob: bytes, d: int, probes: int,
-                      use_gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, cluster ids) of the `probes` nearest centroids of each row; one index per worker."""
+def nearest_centroids(vectors: np.ndarray, centroids_blob: bytes, d: int,
+                      probes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, cluster ids) of the `probes` nearest centroids of each row; one index per worker,
+    on the GPU Spark assigned to the task when faiss has GPU support."""
     key = hashlib.sha1(centroids_blob).hexdigest()
-    index = _centroid_index(key, centroids_blob, d, use_gpu)
+    index = _centroid_index(key, centroids_blob, d, assigned_gpu())
     probes = min(probes, index.ntotal)
     return index.search(np.ascontiguousarray(vectors, dtype=np.float32), probes)
 
@@ -65,28 +68,6 @@ def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, block: int = 4096) ->
         idx_out[start:start + block] = np.take_along_axis(part, order, axis=1)
         scores_out[start:start + block] = np.take_along_axis(part_scores, order, axis=1)
     return scores_out, idx_out
-
-
-def arrow_vectors(arr, dim: int, dtype: str = "float32") -> np.ndarray:
-    """A pyarrow binary column of stored vectors -> (n, dim) float32, without Python objects.
-
-    Reads the values buffer in place; every value must be exactly one vector long.
-    """
-    import pyarrow as pa
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    np_dtype = np.dtype("<f2" if dtype == "float16" else "<f4")
-    n, width = len(arr), dim * np_dtype.itemsize
-    if n == 0:
-        return np.zeros((0, dim), dtype=np.float32)
-    if arr.null_count:
-        raise ValueError("null embedding in a vector column")
-    off_type = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
-    offsets = np.frombuffer(arr.buffers()[1], dtype=off_type)[arr.offset:arr.offset + n + 1]
-    if not (np.diff(offsets) == width).all():
-        raise ValueError(f"embedding of the wrong length (expected {width} bytes: dim={dim}, {dtype})")
-    vecs = np.frombuffer(arr.buffers()[2], dtype=np_dtype, count=n * dim, offset=int(offsets[0]))
-    return vecs.reshape(n, dim).astype(np.float32, copy=np_dtype != np.float32)
 
 
 def search_clusters(q_clusters: np.ndarray, q_vecs: np.ndarray, c_clusters: np.ndarray,

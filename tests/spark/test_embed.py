@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from realsyn.jobs.embed import check_same_model
-from realsyn.udfs.clip_encoder import from_bytes
+from realsyn.jobs.embedding_tables import check_same_model
+from realsyn.udfs.vector_codec import from_bytes
 
 
 def test_embeddings_cover_every_kept_row(sample_pipeline):
@@ -34,7 +34,7 @@ def test_mixed_models_are_refused(spark, sample_pipeline):
 
 
 def test_semantic_dedup_collapses_exactly_the_planted_groups(spark, tmp_path):
-    from realsyn.jobs.embed import semantic_dedup
+    from realsyn.jobs.embed import DedupParams, semantic_dedup
     from realsyn.jobs.stage import Context
     from realsyn.jobs.tables import TableStore
     from realsyn.jobs.tracking import Tracker
@@ -43,9 +43,6 @@ def test_semantic_dedup_collapses_exactly_the_planted_groups(spark, tmp_path):
 
     class Owner:  # a stage that may write the table under test
         name, outputs, inputs = "t", ("silver.sentence_embeddings",), ()
-
-        def config_hash(self, cfg):
-            return "x"
 
     rng = np.random.default_rng(0)
     base = rng.standard_normal((300, 16)).astype(np.float32)
@@ -61,8 +58,9 @@ def test_semantic_dedup_collapses_exactly_the_planted_groups(spark, tmp_path):
     store = TableStore(spark, cfg)
     rows = [(i, v.astype("<f4").tobytes(), "m", 16, "float32", "kept", None) for i, v in zip(ids, vecs)]
     store.write("silver.sentence_embeddings", spark.createDataFrame(rows, spec("silver.sentence_embeddings").schema))
-    ctx = Context(spark, cfg, store, Tracker(cfg), Owner())
-    assert semantic_dedup(ctx, "silver.sentence_embeddings", "sentence_id", 0.98, None) == sum(copies.values())
+    ctx = Context(spark, store, Tracker(cfg), Owner())
+    dedup = DedupParams.from_config(cfg)
+    assert semantic_dedup(ctx, "silver.sentence_embeddings", "sentence_id", 0.98, None, dedup) == sum(copies.values())
     dropped = {r["sentence_id"] for r in store.read("silver.sentence_embeddings")
                .where("reason = 'duplicate_semantic'").collect()}
     assert dropped == {f"s{src:04d}_{j}" for src, n in copies.items() for j in range(n)}

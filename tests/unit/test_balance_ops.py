@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow as pa
 
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound, sampled_in_window, score_and_assign
-from realsyn.udfs.vector_search import arrow_vectors
+from realsyn.udfs.vector_codec import arrow_vectors
 
 
 def _blobs(vecs):

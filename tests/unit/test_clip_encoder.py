@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realsyn.udfs.clip_encoder import EncoderSpec, encoder_for, from_bytes, to_bytes
+from realsyn.udfs.clip_encoder import EncoderSpec, encoder_for
+from realsyn.udfs.vector_codec import from_bytes, to_bytes
 
 SPEC = EncoderSpec("tiny", "", "", seed=42, threads=1, mixed_precision=True)
 

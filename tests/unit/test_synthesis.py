@@ -93,15 +93,15 @@ def test_vllm_sampling_parameters_mirror_greedy_transformers():
 def test_engine_vllm_without_vllm_is_a_clear_error(tmp_path):
     import pytest
 
-    from realsyn.jobs.generate import gen_spec
+    from realsyn.jobs.generate import GenerateParams, gen_spec
     from realsyn.jobs.stage import InputError
     from realsyn.udfs.generation_models import EngineError, vllm_importable
     if vllm_importable():
         pytest.skip("vllm is installed here")
     cfg = load_config("local", overrides=[f"run.work_dir={tmp_path}", "generation.engine=vllm"])
     with pytest.raises(InputError, match="vllm package is not installed"):
-        gen_spec(cfg)
-    spec = gen_spec(load_config("local", overrides=[f"run.work_dir={tmp_path}"]))
+        gen_spec(GenerateParams.from_config(cfg))
+    spec = gen_spec(GenerateParams.from_config(load_config("local", overrides=[f"run.work_dir={tmp_path}"])))
     assert spec.engine == "auto"
     assert Generators(spec).engine == "transformers"      # auto falls back here (no vllm, tiny LLM)
     with pytest.raises(EngineError, match="not installed"):

@@ -4,7 +4,8 @@ import pyarrow as pa
 import pytest
 
 from realsyn.udfs.cluster_plan import plan_pieces
-from realsyn.udfs.vector_search import arrow_vectors, fit_kmeans, nearest_centroids, search_clusters, top_k
+from realsyn.udfs.vector_codec import arrow_vectors
+from realsyn.udfs.vector_search import fit_kmeans, nearest_centroids, search_clusters, top_k
 
 
 def unit(rng, n, d):

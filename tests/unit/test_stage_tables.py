@@ -1,0 +1,28 @@
+"""A stage reaches only its declared tables: the context has no store or config to hand out."""
+from __future__ import annotations
+
+import pytest
+
+from realsyn.jobs.stage import Context, Stage, UndeclaredTable
+
+
+class Reader(Stage):
+    name = "reader"
+    inputs = ("silver.images",)
+    outputs = ("gold.synthetic",)
+
+
+def test_undeclared_tables_and_run_records_are_refused():
+    ctx = Context(None, None, None, Reader())
+    with pytest.raises(UndeclaredTable, match="reads silver.sentences"):
+        ctx.read("silver.sentences")
+    with pytest.raises(UndeclaredTable, match="writes silver.images"):
+        ctx.write("silver.images", None)
+    with pytest.raises(UndeclaredTable, match="meta.stage_runs"):
+        ctx.latest_runs()
+
+
+def test_the_context_holds_no_store_or_config_by_a_public_name():
+    ctx = Context(None, None, None, Reader())
+    public = {n for n in vars(ctx) if not n.startswith("_")}
+    assert public == {"spark", "tracker", "stage", "run_id", "params_hash", "stage_order"}
