@@ -92,7 +92,9 @@ def page_document(path: Path, root: Path) -> dict | None:
     parser = PageParser()
     parser.feed(path.read_text(encoding="utf-8", errors="replace"))
     parser.close()
-    images, texts, meta = [], [], []
+    images: list[str | None] = []
+    texts: list[str | None] = []
+    meta: list[dict | None] = []
     for slot in parser.slots:
         if slot[0] == "text":
             images.append(None)

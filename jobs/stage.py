@@ -13,7 +13,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import realsyn
-from realsyn.jobs.config import SECRET_MARKERS, Config
+from realsyn.jobs.config import Config
+from realsyn.jobs.redact import redact_value
 from realsyn.jobs.module_graph import source_hash
 from realsyn.jobs.tables import TableStore
 from realsyn.jobs.tracking import Tracker
@@ -100,10 +101,9 @@ def params_flat(params: StageParams) -> dict[str, str]:
         if isinstance(node, dict) and node:
             for k, v in node.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif any(m in prefix.lower() for m in SECRET_MARKERS):
-            out[prefix] = "***"
         else:
-            out[prefix] = node if isinstance(node, str) else json.dumps(node, default=str)
+            value = redact_value(prefix, node)
+            out[prefix] = value if isinstance(value, str) else json.dumps(value, default=str)
 
     walk("", params_dict(params))
     return out

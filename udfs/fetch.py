@@ -68,7 +68,7 @@ class FetchSettings:
 class Deadline:
     def __init__(self, seconds: float, within: "Deadline | None" = None):
         at = time.monotonic() + seconds
-        self.at = min(at, within.at) if within else at
+        self.at: float = min(at, within.at) if within else at
 
     def remaining(self) -> float:
         return self.at - time.monotonic()
@@ -78,7 +78,7 @@ class Deadline:
         return self.remaining() <= 0
 
 
-class _Armed:
+class _Armed(socket.socket):
     """Before every socket read or write, the timeout becomes the time left."""
 
     deadline: Deadline
@@ -146,7 +146,7 @@ def connect(target: Target, deadline: Deadline, connect_timeout_s: float) -> soc
         if target.scheme != "https":
             return sock
         tls = tls_context().wrap_socket(sock, server_hostname=target.host, do_handshake_on_connect=False)
-        tls.deadline = deadline
+        tls.deadline = deadline  # type: ignore[attr-defined]
         # The handshake runs inside OpenSSL: a timer closes the socket at the deadline.
         watchdog = threading.Timer(max(0.0, deadline.remaining()), _shutdown, (tls,))
         watchdog.start()
@@ -294,7 +294,7 @@ def fetch_http(target: Target, settings: FetchSettings, fetch_deadline: Deadline
         except Exception as err:
             return failure(err, deadline)
         if location is None:
-            return result
+            return result if result is not None else Fetched(None, "bad_response")
         try:
             target = check_url(urljoin(target.url, location), settings.policy, resolver)
         except Refused as ref:
