@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from realsyn.conf import CONF_DIR
-from realsyn.jobs.redact import MASK, collect_secrets, is_secret_key, redact_value, remember
+from realsyn.jobs.redact import MASK, collect_secrets, flat_strings, is_secret_key, redact_value, remember
 
 PROFILES = ("local", "standalone", "databricks", "emr", "gpu")
 
@@ -132,18 +132,7 @@ class Config:
 
     def flat(self, redact: bool = True) -> dict[str, str]:
         """Dotted key -> string value, secrets redacted (for logs and MLflow params)."""
-        out: dict[str, str] = {}
-
-        def walk(prefix: str, node: Any) -> None:
-            if isinstance(node, dict) and node:
-                for k, v in node.items():
-                    walk(f"{prefix}.{k}" if prefix else str(k), v)
-            else:
-                value = redact_value(prefix, node) if redact else node
-                out[prefix] = json.dumps(value) if not isinstance(value, str) else value
-
-        walk("", self.data)
-        return out
+        return flat_strings(self.data, redact)
 
     def redacted(self) -> dict:
         """The whole tree as it may be shown or recorded (jobs/redact.py)."""

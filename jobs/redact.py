@@ -68,6 +68,23 @@ def redact_value(key: str, value: Any) -> Any:
     return value
 
 
+def flat_strings(tree: dict, redact: bool = True) -> dict[str, str]:
+    """Dotted key -> string value of a nested mapping, secrets masked (MLflow params, logs)."""
+    import json
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            value = redact_value(prefix, node) if redact else node
+            out[prefix] = value if isinstance(value, str) else json.dumps(value, default=str)
+
+    walk("", tree)
+    return out
+
+
 def collect_secrets(data: Any, prefix: str = "") -> None:
     """Remember every secret value of a config tree (masked later wherever it appears)."""
     if isinstance(data, dict):

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 import realsyn
 from realsyn.jobs.config import Config
-from realsyn.jobs.redact import redact_value
+from realsyn.jobs.redact import flat_strings
 from realsyn.jobs.module_graph import source_hash
 from realsyn.jobs.tables import TableStore
 from realsyn.jobs.tracking import Tracker
@@ -95,18 +95,7 @@ def params_hash(params: StageParams) -> str:
 
 def params_flat(params: StageParams) -> dict[str, str]:
     """Dotted field -> string (nested dataclasses flattened), secrets redacted: MLflow params."""
-    out: dict[str, str] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict) and node:
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        else:
-            value = redact_value(prefix, node)
-            out[prefix] = value if isinstance(value, str) else json.dumps(value, default=str)
-
-    walk("", params_dict(params))
-    return out
+    return flat_strings(params_dict(params))
 
 
 class UndeclaredTable(RuntimeError):
