@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import networkx as nx  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
@@ -29,7 +30,6 @@ from realsyn.udfs.fetch import FetchSettings, fetch_many  # noqa: E402
 from realsyn.udfs.image_decode import DecodeLimits, decode, hamming  # noqa: E402
 from realsyn.udfs.sentence_entropy import normalised_entropy  # noqa: E402
 from realsyn.udfs.sentence_split import sentence_id, split  # noqa: E402
-from realsyn.udfs.union_find import representatives  # noqa: E402
 
 IMAGES: dict[str, bytes] = {}
 
@@ -80,7 +80,10 @@ def plain(docs, cfg, out_dir: str) -> tuple[float, float]:
             buckets.setdefault((band, (h >> (band * 13)) & 0x1FFF), []).append(i)
     pairs = {(a, b) for group in buckets.values() for a in group for b in group
              if a < b and hamming(kept[a].phash, kept[b].phash) <= t}
-    rep = representatives(pairs, {i: -kept[i].width * kept[i].height for i in ids})
+    rep = {}
+    for group in nx.connected_components(nx.Graph(pairs)):
+        best = min(group, key=lambda i: (-kept[i].width * kept[i].height, i))
+        rep.update(dict.fromkeys(group, best))
     for row in image_rows:
         if row["reason"] is None and rep.get(row["image_id"], row["image_id"]) != row["image_id"]:
             row["reason"], row["bytes"] = "duplicate_perceptual", None

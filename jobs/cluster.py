@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
@@ -53,7 +53,7 @@ class ClusterParams(StageParams):
 class Cluster(Stage):
     name = "cluster"
     description = "k-means of the sentence embeddings; every sentence assigned to a centroid"
-    inputs = ("silver.sentence_embeddings",)
+    inputs = ("silver.sentence_embeddings", "silver.sentence_dedup")
     outputs = ("gold.text_centroids", "gold.sentence_clusters")
     Params = ClusterParams
 
@@ -61,7 +61,7 @@ class Cluster(Stage):
         emb = ctx.read("silver.sentence_embeddings")
         model = check_same_model(ctx.read, "silver.sentence_embeddings")
         dim, dtype = embedding_meta(emb)
-        kept = emb.where("status = 'kept'").select("sentence_id", "embedding")
+        kept = kept_vectors(ctx.read, "silver.sentence_embeddings", "sentence_id").select("sentence_id", "embedding")
         n = kept.count()
         k = p.num_clusters or max(1, round(n / p.sentences_per_cluster))
         fraction = min(1.0, p.kmeans_sample / max(n, 1))

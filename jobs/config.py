@@ -47,6 +47,7 @@ RULES: dict[str, tuple] = {
     "images.max_pixels": ("range", 1, 10**11),
     "images.max_jpeg_scans": ("range", 1, 100_000),
     "images.phash_max_hamming": ("range", 0, 64),
+    "images.phash_bucket_max": ("range", 2, 10**9),
     "images.semantic_dedup_cosine": ("range", -1.0, 1.0),
     "sentences.splitter": ("choice", {"pysbd", "regex"}),
     "sentences.min_words": ("range", 1, 10_000),

@@ -1,4 +1,5 @@
-"""embed: silver.images + silver.sentences (kept) -> CLIP embeddings, one encoder for both."""
+"""embed: silver.images + silver.sentences (kept) -> CLIP embeddings, one encoder for both
+(semantic duplicates are found after it: semantic_neighbours, then semantic_dedup)."""
 from __future__ import annotations
 
 import sys
@@ -6,33 +7,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model
 from realsyn.jobs.models import encoder_spec, weights_identity
 from realsyn.jobs.session import session_conf
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.vector_sample import collect_vectors, hash_sample
-from realsyn.udfs.centroid_assign import assign_fn
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow, embed_texts_arrow
-from realsyn.udfs.semantic_dedup import cluster_pairs_fn
-from realsyn.udfs.union_find import representatives
-from realsyn.udfs.vector_search import fit_kmeans
-
-
-@dataclass(frozen=True)
-class DedupParams:
-    """Semantic dedup: k-means granularity and the k-means fit (shared keys with retrieval)."""
-    points_per_cluster: int
-    kmeans_sample: int
-    kmeans_iters: int
-    seed: int
-
-    @classmethod
-    def from_config(cls, cfg) -> "DedupParams":
-        return cls(cfg.get("embedding.dedup_points_per_cluster"), cfg.get("retrieval.kmeans_sample"),
-                   cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
 
 
 @dataclass(frozen=True)
@@ -40,15 +21,10 @@ class EmbedParams(StageParams):
     encoder: EncoderSpec
     batch_size: int
     storage_dtype: str
-    image_dedup_cosine: float
-    sentence_dedup_cosine: float
-    dedup: DedupParams
 
     @classmethod
     def from_config(cls, cfg) -> "EmbedParams":
-        return cls(encoder_spec(cfg), cfg.get("embedding.batch_size"), cfg.get("embedding.storage_dtype"),
-                   cfg.get("images.semantic_dedup_cosine"), cfg.get("sentences.semantic_dedup_cosine"),
-                   DedupParams.from_config(cfg))
+        return cls(encoder_spec(cfg), cfg.get("embedding.batch_size"), cfg.get("embedding.storage_dtype"))
 
 
 @contextmanager
@@ -97,60 +73,8 @@ class Embed(Stage):
         with arrow_batch_rows(ctx.spark, size):
             ctx.write("silver.sentence_embeddings", sentence_vecs)
         check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
-        area = ctx.read("silver.images").where("status = 'kept'").groupBy("image_id").agg(
-            F.max(F.col("width") * F.col("height")).alias("area"))
-        dups = {"images": semantic_dedup(ctx, "silver.image_embeddings", "image_id",
-                                         p.image_dedup_cosine, area, p.dedup),
-                "sentences": semantic_dedup(ctx, "silver.sentence_embeddings", "sentence_id",
-                                            p.sentence_dedup_cosine, None, p.dedup)}
-        ctx.tracker.metrics({f"semantic_duplicates.{k}": v for k, v in dups.items()})
         return [ledger_from_status("image_embeddings", n_images, ctx.read("silver.image_embeddings")),
                 ledger_from_status("sentence_embeddings", n_sentences, ctx.read("silver.sentence_embeddings"))]
-
-
-MAX_DEDUP_PAIRS = 20_000_000
-
-
-def semantic_dedup(ctx: Context, table: str, key: str, threshold: float, area: DataFrame | None,
-                   p: DedupParams) -> int:
-    """k-means, pairs above the cosine threshold inside each cluster, union-find across all
-    pairs; one representative per component stays kept (largest image / first sentence id).
-    Rewrites the table's status; returns how many rows became duplicate_semantic."""
-    df = ctx.read(table)
-    kept = df.where("status = 'kept'").select(key, "embedding")
-    n = kept.count()
-    if n < 2:
-        return 0
-    dim, dtype = df.where("status = 'kept'").select("dim", "dtype").first()
-    k = max(1, n // p.points_per_cluster)
-    fraction = min(1.0, p.kmeans_sample / n)
-    _, sample = collect_vectors(hash_sample(kept, key, fraction, p.seed), key, dim, dtype)
-    centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed)
-    assigned = kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1),
-                                f"{key} string, embedding binary, cluster_id int, probe int")
-    pairs = (assigned.groupBy("cluster_id")
-             .applyInPandas(cluster_pairs_fn(key, dim, dtype, threshold), "x string, y string"))
-    if area is not None:
-        a = area.select(F.col("image_id").alias("k"), (-F.col("area")).alias("r"))
-        pairs = (pairs.join(a.toDF("x", "rx"), "x", "left").join(a.toDF("y", "ry"), "y", "left"))
-    else:
-        pairs = pairs.withColumn("rx", F.lit(0)).withColumn("ry", F.lit(0))
-    rows = pairs.limit(MAX_DEDUP_PAIRS + 1).toArrow().to_pylist()
-    if len(rows) > MAX_DEDUP_PAIRS:
-        raise RuntimeError(f"{table}: more than {MAX_DEDUP_PAIRS} semantic duplicate pairs; raise the threshold")
-    if not rows:
-        return 0
-    rank = {}
-    for r in rows:
-        rank[r["x"]], rank[r["y"]] = r["rx"] or 0, r["ry"] or 0
-    mapping = representatives([(r["x"], r["y"]) for r in rows], rank)
-    dup = ctx.spark.createDataFrame([(m, rep) for m, rep in mapping.items() if m != rep], f"{key} string, rep string")
-    updated = (df.join(F.broadcast(dup), key, "left")
-               .withColumn("status", F.when(F.col("rep").isNotNull(), "rejected").otherwise(F.col("status")))
-               .withColumn("reason", F.when(F.col("rep").isNotNull(), "duplicate_semantic").otherwise(F.col("reason")))
-               .drop("rep"))
-    ctx.write(table, updated.localCheckpoint())  # cut the lineage: the table is read and rewritten
-    return dup.count()
 
 
 def main(argv: list[str] | None = None) -> int:

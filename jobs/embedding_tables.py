@@ -23,6 +23,18 @@ def check_same_model(read, *tables: str) -> str | None:
     return distinct.pop() if distinct else None
 
 
+# Each embeddings table and the table that marks its semantic duplicates (semantic_dedup).
+DEDUP_TABLE = {"silver.image_embeddings": "silver.image_dedup",
+               "silver.sentence_embeddings": "silver.sentence_dedup"}
+
+
+def kept_vectors(read, table: str, key: str) -> DataFrame:
+    """The vectors later stages use: encoded (kept in the embeddings table) and not a
+    semantic duplicate (kept in its dedup table). read: a stage's ctx.read."""
+    kept = read(DEDUP_TABLE[table]).where("status = 'kept'").select(key)
+    return read(table).where("status = 'kept'").join(kept, key, "left_semi")
+
+
 def embedding_meta(df: DataFrame) -> tuple[int, str]:
     """(dim, dtype) of the kept vectors of an embeddings table."""
     row = df.where("status = 'kept'").select("dim", "dtype").first()

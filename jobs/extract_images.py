@@ -1,7 +1,7 @@
 """extract_images: bronze.documents -> silver.images (the global image pool).
 
 image slots -> distinct URLs -> fetch + decode (mapInPandas) -> quality filter (SQL)
--> exact dedup (content hash) -> perceptual dedup (pHash bands + union-find).
+-> exact dedup (content hash) -> perceptual dedup (pHash bands + connected components).
 """
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from realsyn.jobs.perceptual_dedup import perceptual_representatives
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.udfs.fetch import FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
 from realsyn.udfs.image_decode import DecodeLimits
 from realsyn.udfs.image_pool import OUTPUT_DDL, partition_fn
-from realsyn.udfs.union_find import representatives
-
-MAX_DEDUP_PAIRS = 20_000_000
 
 
 def image_slots(docs: DataFrame) -> DataFrame:
@@ -47,27 +45,6 @@ def quality_reason(min_side: int, max_ratio: float):
                   "bad_aspect_ratio"))
 
 
-def band_columns(max_hamming: int) -> list:
-    """Split the 64-bit hash into max_hamming+1 bands: near pairs share at least one band."""
-    n = max_hamming + 1
-    widths = [64 // n + (1 if i < 64 % n else 0) for i in range(n)]
-    cols, shift = [], 0
-    for i, w in enumerate(widths):
-        mask = (1 << w) - 1
-        cols.append(F.struct(F.lit(i).alias("band"),
-                             (F.shiftrightunsigned("phash", shift).bitwiseAND(F.lit(mask))).alias("value")))
-        shift += w
-    return cols
-
-
-def near_duplicate_pairs(images: DataFrame, max_hamming: int) -> DataFrame:
-    banded = images.select("image_id", "phash", F.explode(F.array(*band_columns(max_hamming))).alias("b"))
-    a, b = banded.alias("a"), banded.alias("b")
-    return (a.join(b, (F.col("a.b") == F.col("b.b")) & (F.col("a.image_id") < F.col("b.image_id")))
-            .where(F.bit_count(F.col("a.phash").bitwiseXOR(F.col("b.phash"))) <= max_hamming)
-            .select(F.col("a.image_id").alias("x"), F.col("b.image_id").alias("y")).distinct())
-
-
 @dataclass(frozen=True)
 class ExtractImagesParams(StageParams):
     fetch: FetchSettings
@@ -75,6 +52,7 @@ class ExtractImagesParams(StageParams):
     min_side_px: int
     max_aspect_ratio: float
     phash_max_hamming: int
+    phash_bucket_max: int
 
     @classmethod
     def from_config(cls, cfg) -> "ExtractImagesParams":
@@ -82,7 +60,7 @@ class ExtractImagesParams(StageParams):
                               tuple(cfg.get("images.formats")))
         return cls(FetchSettings.from_conf(cfg.section("fetch")), decode,
                    cfg.get("images.min_side_px"), cfg.get("images.max_aspect_ratio"),
-                   cfg.get("images.phash_max_hamming"))
+                   cfg.get("images.phash_max_hamming"), cfg.get("images.phash_bucket_max"))
 
 
 class ExtractImages(Stage):
@@ -114,12 +92,8 @@ class ExtractImages(Stage):
         pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
 
         candidates = pool.where(F.col("reason").isNull()).select("image_id", "phash", "width", "height")
-        pairs = near_duplicate_pairs(candidates, p.phash_max_hamming).persist()
-        n_pairs = pairs.count()
-        if n_pairs > MAX_DEDUP_PAIRS:
-            raise RuntimeError(f"{n_pairs} near-duplicate pairs exceed {MAX_DEDUP_PAIRS}; lower images.phash_max_hamming")
-        rep = self._representatives(spark, pairs, candidates)
-        pool = (pool.join(F.broadcast(rep), "image_id", "left")
+        rep = perceptual_representatives(candidates, p.phash_max_hamming, p.phash_bucket_max).localCheckpoint()
+        pool = (pool.join(rep, "image_id", "left")
                 .withColumn("reason", F.when(F.col("reason").isNull() & F.col("rep").isNotNull()
                                              & (F.col("rep") != F.col("image_id")), "duplicate_perceptual")
                             .otherwise(F.col("reason")))
@@ -132,26 +106,12 @@ class ExtractImages(Stage):
             F.col("http_status").cast("int"), "duplicate_of",
             F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
         ctx.write("silver.images", out)
-        for df in (fetched, pool, pairs, urls):
+        for df in (fetched, pool, urls):
             df.unpersist()
         ledger = ledger_from_status("images", n_slots, ctx.read("silver.images"))
         ledger.rejected["duplicate_url"] = n_slots - n_urls
-        ctx.tracker.metrics({"images.near_duplicate_pairs": n_pairs})
         log_funnel(ctx.tracker, ledger, IMAGE_STAGES, "image slots", "extract_images: rows left after each filter")
         return [ledger]
-
-    @staticmethod
-    def _representatives(spark, pairs: DataFrame, candidates: DataFrame) -> DataFrame:
-        """Union-find on the driver over the (small) pair list; the largest image represents."""
-        area = candidates.select("image_id", (F.col("width") * F.col("height")).alias("area"))
-        with_area = (pairs.join(area.toDF("x", "ax"), "x").join(area.toDF("y", "ay"), "y"))
-        # One Arrow collect (toLocalIterator would run a job per partition).
-        df = with_area.toPandas()
-        edges = list(zip(df["x"], df["y"]))
-        rank = dict(zip(df["x"], -df["ax"].astype("int64")))
-        rank.update(zip(df["y"], -df["ay"].astype("int64")))
-        mapping = representatives(edges, rank)
-        return spark.createDataFrame(list(mapping.items()) or [], "image_id string, rep string")
 
 
 def main(argv: list[str] | None = None) -> int:

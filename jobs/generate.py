@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import functions as F
 
-from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weights_identity
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.tag_mining import mine_tags
@@ -50,7 +50,7 @@ def gen_spec(p: GenerateParams) -> GenSpec:
 class Generate(Stage):
     name = "generate"
     description = "caption + tags + LLM fusion into one synthetic text per image"
-    inputs = ("silver.images", "silver.image_embeddings", "silver.sentences", "gold.retrievals")
+    inputs = ("silver.images", "silver.image_embeddings", "silver.image_dedup", "silver.sentences", "gold.retrievals")
     outputs = ("gold.synthetic",)
     Params = GenerateParams
 
@@ -74,7 +74,7 @@ class Generate(Stage):
         r1 = (ctx.read("gold.retrievals").where("rank = 1")
               .join(ctx.read("silver.sentences").select("sentence_id", F.col("text").alias("r1")), "sentence_id")
               .select("image_id", "r1"))
-        kept = emb.where("status = 'kept'").select("image_id", "embedding")
+        kept = kept_vectors(ctx.read, "silver.image_embeddings", "image_id").select("image_id", "embedding")
         n_in = kept.count()
         images = (kept.join(r1, "image_id")
                   .join(ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes"), "image_id"))

@@ -32,7 +32,10 @@ def all_stages() -> list[Stage]:
     from realsyn.jobs.generate import Generate
     from realsyn.jobs.ingest import Ingest
     from realsyn.jobs.retrieve import Retrieve
-    return [Ingest(), ExtractImages(), ExtractSentences(), Embed(), Cluster(), Retrieve(), Generate(), Balance(), Export()]
+    from realsyn.jobs.semantic_dedup import SemanticDedup
+    from realsyn.jobs.semantic_neighbours import SemanticNeighbours
+    return [Ingest(), ExtractImages(), ExtractSentences(), Embed(), SemanticNeighbours(), SemanticDedup(),
+            Cluster(), Retrieve(), Generate(), Balance(), Export()]
 
 
 def stage_names() -> list[str]:

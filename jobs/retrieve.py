@@ -20,7 +20,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.jobs.stored_rows import open_file
@@ -143,7 +143,7 @@ class RetrieveParams(StageParams):
 class Retrieve(Stage):
     name = "retrieve"
     description = "hierarchical top-k retrieval of realistic sentences per image"
-    inputs = ("silver.image_embeddings", "silver.sentence_embeddings", "gold.text_centroids",
+    inputs = ("silver.image_embeddings", "silver.image_dedup", "silver.sentence_embeddings", "gold.text_centroids",
               "gold.sentence_clusters")
     outputs = ("gold.retrievals",)
     Params = RetrieveParams
@@ -158,7 +158,7 @@ class Retrieve(Stage):
                              "re-run cluster")
         emb = ctx.read("silver.image_embeddings")
         dim, dtype = embedding_meta(emb)
-        images = emb.where("status = 'kept'").select("image_id", "embedding")
+        images = kept_vectors(ctx.read, "silver.image_embeddings", "image_id").select("image_id", "embedding")
         n_images = images.count()
         k, probes, min_score = p.top_k, p.probes, p.min_score
 

@@ -117,7 +117,7 @@ IMAGE_EMBEDDINGS = TableSpec(
         STATUS, REASON,
     ]),
     keys=("image_id",),
-    description="CLIP image embeddings of kept images (vectors as fixed-size binary).",
+    description="CLIP image embeddings of kept images (vectors as fixed-size binary); semantic duplicates are marked in silver.image_dedup.",
 )
 
 SENTENCE_EMBEDDINGS = TableSpec(
@@ -131,8 +131,47 @@ SENTENCE_EMBEDDINGS = TableSpec(
         STATUS, REASON,
     ]),
     keys=("sentence_id",),
-    description="CLIP text embeddings of kept sentences (vectors as fixed-size binary).",
+    description="CLIP text embeddings of kept sentences (vectors as fixed-size binary); semantic duplicates are marked in silver.sentence_dedup.",
 )
+
+def _neighbours(kind: str, key: str, key_comment: str) -> TableSpec:
+    return TableSpec(
+        f"silver.{kind}_neighbours",
+        StructType([
+            c(key, StringType(), key_comment, False),
+            c("dedup_cluster", IntegerType(), "semantic dedup k-means cluster (not retrieval's)"),
+            c("rank", LongType(), "keep order inside a cluster, with the id: minus the pixel count for images, 0 for sentences"),
+            c("neighbour", StringType(), f"most similar {kind} ranked before this one in its cluster; null for the first"),
+            c("max_sim", DoubleType(), "cosine to that neighbour; null for the first"),
+        ]),
+        keys=(key,),
+        description=f"Semantic dedup scores: every {kind} embedding's closest earlier neighbour in its k-means "
+                    f"cluster (rank: {'largest image' if kind == 'image' else 'smallest id'} first). "
+                    "A threshold over max_sim is the whole dedup decision.",
+        stats_columns=("dedup_cluster",),
+    )
+
+
+def _dedup(kind: str, key: str, key_comment: str) -> TableSpec:
+    return TableSpec(
+        f"silver.{kind}_dedup",
+        StructType([
+            c(key, StringType(), key_comment, False),
+            c("duplicate_of", StringType(), "the kept item its chain of earlier neighbours ends at, for duplicates"),
+            STATUS, REASON,
+        ]),
+        keys=(key,),
+        description=f"Semantic dedup verdict per {kind} embedding: kept, or duplicate_semantic with its representative. "
+                    f"Kept {kind} vectors are the kept rows of silver.{kind}_embeddings that are kept here.",
+        stats_columns=("status",),
+    )
+
+
+IMAGE_NEIGHBOURS = _neighbours("image", "image_id", "image content hash")
+SENTENCE_NEIGHBOURS = _neighbours("sentence", "sentence_id", "sentence hash")
+IMAGE_DEDUP = _dedup("image", "image_id", "image content hash")
+SENTENCE_DEDUP = _dedup("sentence", "sentence_id", "sentence hash")
+
 
 TEXT_CENTROIDS = TableSpec(
     "gold.text_centroids",
@@ -252,7 +291,7 @@ STAGE_RUNS = TableSpec(
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
     DOCUMENTS, DOCUMENT_REJECTS, IMAGES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
-    TEXT_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
+    IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 
 

@@ -112,12 +112,12 @@ class PaperStep:
 # splitter yields them (exact duplicates count in the redundancy step, where the paper removes
 # duplicates, although our exact dedup runs first).
 PAPER_FUNNELS = {
-    "images": (("image pool", 336_000_000), ("images", "image_embeddings"), [
+    "images": (("image pool", 336_000_000), ("images", "image_embeddings", "image_dedup"), [
         PaperStep("quality: size + aspect ratio", 285_000_000, frozenset({"too_small", "bad_aspect_ratio"})),
         PaperStep("redundancy: exact + perceptual + semantic dedup", 198_000_000,
                   frozenset({"duplicate_exact", "duplicate_perceptual", "duplicate_semantic"})),
     ]),
-    "sentences": (("sentence pool", 2_130_000_000), ("sentences", "sentence_embeddings"), [
+    "sentences": (("sentence pool", 2_130_000_000), ("sentences", "sentence_embeddings", "sentence_dedup"), [
         PaperStep("quality: emoji, URL, 3-81 words, complexity + action", 1_820_000_000,
                   frozenset({"control_characters", "emoji", "url", "too_few_words", "too_many_words",
                              "low_complexity", "no_action"})),
@@ -137,11 +137,11 @@ def paper_comparison(ledgers: list[dict]) -> dict[str, list[dict]]:
     ours, paper_removed, ours_removed (shares; None where nothing reached the step)."""
     by_name = {led["ledger"]: led for led in ledgers}
     out = {}
-    for kind, ((pool_label, paper_pool), (first, later), steps) in PAPER_FUNNELS.items():
+    for kind, ((pool_label, paper_pool), (first, *later), steps) in PAPER_FUNNELS.items():
         if first not in by_name:
             continue
         rejected: dict[str, int] = {}
-        for name in (first, later):
+        for name in (first, *later):
             for reason, n in by_name.get(name, {}).get("rejected", {}).items():
                 rejected[reason] = rejected.get(reason, 0) + n
         claimed = set().union(*(s.reasons for s in steps))

@@ -1,4 +1,7 @@
-"""Near-duplicate pairs by embedding cosine, searched only inside a k-means cluster (no N^2)."""
+"""Semantic dedup's expensive step, inside one k-means cluster: each item's most similar item
+among those ranked before it (SemDeDup's rule, as NeMo Curator runs it). Stored once, it turns
+any cosine threshold into a cheap filter: an item is a duplicate when its earlier neighbour is
+at least that similar. No pair list is ever built."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,26 +9,38 @@ import pandas as pd
 
 from realsyn.udfs.vector_codec import from_bytes
 
+NEIGHBOURS_DDL = "{key} string, dedup_cluster int, rank long, neighbour string, max_sim double"
 
-def pairs_above(ids: list[str], vectors: np.ndarray, threshold: float, block: int = 2048) -> list[tuple[str, str]]:
-    """All (a, b) with a < b (by position) and cosine >= threshold, blocked to bound memory."""
-    out = []
-    n = len(ids)
+
+def earlier_neighbours(vectors: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """For row i of (rank-ordered, normalised) vectors: the index of the most similar row
+    j < i and that cosine; -1 and -inf for row 0. Blocked, so memory is block x n."""
+    n = len(vectors)
+    best = np.full(n, -1, dtype=np.int64)
+    sims_out = np.full(n, -np.inf, dtype=np.float64)
     for start in range(0, n, block):
-        sims = vectors[start:start + block] @ vectors.T
-        rows, cols = np.nonzero(sims >= threshold)
-        for r, c in zip(rows, cols):
-            i = start + r
-            if i < c:
-                out.append((ids[i], ids[c]))
-    return out
+        stop = min(n, start + block)
+        sims = vectors[start:stop] @ vectors[:stop].T
+        rows = np.arange(start, stop)
+        sims[np.arange(stop)[None, :] >= rows[:, None]] = -np.inf   # only rows ranked earlier
+        arg = sims.argmax(axis=1)
+        top = sims[np.arange(stop - start), arg]
+        has = np.isfinite(top)
+        best[start:stop] = np.where(has, arg, -1)
+        sims_out[start:stop] = top
+    return best, sims_out
 
 
-def cluster_pairs_fn(key: str, dim: int, dtype: str, threshold: float):
-    """applyInPandas body over one cluster: its near-duplicate pairs."""
+def cluster_neighbours_fn(key: str, dim: int, dtype: str):
+    """applyInPandas body over one dedup cluster (columns key, embedding, rank, dedup_cluster):
+    key, dedup_cluster, rank, neighbour (null for the cluster's first item), max_sim (null likewise)."""
     def run(group: pd.DataFrame) -> pd.DataFrame:
-        group = group.sort_values(key)
+        group = group.sort_values(["rank", key], kind="stable")
         vecs = from_bytes(group["embedding"].tolist(), dim, dtype)
-        pairs = pairs_above(group[key].tolist(), vecs, threshold)
-        return pd.DataFrame(pairs, columns=["x", "y"])
+        idx, sims = earlier_neighbours(vecs)
+        ids = group[key].to_numpy()
+        return pd.DataFrame({
+            key: ids, "dedup_cluster": group["dedup_cluster"].to_numpy(), "rank": group["rank"].to_numpy(),
+            "neighbour": [ids[j] if j >= 0 else None for j in idx],
+            "max_sim": [float(s) if np.isfinite(s) else None for s in sims]})
     return run

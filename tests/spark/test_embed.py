@@ -31,36 +31,3 @@ def test_mixed_models_are_refused(spark, sample_pipeline):
                                                 "status", "reason")}
     with pytest.raises(ValueError, match="different models"):
         check_same_model(tables.__getitem__, "x", "y")
-
-
-def test_semantic_dedup_collapses_exactly_the_planted_groups(spark, tmp_path):
-    from realsyn.jobs.embed import DedupParams, semantic_dedup
-    from realsyn.jobs.stage import Context
-    from realsyn.jobs.tables import TableStore
-    from realsyn.jobs.tracking import Tracker
-    from realsyn.schemas import spec
-    from tests.conftest import make_config
-
-    class Owner:  # a stage that may write the table under test
-        name, outputs, inputs = "t", ("silver.sentence_embeddings",), ()
-
-    rng = np.random.default_rng(0)
-    base = rng.standard_normal((300, 16)).astype(np.float32)
-    base /= np.linalg.norm(base, axis=1, keepdims=True)
-    copies = {3: 2, 50: 1, 120: 3}
-    vecs, ids = list(base), [f"s{i:04d}" for i in range(300)]
-    for src, n in copies.items():
-        for j in range(n):
-            v = base[src] + 0.005 * rng.standard_normal(16).astype(np.float32)
-            vecs.append(v / np.linalg.norm(v))
-            ids.append(f"s{src:04d}_{j}")
-    cfg = make_config(tmp_path, "embedding.dedup_points_per_cluster=30", "mlflow.enabled=false")
-    store = TableStore(spark, cfg)
-    rows = [(i, v.astype("<f4").tobytes(), "m", 16, "float32", "kept", None) for i, v in zip(ids, vecs)]
-    store.write("silver.sentence_embeddings", spark.createDataFrame(rows, spec("silver.sentence_embeddings").schema))
-    ctx = Context(spark, store, Tracker(cfg), Owner())
-    dedup = DedupParams.from_config(cfg)
-    assert semantic_dedup(ctx, "silver.sentence_embeddings", "sentence_id", 0.98, None, dedup) == sum(copies.values())
-    dropped = {r["sentence_id"] for r in store.read("silver.sentence_embeddings")
-               .where("reason = 'duplicate_semantic'").collect()}
-    assert dropped == {f"s{src:04d}_{j}" for src, n in copies.items() for j in range(n)}

@@ -1,0 +1,130 @@
+"""Duplicate groups on the executors: connected components and pHash edges, checked against
+scipy's connected components over brute-force pairs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components as scipy_components
+
+from realsyn.jobs.connected_components import connected_components
+from realsyn.jobs.perceptual_dedup import band_layout, perceptual_edges, perceptual_representatives
+
+
+def oracle_groups(n: int, pairs: list[tuple[int, int]]) -> set[frozenset[int]]:
+    """Groups of two or more vertices, by scipy."""
+    if not pairs:
+        return set()
+    a, b = np.array(pairs).T
+    _, labels = scipy_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
+    groups: dict[int, set[int]] = {}
+    for v, lab in enumerate(labels):
+        groups.setdefault(lab, set()).add(v)
+    return {frozenset(g) for g in groups.values() if len(g) > 1}
+
+
+def spark_groups(comps) -> set[frozenset[int]]:
+    groups: dict[str, set[int]] = {}
+    for r in comps.collect():
+        groups.setdefault(r["component"], set()).add(int(r["vertex"][1:]))
+    return {frozenset(g) for g in groups.values()}
+
+
+def vid(i: int) -> str:
+    return f"v{i:05d}"
+
+
+def test_components_match_scipy_on_chains_stars_and_random_edges(spark):
+    rng = np.random.default_rng(3)
+    pairs = [(i, i + 1) for i in range(0, 300)]                  # a long chain: diameter 300
+    pairs += [(400, j) for j in range(401, 600)]                 # a star
+    pairs += [(int(x), int(y)) for x, y in rng.integers(700, 2000, size=(900, 2))]  # random, with repeats and loops
+    pairs += [(2100, 2100)]                                      # a self-loop alone is no group
+    edges = spark.createDataFrame([(vid(a), vid(b)) for a, b in pairs], "src string, dst string")
+    comps = connected_components(edges)
+    expected = oracle_groups(2200, [(a, b) for a, b in pairs if a != b])
+    assert spark_groups(comps) == expected
+    # the component label is the smallest vertex of the component
+    for r in comps.collect():
+        assert r["component"] <= r["vertex"]
+
+
+def test_no_edges_gives_no_components(spark):
+    edges = spark.createDataFrame([], "src string, dst string")
+    assert connected_components(edges).count() == 0
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x = np.bitwise_xor(a, b).view(np.uint64)
+    return np.array([bin(int(v)).count("1") for v in x.ravel()]).reshape(x.shape)
+
+
+def planted_hashes(rng) -> np.ndarray:
+    """Random hashes, near groups (a few flipped bits, chained), a hot group of one exact hash,
+    and a hot group of distinct hashes sharing their low bits (one band bucket)."""
+    base = rng.integers(0, 2**64 - 1, size=150, dtype=np.uint64)
+    out = list(base)
+    for i in range(20):                                   # near copies, 1-3 bits off
+        for _ in range(3):
+            flips = rng.choice(64, size=rng.integers(1, 4), replace=False)
+            out.append(base[i] ^ np.uint64(sum(1 << int(f) for f in flips)))
+    out += [base[30]] * 60                                # one exact hash, many images
+    for _ in range(80):                                   # all share band 0 (the low 13 bits)
+        out.append((rng.integers(0, 2**51, dtype=np.uint64) << np.uint64(13)) | np.uint64(0x1FFF))
+    return np.array(out, dtype=np.uint64).view(np.int64)
+
+
+@pytest.mark.parametrize("bucket_max", [1000, 4])   # 4: hot buckets take the second banding level
+def test_perceptual_groups_equal_brute_force(spark, bucket_max):
+    rng = np.random.default_rng(11)
+    hashes = planted_hashes(rng)
+    n, k = len(hashes), 4
+    dist = hamming(hashes[:, None], hashes[None, :])
+    pairs = [(int(i), int(j)) for i, j in zip(*np.nonzero(dist <= k)) if i < j]
+    rows = [(vid(i), int(h)) for i, h in enumerate(hashes)]
+    images = spark.createDataFrame(rows, "image_id string, phash long")
+    comps = connected_components(perceptual_edges(images, k, bucket_max))
+    assert spark_groups(comps) == oracle_groups(n, pairs)
+
+
+def test_largest_image_represents_its_group(spark):
+    rows = [("a", 5, 10, 10), ("b", 5 ^ 1, 30, 30), ("c", 5 ^ 3, 20, 20), ("d", 0x7FFFFFFF00000000, 50, 50)]
+    images = spark.createDataFrame(rows, "image_id string, phash long, width int, height int")
+    reps = {r["image_id"]: r["rep"] for r in perceptual_representatives(images, 4, 1000).collect()}
+    assert reps == {"a": "b", "b": "b", "c": "b"}   # d is alone: not in any group
+
+
+def test_band_layout_covers_every_bit_once():
+    for width, n in ((64, 5), (51, 5), (64, 1), (7, 7)):
+        layout = band_layout(width, n)
+        assert sum(w for _, w in layout) == width
+        assert [s for s, _ in layout] == [sum(w for _, w in layout[:i]) for i in range(n)]
+
+
+def test_semantic_dedup_rejects_exactly_the_planted_copies_at_any_threshold(spark):
+    from realsyn.jobs.keep_rank import id_rank
+    from realsyn.jobs.semantic_dedup import verdicts
+    from realsyn.jobs.semantic_neighbours import SemanticNeighboursParams, neighbours
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((300, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    copies = {3: 2, 50: 1, 120: 3}
+    vecs, ids = list(base), [f"s{i:04d}" for i in range(300)]
+    for src, n in copies.items():
+        for j in range(n):
+            v = base[src] + 0.005 * rng.standard_normal(16).astype(np.float32)
+            vecs.append(v / np.linalg.norm(v))
+            ids.append(f"s{src:04d}_{j}")
+    rows = [(i, v.astype("<f4").tobytes(), 16, "float32", "kept") for i, v in zip(ids, vecs)]
+    rows.append(("s9999", None, None, None, "rejected"))         # not encoded: never scored
+    emb = spark.createDataFrame(rows, "sentence_id string, embedding binary, dim int, dtype string, status string")
+    scores = neighbours(spark, emb, "sentence_id", id_rank(emb, "sentence_id"),
+                        SemanticNeighboursParams(30, 10_000, 10, 42)).localCheckpoint()
+    assert scores.count() == len(vecs)
+    out = {r["sentence_id"]: r for r in verdicts(scores, "sentence_id", 0.98).collect()}
+    dropped = {k for k, r in out.items() if r["status"] == "rejected"}
+    assert dropped == {f"s{src:04d}_{j}" for src, n in copies.items() for j in range(n)}
+    assert all(out[f"s{src:04d}_{j}"]["duplicate_of"] == f"s{src:04d}" for src, n in copies.items() for j in range(n))
+    # A looser threshold is one filter over the same scores: more rejected, never fewer.
+    looser = {r["sentence_id"] for r in verdicts(scores, "sentence_id", 0.3).collect() if r["status"] == "rejected"}
+    assert dropped < looser
