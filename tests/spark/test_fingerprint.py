@@ -84,3 +84,10 @@ def test_every_table_a_stage_reads_is_declared(sample_pipeline, table_reads):
     # export's card counts every pipeline table: all of them are declared, and all were read
     export = next(s for s in all_stages() if s.name == "export")
     assert set(export.inputs) <= table_reads["export"]
+
+
+def test_a_dedup_threshold_reaches_only_the_filter_stage(sample_pipeline, config_reads):
+    """Changing a semantic dedup threshold reruns semantic_dedup (and what reads its tables),
+    never the scores or the embedding."""
+    for key in ("images.semantic_dedup_cosine", "sentences.semantic_dedup_cosine"):
+        assert {s for s, keys in config_reads.items() if key in keys} == {"semantic_dedup"}
