@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
 from realsyn.jobs.models import encoder_spec, weights_identity
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.stored_rows import StoredRows, Tables
 from realsyn.jobs.vector_sample import sample_key
@@ -144,6 +145,7 @@ class Balance(Stage):
     inputs = ("silver.image_embeddings", "gold.synthetic")
     outputs = (PAIRS, "gold.image_clusters")
     Params = BalanceStageParams
+    resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")   # CLIP text encoding
 
     def weights(self, p: BalanceStageParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights})
@@ -156,7 +158,7 @@ class Balance(Stage):
         n_in = syn.count()
         syn_vecs = (syn.select(F.col("image_id").alias("sentence_id"), F.col("syn_text").alias("text"))
                     .mapInPandas(embed_texts(p.encoder, p.batch_size, dtype),
-                                 OUTPUT_DDL.format(key="sentence_id"))
+                                 OUTPUT_DDL.format(key="sentence_id"), profile=ctx.task_profile)
                     .select(F.col("sentence_id").alias("image_id"),
                             F.when(F.col("status") == "kept", F.col("embedding")).alias("text_vec")))
         pairs = (emb.where("status = 'kept'").select("image_id", "embedding", "model")

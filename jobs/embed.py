@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model
 from realsyn.jobs.models import encoder_spec, weights_identity
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.session import session_conf
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
@@ -77,6 +78,7 @@ class Embed(Stage):
     inputs = ("silver.images", "silver.sentences")  # kept rows only
     outputs = ("silver.image_embeddings", "silver.sentence_embeddings")
     Params = EmbedParams
+    resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")
 
     def weights(self, p: EmbedParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights})

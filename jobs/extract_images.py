@@ -12,6 +12,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.udfs.fetch import FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
@@ -91,6 +92,7 @@ class ExtractImages(Stage):
     inputs = ("bronze.documents",)
     outputs = ("silver.images",)
     Params = ExtractImagesParams
+    resources = TaskResources(cpus=1)   # fetch + decode: I/O-bound threads (fetch.concurrency_per_task), one core
 
     def run(self, ctx: Context, p: ExtractImagesParams) -> list[Ledger]:
         spark = ctx.spark

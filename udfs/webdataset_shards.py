@@ -77,7 +77,8 @@ def samples_in(path: str) -> int:
         return sum(1 for m in tar.getmembers() if m.name.endswith(".jpg"))
 
 
-def write_shards(df: DataFrame, folder: str, resize_to: int, rows_per_shard: int = 10_000) -> dict:
+def write_shards(df: DataFrame, folder: str, resize_to: int, rows_per_shard: int = 10_000,
+                 profile=None) -> dict:
     """Replace the shards in `folder`; returns rows in, rows found in the written shards,
     and the rows the writer could not write by reason."""
     os.makedirs(folder, exist_ok=True)
@@ -88,7 +89,7 @@ def write_shards(df: DataFrame, folder: str, resize_to: int, rows_per_shard: int
     cols = ["image_id", "bytes", "raw_image_url", "text1", "text2", "text3", "syn_text", "cluster_id", "min_cap"]
     ddl = "shard string, count long, " + ", ".join(f"{r} long" for r in REJECT_REASONS)
     out = (df.select(*cols).repartition(max(1, -(-n // rows_per_shard)))
-           .mapInPandas(shard_writer(folder, resize_to), ddl).collect())
+           .mapInPandas(shard_writer(folder, resize_to), ddl, profile=profile).collect())
     rejected = {r: sum(row[r] for row in out) for r in REJECT_REASONS}
     return {"rows_in": n, "written": sum(samples_in(row["shard"]) for row in out),
             "rejected": {r: c for r, c in rejected.items() if c}, "shards": len(out)}
