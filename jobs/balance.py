@@ -29,7 +29,7 @@ from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.stored_rows import StoredRows, Tables
 from realsyn.jobs.vector_sample import sample_key
-from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, sample_bound, sampled_in_window, score_and_assign
+from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound, sampled_in_window, score_and_assign
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_texts
 from realsyn.udfs.vector_codec import arrow_vectors
@@ -44,11 +44,9 @@ REJECT_BUCKETS = 256
 
 
 def min_cap_expr(caps: Sequence[int]):
-    expr = None
-    for cap in sorted(caps):
-        cond = F.col("rank_in_cluster") < cap
-        expr = F.when(cond, F.lit(cap)) if expr is None else expr.when(cond, F.lit(cap))
-    return expr
+    """udfs/balance_ops.min_cap over the rank column, as a SQL expression (null past every cap)."""
+    return min_cap(F.col("rank_in_cluster"), caps, where=lambda cond, a, b: F.when(cond, F.lit(a)).otherwise(b),
+                   none=F.lit(None).cast("int"))
 
 
 @dataclass(frozen=True)
