@@ -16,9 +16,9 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
+from realsyn.jobs.webdataset_export import write_shards
 from realsyn.schemas import REGISTRY
 from realsyn.udfs import dataset_card as card
-from realsyn.udfs.webdataset_shards import write_shards
 
 RELEASE_COLUMNS = ["raw_image_url", "text1", "text2", "text3", "syn_text"]
 
