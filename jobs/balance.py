@@ -25,10 +25,11 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
 from realsyn.jobs.models import encoder_spec, weights_identity
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.stored_rows import StoredRows, Tables
 from realsyn.jobs.vector_sample import sample_key
-from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, sample_bound, sampled_in_window, score_and_assign
+from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound, sampled_in_window, score_and_assign
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_texts
 from realsyn.udfs.vector_codec import arrow_vectors
@@ -43,11 +44,9 @@ REJECT_BUCKETS = 256
 
 
 def min_cap_expr(caps: Sequence[int]):
-    expr = None
-    for cap in sorted(caps):
-        cond = F.col("rank_in_cluster") < cap
-        expr = F.when(cond, F.lit(cap)) if expr is None else expr.when(cond, F.lit(cap))
-    return expr
+    """udfs/balance_ops.min_cap over the rank column, as a SQL expression (null past every cap)."""
+    return min_cap(F.col("rank_in_cluster"), caps, where=lambda cond, a, b: F.when(cond, F.lit(a)).otherwise(b),
+                   none=F.lit(None).cast("int"))
 
 
 @dataclass(frozen=True)
@@ -144,6 +143,7 @@ class Balance(Stage):
     inputs = ("silver.image_embeddings", "gold.synthetic")
     outputs = (PAIRS, "gold.image_clusters")
     Params = BalanceStageParams
+    resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")   # CLIP text encoding
 
     def weights(self, p: BalanceStageParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights})
@@ -156,7 +156,7 @@ class Balance(Stage):
         n_in = syn.count()
         syn_vecs = (syn.select(F.col("image_id").alias("sentence_id"), F.col("syn_text").alias("text"))
                     .mapInPandas(embed_texts(p.encoder, p.batch_size, dtype),
-                                 OUTPUT_DDL.format(key="sentence_id"))
+                                 OUTPUT_DDL.format(key="sentence_id"), profile=ctx.task_profile)
                     .select(F.col("sentence_id").alias("image_id"),
                             F.when(F.col("status") == "kept", F.col("embedding")).alias("text_vec")))
         pairs = (emb.where("status = 'kept'").select("image_id", "embedding", "model")

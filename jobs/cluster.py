@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
@@ -56,6 +57,7 @@ class Cluster(Stage):
     inputs = ("silver.sentence_embeddings", "silver.sentence_dedup")
     outputs = ("gold.text_centroids", "gold.sentence_clusters")
     Params = ClusterParams
+    resources = TaskResources(cpus=1)   # centroid assignment: one faiss thread per task
 
     def run(self, ctx: Context, p: ClusterParams) -> list[Ledger]:
         emb = ctx.read("silver.sentence_embeddings")
@@ -86,7 +88,8 @@ class Cluster(Stage):
         _, sample_ids = nearest_centroids(sample[::step], blob, dim, 1)
         bounds, keys = range_files(ctx.spark, sample_ids[:, 0], len(centroids), files)
         assigned = kept.mapInArrow(assign_arrow_fn(blob, dim, dtype, bounds, keys),
-                                   "cluster_id int, sentence_id string, embedding binary, part long")
+                                   "cluster_id int, sentence_id string, embedding binary, part long",
+                                   profile=ctx.task_profile)
         clustered = (assigned.repartition(len(keys), "part")
                      .sortWithinPartitions("cluster_id", "sentence_id").drop("part"))
         ctx.write("gold.sentence_clusters", clustered)

@@ -91,7 +91,12 @@ RULES: dict[str, tuple] = {
     "export.mds_shard_bytes": ("range", 1_000, 10**12),
     "export.card_samples": ("range", 0, 1_000),
     "export.card_sim_bins": ("range", 2, 10_000),
+    "resources.clip_task_gpus": ("range", 0.0, 1.0),
+    "resources.generation_task_gpus": ("range", 0.0, 1.0),
 }
+
+# Shares of one GPU: Spark takes a fraction up to 0.5 (1/n of the device) or a whole GPU.
+GPU_SHARE_KEYS = ("resources.clip_task_gpus", "resources.generation_task_gpus")
 
 # Pairs that must be ordered (lo <= hi).
 ORDERED = [
@@ -244,6 +249,10 @@ def _check_rules(data: dict, sources: dict) -> None:
     if not formats or any(f not in SAFE_FORMATS for f in formats):
         raise ConfigError(f"{sources.get('images.formats', 'conf/defaults.yaml')}: 'images.formats' may hold "
                           f"{', '.join(SAFE_FORMATS)} (decoded by Pillow alone); got {formats}")
+    for key in GPU_SHARE_KEYS:
+        if 0.5 < cfg.get(key) < 1.0:
+            raise ConfigError(f"{sources.get(key, 'conf/defaults.yaml')}: '{key}' = {cfg.get(key)!r}: a share of "
+                              "one GPU must be at most 0.5 (1/n of the device) or 1")
     for scheme in cfg.get("fetch.allowed_schemes"):
         if scheme not in ("http", "https", "file"):
             raise ConfigError(f"{sources.get('fetch.allowed_schemes')}: 'fetch.allowed_schemes' may hold http, https, file; got {scheme!r}")

@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame
 
 from realsyn.jobs.embedding_tables import check_same_model
 from realsyn.jobs.models import encoder_spec, weights_identity
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.session import session_conf
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.udfs.clip_encoder import EncoderSpec
@@ -53,6 +54,7 @@ class Embed(Stage):
     inputs = ("silver.images", "silver.sentences")  # kept rows only
     outputs = ("silver.image_embeddings", "silver.sentence_embeddings")
     Params = EmbedParams
+    resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")
 
     def weights(self, p: EmbedParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights})
@@ -63,13 +65,15 @@ class Embed(Stage):
         images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
         n_images = images.count()
         image_vecs = (spread(images, parts, n_images, size)
-                      .mapInArrow(embed_images_arrow(spec, size, dtype), OUTPUT_DDL.format(key="image_id")))
+                      .mapInArrow(embed_images_arrow(spec, size, dtype), OUTPUT_DDL.format(key="image_id"),
+                                  profile=ctx.task_profile))
         with arrow_batch_rows(ctx.spark, size):
             ctx.write("silver.image_embeddings", image_vecs)
         sentences = ctx.read("silver.sentences").where("status = 'kept'").select("sentence_id", "text")
         n_sentences = sentences.count()
         sentence_vecs = (sentences.repartition(max(1, min(parts * 4, n_sentences // size + 1)))
-                         .mapInArrow(embed_texts_arrow(spec, size, dtype), OUTPUT_DDL.format(key="sentence_id")))
+                         .mapInArrow(embed_texts_arrow(spec, size, dtype), OUTPUT_DDL.format(key="sentence_id"),
+                                    profile=ctx.task_profile))
         with arrow_batch_rows(ctx.spark, size):
             ctx.write("silver.sentence_embeddings", sentence_vecs)
         check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")

@@ -14,10 +14,11 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
+from realsyn.jobs.webdataset_export import write_shards
 from realsyn.schemas import REGISTRY
 from realsyn.udfs import dataset_card as card
-from realsyn.udfs.webdataset_shards import write_shards
 
 RELEASE_COLUMNS = ["raw_image_url", "text1", "text2", "text3", "syn_text"]
 
@@ -88,6 +89,7 @@ class Export(Stage):
     reads_run_records = True             # the card's funnel: every stage's latest ledger
     outputs = ("gold.realsyn",)
     Params = ExportParams
+    resources = TaskResources(cpus=1)   # JPEG re-encoding per shard task
 
     def run(self, ctx: Context, p: ExportParams) -> list[Ledger]:
         spark = ctx.spark
@@ -107,7 +109,7 @@ class Export(Stage):
         if p.webdataset:
             top_cap = max(p.caps)
             wds = write_shards(gold.where(F.col("min_cap") <= top_cap).join(images, "image_id"),
-                               f"{out_dir}/webdataset", p.resize_to)
+                               f"{out_dir}/webdataset", p.resize_to, profile=ctx.task_profile)
             writers.append(Ledger("webdataset", wds["rows_in"], wds["written"], wds["rejected"]))
             files.append("WebDataset: `webdataset/*.tar` (`KEY.jpg`, `KEY.txt` = text1, `KEY.json`).")
         if p.mds:

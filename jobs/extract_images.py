@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from realsyn.jobs.perceptual_dedup import perceptual_representatives
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.udfs.fetch import FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
@@ -69,6 +70,7 @@ class ExtractImages(Stage):
     inputs = ("bronze.documents",)
     outputs = ("silver.images",)
     Params = ExtractImagesParams
+    resources = TaskResources(cpus=1)   # fetch + decode: I/O-bound threads (fetch.concurrency_per_task), one core
 
     def run(self, ctx: Context, p: ExtractImagesParams) -> list[Ledger]:
         spark = ctx.spark
@@ -79,7 +81,7 @@ class ExtractImages(Stage):
         n_urls, n_slots = counts["urls"], counts["slots"] or 0
         parts = max(spark.sparkContext.defaultParallelism, n_urls // 500 + 1)
         fetched = (urls.repartition(parts, "url_id").select("url_id", "url")
-                   .mapInPandas(partition_fn(p.fetch, p.decode), OUTPUT_DDL))
+                   .mapInPandas(partition_fn(p.fetch, p.decode), OUTPUT_DDL, profile=ctx.task_profile))
         # Fetching is the expensive, non-repeatable part: cached, computed once by the first
         # action on the (also cached) pool below.
         fetched = fetched.persist(StorageLevel.MEMORY_AND_DISK)

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from realsyn.jobs.models import preset_model, weights_folder, weights_identity
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
@@ -135,6 +136,7 @@ class ExtractSentences(Stage):
     inputs = ("bronze.documents",)
     outputs = ("silver.sentences",)
     Params = ExtractSentencesParams
+    resources = TaskResources(cpus="embedding.torch_threads")   # perplexity LM; in pandas_udfs, which take no ResourceProfile
 
     def weights(self, p: ExtractSentencesParams) -> dict[str, str]:
         out = weights_identity({"ppl_lm": p.ppl.local_dir}) if p.perplexity_filter else {}

@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weights_identity
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.tag_mining import mine_tags
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
@@ -53,6 +54,7 @@ class Generate(Stage):
     inputs = ("silver.images", "silver.image_embeddings", "silver.image_dedup", "silver.sentences", "gold.retrievals")
     outputs = ("gold.synthetic",)
     Params = GenerateParams
+    resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.generation_task_gpus")
 
     def weights(self, p: GenerateParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights, "captioner": p.models.captioner_dir,
@@ -81,7 +83,7 @@ class Generate(Stage):
         parts = max(1, ctx.spark.sparkContext.defaultParallelism)
         fn = synthesize(gen_spec(p), p.prompt_template, dim, dtype, tags, tag_blob, p.tag_top_m, p.tag_min_score,
                         p.batch_size)
-        made = images.repartition(parts, "image_id").mapInPandas(fn, OUTPUT_DDL)
+        made = images.repartition(parts, "image_id").mapInPandas(fn, OUTPUT_DDL, profile=ctx.task_profile)
         no_r1 = kept.join(r1, "image_id", "left_anti").select(
             "image_id", F.lit(None).cast("string").alias("caption"), F.array().cast("array<string>").alias("tags"),
             F.lit(None).cast("string").alias("syn_text"), F.lit(None).cast("string").alias("models"),

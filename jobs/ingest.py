@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.schemas import spec
 
@@ -101,6 +102,7 @@ class Ingest(Stage):
     description = "OBELICS parquet -> bronze.documents"
     outputs = ("bronze.documents", "bronze.document_rejects")
     Params = IngestParams
+    resources = TaskResources(cpus=1)   # SQL over the documents; no Python per row
 
     def external_inputs(self, ctx: Context, p: IngestParams) -> dict:
         files = list_input_files(ctx.spark, p.input)

@@ -13,6 +13,7 @@ import yaml
 from realsyn.jobs.config import Config
 from realsyn.jobs.console import StageProgress
 from realsyn.jobs.redact import redact_text
+from realsyn.jobs.resources import stage_resources
 from realsyn.jobs.session import get_spark
 from realsyn.jobs.stage import Context, Ledger, Stage, is_up_to_date, params_flat, params_hash, record_run
 from realsyn.jobs.tables import TableStore
@@ -98,7 +99,8 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
 
 def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None) -> StageOutcome:
     params = stage.Params.from_config(cfg)
-    ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params), tuple(stage_names()))
+    ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params), tuple(stage_names()),
+                  stage_resources(stage.resources, cfg))
     input_versions = {t: tables.version(t) for t in stage.inputs}
     missing = [t for t, v in input_versions.items() if v is None]
     if missing:

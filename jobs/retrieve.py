@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.jobs.stored_rows import open_file
@@ -147,6 +148,7 @@ class Retrieve(Stage):
               "gold.sentence_clusters")
     outputs = ("gold.retrievals",)
     Params = RetrieveParams
+    resources = TaskResources(cpus=1)   # routing (faiss, one thread) and dense numpy search on the CPU
 
     def run(self, ctx: Context, p: RetrieveParams) -> list[Ledger]:
         spark = ctx.spark
@@ -176,7 +178,7 @@ class Retrieve(Stage):
         # bucket is CPU-heavy for its bytes), and the keys avoid hash collisions.
         keys = partition_keys(spark, max(1, len(buckets)))
         routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, routes, keys),
-                                   ROUTED_DDL)
+                                   ROUTED_DDL, profile=ctx.task_profile)
         candidates = (routed.repartition(len(keys), "bucket").groupBy("bucket")
                       .applyInArrow(search_fn(buckets, keys, dim, dtype, k, min_score), CANDIDATES_DDL))
         reason = "no_candidate" if min_score <= -1 else "below_min_score"

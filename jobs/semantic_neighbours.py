@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import embedding_meta
 from realsyn.jobs.keep_rank import id_rank, image_rank
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
 from realsyn.udfs.centroid_assign import assign_fn
@@ -33,7 +34,8 @@ class SemanticNeighboursParams(StageParams):
                    cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
 
 
-def neighbours(spark: SparkSession, emb: DataFrame, key: str, ranks: DataFrame, p: SemanticNeighboursParams) -> DataFrame:
+def neighbours(spark: SparkSession, emb: DataFrame, key: str, ranks: DataFrame, p: SemanticNeighboursParams,
+               profile=None) -> DataFrame:
     """Every kept vector of emb with its dedup cluster, earlier neighbour and cosine to it.
     ranks: key, rank (smaller first: the item a duplicate group keeps)."""
     kept = emb.where("status = 'kept'").select(key, "embedding")
@@ -46,7 +48,7 @@ def neighbours(spark: SparkSession, emb: DataFrame, key: str, ranks: DataFrame, 
     _, sample = collect_vectors(hash_sample(kept, key, fraction, p.seed), key, dim, dtype)
     centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads=max(1, spark.sparkContext.defaultParallelism))
     assigned = (kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1),
-                                 f"{key} string, embedding binary, cluster_id int, probe int")
+                                 f"{key} string, embedding binary, cluster_id int, probe int", profile=profile)
                 .select(key, "embedding", F.col("cluster_id").alias("dedup_cluster"))
                 .join(ranks, key, "left").fillna({"rank": 0}))  # an image with no row ranks as area 0
     return (assigned.groupBy("dedup_cluster")
@@ -67,6 +69,7 @@ class SemanticNeighbours(Stage):
     inputs = ("silver.image_embeddings", "silver.sentence_embeddings", "silver.images")
     outputs = ("silver.image_neighbours", "silver.sentence_neighbours")
     Params = SemanticNeighboursParams
+    resources = TaskResources(cpus=1)   # centroid assignment and the in-cluster scores: numpy, one thread
 
     def run(self, ctx: Context, p: SemanticNeighboursParams) -> list[Ledger]:
         ledgers = []
@@ -75,7 +78,7 @@ class SemanticNeighbours(Stage):
             emb = ctx.read(table)
             ranks = (image_rank(ctx.read("silver.images").where("status = 'kept'")) if key == "image_id"
                      else id_rank(emb, key))
-            ctx.write(out, neighbours(ctx.spark, emb, key, ranks, p))
+            ctx.write(out, neighbours(ctx.spark, emb, key, ranks, p, ctx.task_profile))
             ledgers.append(neighbours_ledger(out.split(".")[1], emb, key, ctx.read(out)))
         return ledgers
 

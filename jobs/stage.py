@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -16,6 +17,7 @@ import realsyn
 from realsyn.jobs.config import Config
 from realsyn.jobs.redact import flat_strings
 from realsyn.jobs.module_graph import source_hash
+from realsyn.jobs.resources import TaskResources, spark_profile
 from realsyn.jobs.tables import TableStore
 from realsyn.jobs.tracking import Tracker
 from realsyn.schemas import spec
@@ -104,8 +106,9 @@ class UndeclaredTable(RuntimeError):
 
 @dataclass
 class Context:
-    """What the runner hands a stage besides its parameters: Spark, tracking, and its own
-    tables only (the store itself stays private: no stage reaches an undeclared table)."""
+    """What the runner hands a stage besides its parameters: Spark, tracking, its own
+    tables only (the store itself stays private: no stage reaches an undeclared table), and
+    its declared task resources resolved against the config (None: none are applied)."""
 
     spark: SparkSession
     _store: TableStore
@@ -114,6 +117,14 @@ class Context:
     run_id: str = ""
     params_hash: str = ""
     stage_order: tuple[str, ...] = ()   # pipeline order, for reports over several stages
+    resources: TaskResources | None = None
+
+    @functools.cached_property
+    def task_profile(self):
+        """The ResourceProfile the stage passes to its heavy mapInPandas / mapInArrow calls
+        (`profile=ctx.task_profile`), or None where the session's default task is used:
+        local mode, the switch off, or a declaration the default task already meets."""
+        return spark_profile(self.spark, self.resources)
 
     def read(self, name: str) -> DataFrame:
         """A declared input, or one of the stage's own outputs read back after writing it."""
@@ -146,7 +157,8 @@ class Context:
 
 
 class Stage:
-    """Subclasses declare their parameters (Params), tables and weights, and implement run()."""
+    """Subclasses declare their parameters (Params), tables, weights and task resources, and
+    implement run()."""
 
     name: str = ""
     description: str = ""
@@ -154,6 +166,9 @@ class Stage:
     outputs: tuple[str, ...] = ()
     reads_run_records: bool = False      # reads the other stages' latest ledgers (Context.latest_runs)
     Params: type[StageParams] = StageParams
+    # What one task of the stage's heavy step needs (jobs/resources.py). Not hashed into the
+    # fingerprint: resources change how tasks are scheduled, never what they write.
+    resources: TaskResources = TaskResources()
 
     def run(self, ctx: Context, params: Any) -> list[Ledger]:
         raise NotImplementedError

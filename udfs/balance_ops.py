@@ -1,6 +1,10 @@
 """Balance sampling math over Arrow batches: shared by the Spark stage (mapInArrow) and the
-single-process benchmark, so both engines run the same numpy/faiss code per batch."""
+single-process benchmark, so both engines run the same numpy/faiss code per batch; and the
+nested cap rule, which both evaluate from the same function (min_cap)."""
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -69,11 +73,15 @@ def _one_chunk(arr):
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
-def min_cap(rank: np.ndarray, caps: list[int]) -> np.ndarray:
-    """Smallest cap t with rank < t, or -1 when the rank is past every cap."""
-    caps = np.sort(np.asarray(caps))
-    idx = np.searchsorted(caps, rank, side="right")
-    out = np.full(len(rank), -1, dtype=np.int32)
-    ok = idx < len(caps)
-    out[ok] = caps[idx[ok]]
+def min_cap(rank: Any, caps: Sequence[int], where: Callable[[Any, int, Any], Any] = np.where, none: Any = -1) -> Any:
+    """The nested cap rule: the smallest cap t with rank < t, else `none`. A row is in the
+    subset of cap t iff min_cap <= t, so the subsets are nested by construction.
+
+    The one definition for every caller: it uses only `rank < cap` and `where(cond, a, b)`,
+    so it runs on numpy arrays (np.where, `none` -1: the single-process benchmark) and on
+    Spark columns (jobs/balance.py passes F.when(cond, a).otherwise(b) and a null), where
+    it stays one SQL expression (no Python pass; the RAPIDS Accelerator can run it)."""
+    out = none
+    for cap in sorted(caps, reverse=True):
+        out = where(rank < cap, cap, out)
     return out

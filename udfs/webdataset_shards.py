@@ -4,7 +4,8 @@ Keys are image ids (hex), never input strings. Images are re-encoded as JPEG wit
 shorter side brought down to `resize_to` (keep ratio, only if bigger). Each Spark task
 writes one shard to a temporary name and renames it when complete. A row the writer cannot
 write (a key that is not a hex id, an image that no longer decodes) is counted by reason,
-and the written rows are counted back from the tar files, for export's ledger.
+and the written rows are counted back from the tar files (samples_in), for export's ledger.
+The driver side (one task per shard, the read-back) is jobs/webdataset_export.py.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from collections.abc import Iterator
 
 import pandas as pd
 from pyspark import TaskContext
-from pyspark.sql import DataFrame
 
 from realsyn.udfs.clip_encoder import open_image
 
@@ -75,20 +75,3 @@ def samples_in(path: str) -> int:
     """Rows a shard holds, read back from its members (one .jpg per row)."""
     with tarfile.open(path) as tar:
         return sum(1 for m in tar.getmembers() if m.name.endswith(".jpg"))
-
-
-def write_shards(df: DataFrame, folder: str, resize_to: int, rows_per_shard: int = 10_000) -> dict:
-    """Replace the shards in `folder`; returns rows in, rows found in the written shards,
-    and the rows the writer could not write by reason."""
-    os.makedirs(folder, exist_ok=True)
-    for old in os.listdir(folder):
-        if old.endswith((".tar", ".tmp")):
-            os.remove(os.path.join(folder, old))
-    n = df.count()
-    cols = ["image_id", "bytes", "raw_image_url", "text1", "text2", "text3", "syn_text", "cluster_id", "min_cap"]
-    ddl = "shard string, count long, " + ", ".join(f"{r} long" for r in REJECT_REASONS)
-    out = (df.select(*cols).repartition(max(1, -(-n // rows_per_shard)))
-           .mapInPandas(shard_writer(folder, resize_to), ddl).collect())
-    rejected = {r: sum(row[r] for row in out) for r in REJECT_REASONS}
-    return {"rows_in": n, "written": sum(samples_in(row["shard"]) for row in out),
-            "rejected": {r: c for r, c in rejected.items() if c}, "shards": len(out)}

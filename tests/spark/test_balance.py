@@ -1,6 +1,8 @@
+import numpy as np
 from pyspark.sql import functions as F
 
 from realsyn.jobs.balance import min_cap_expr
+from realsyn.udfs.balance_ops import min_cap
 
 
 def test_caps_are_respected_nested_and_small_clusters_kept_whole(sample_pipeline):
@@ -29,7 +31,10 @@ def test_same_seed_same_subsets(spark, sample_pipeline):
     assert store.read("gold.image_clusters").orderBy("image_id").collect() == before
 
 
-def test_min_cap_expression(spark):
-    df = spark.createDataFrame([(0,), (19,), (20,), (34,), (35,), (179,), (180,)], "rank_in_cluster int")
+def test_min_cap_expression_is_the_benchmarks_rule(spark):
+    ranks = [0, 19, 20, 34, 35, 179, 180, 10_000]
+    df = spark.createDataFrame([(r,) for r in ranks] + [(None,)], "rank_in_cluster int")
     got = [r[0] for r in df.select(min_cap_expr([20, 35, 180])).collect()]
-    assert got == [20, 20, 35, 35, 180, 180, None]
+    assert got == [20, 20, 35, 35, 180, 180, None, None, None]
+    # the same function on numpy (the single-process benchmark), -1 where SQL has null
+    assert [None if c < 0 else c for c in min_cap(np.array(ranks), [35, 20, 180]).tolist()] == got[:-1]

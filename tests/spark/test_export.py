@@ -134,7 +134,7 @@ def test_every_writer_has_a_ledger_that_balances(sample_pipeline):
 
 def test_a_row_the_shard_writer_cannot_write_is_counted_not_dropped(spark, tmp_path):
     from realsyn.jobs.stage import Ledger
-    from realsyn.udfs.webdataset_shards import write_shards
+    from realsyn.jobs.webdataset_export import write_shards
     from tests.http_fixture import jpeg
     row = dict(raw_image_url="http://x/a.jpg", text1="a", text2="b", text3="c", syn_text="d", cluster_id=1, min_cap=2)
     rows = [dict(row, image_id="ab" * 32, bytes=jpeg()), dict(row, image_id="../../etc/x", bytes=jpeg()),

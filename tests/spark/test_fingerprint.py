@@ -3,7 +3,9 @@
 The reads are recorded while sample_pipeline runs the whole pipeline on the sample (see
 conftest: every Config.get / section / flat / hash is attributed to the running stage).
 Each key of the resolved config is then changed on its own to another value of its type,
-and the stage's fingerprint is computed from the parameters it would declare.
+and the stage's fingerprint is computed from the parameters it would declare. The keys
+under `resources.` are read to schedule a stage's tasks (its declared TaskResources) and
+change nothing it writes: they must never change a fingerprint.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import copy
 from realsyn.jobs.config import RULES, Config
 from realsyn.jobs.pipeline import all_stages
 from tests.conftest import leaf_keys
+
+SCHEDULING = "resources."   # task resources (jobs/resources.py): read by the runner, not fingerprinted
 
 
 def changed_value(dotted: str, value):
@@ -60,10 +64,18 @@ def test_each_key_a_stage_reads_changes_its_fingerprint_and_no_other_key_does(sa
         for path in keys:
             dotted = ".".join(path)
             changed = fingerprint(stage, with_key_changed(cfg, path)) != base
-            if changed != (dotted in reads):
+            if changed != (dotted in reads and not dotted.startswith(SCHEDULING)):
                 wrong.append(f"{stage.name}: {dotted} ({'read' if dotted in reads else 'not read'}, "
                              f"fingerprint {'changed' if changed else 'unchanged'})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_model_stages_resources_come_from_config_and_stay_out_of_the_fingerprint(sample_pipeline, config_reads):
+    """The GPU share of each model stage was read during its run (its declared resources
+    resolved), and by the first test above it changed no fingerprint."""
+    for stage, key in (("embed", "resources.clip_task_gpus"), ("balance", "resources.clip_task_gpus"),
+                       ("generate", "resources.generation_task_gpus")):
+        assert {key, "resources.stage_level_scheduling"} <= config_reads[stage], stage
 
 
 def test_keys_outside_a_stages_sections_are_recorded(sample_pipeline, config_reads):

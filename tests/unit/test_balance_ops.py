@@ -37,3 +37,12 @@ def test_sample_bound_covers_the_fraction_and_never_nothing():
 def test_min_cap_is_the_smallest_cap_above_the_rank():
     got = min_cap(np.array([0, 19, 20, 34, 35, 179, 180]), [35, 20, 180])
     assert got.tolist() == [20, 20, 35, 35, 180, 180, -1]
+
+
+def test_min_cap_needs_only_less_than_and_a_where():
+    """What lets the Spark stage build its SQL expression from the same rule (jobs/balance.py)."""
+    class Rank:
+        def __lt__(self, cap):
+            return f"rank<{cap}"
+    rule = min_cap(Rank(), [35, 20, 180], where=lambda c, a, b: f"if({c},{a},{b})", none="null")
+    assert rule == "if(rank<20,20,if(rank<35,35,if(rank<180,180,null)))"

@@ -1,5 +1,6 @@
 """One library layer: stage modules use runtime modules and udfs, never each other; udfs
-hold executor code that needs no Spark session, tracking or Delta."""
+hold executor code: pure functions over Arrow / pandas / numpy batches that need no Spark
+session or DataFrame, no tracking, no Delta and no driver-side runtime module."""
 from __future__ import annotations
 
 import ast
@@ -7,10 +8,11 @@ import ast
 from realsyn.jobs import module_graph
 from realsyn.jobs.pipeline import all_stages
 
-DRIVER_ONLY = ("mlflow", "delta", "pyspark.sql")
-# Writes shards from a DataFrame (driver) and per task (executor); it is being reworked by
-# the fetcher/run-record hardening, and its driver half moves to jobs/ after that.
-NOT_YET_SPLIT = {"realsyn.udfs.webdataset_shards"}
+# Modules (and their submodules) a udfs module never imports.
+DRIVER_ONLY = ("mlflow", "delta", "pyspark", "realsyn.jobs")
+# All a udfs module may take from pyspark: the running task's context (partition id,
+# assigned resources); nothing that reaches the session, the SparkContext or a DataFrame.
+EXECUTOR_PYSPARK = {"pyspark.TaskContext", "pyspark.taskcontext.TaskContext"}
 
 
 def test_no_stage_module_imports_another():
@@ -21,20 +23,32 @@ def test_no_stage_module_imports_another():
 
 
 def imported(path) -> set[str]:
+    """Every module a file imports (`import m`), anywhere in it, and `m.name` for each name
+    it takes with `from m import name` (a name may be a submodule)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
     return names
 
 
-def test_udfs_import_no_spark_session_tracking_or_delta():
+def driver_side(names: set[str]) -> set[str]:
+    return {n for n in names if n not in EXECUTOR_PYSPARK
+            and any(n == d or n.startswith(d + ".") for d in DRIVER_ONLY)}
+
+
+def test_udfs_import_no_spark_session_dataframe_tracking_or_delta():
     udfs = module_graph.ROOT / "udfs"
     for path in sorted(udfs.glob("*.py")):
-        module = f"realsyn.udfs.{path.stem}"
-        if module in NOT_YET_SPLIT:
-            continue
-        bad = {n for n in imported(path) if any(n == d or n.startswith(d + ".") for d in DRIVER_ONLY)}
-        assert not bad, f"{module} imports driver-side {sorted(bad)}"
+        bad = driver_side(imported(path))
+        assert not bad, f"realsyn.udfs.{path.stem} imports driver-side {sorted(bad)}"
+
+
+def test_the_layer_check_catches_driver_imports():
+    assert driver_side({"pyspark.TaskContext", "pyspark.taskcontext.TaskContext", "numpy"}) == set()
+    assert driver_side({"pyspark.sql.DataFrame"}) == {"pyspark.sql.DataFrame"}
+    assert driver_side({"pyspark.SparkContext", "pyspark"}) == {"pyspark.SparkContext", "pyspark"}
+    assert driver_side({"realsyn.jobs.stage", "mlflow", "delta.tables"}) == {"realsyn.jobs.stage", "mlflow",
+                                                                            "delta.tables"}

@@ -25,4 +25,5 @@ def test_undeclared_tables_and_run_records_are_refused():
 def test_the_context_holds_no_store_or_config_by_a_public_name():
     ctx = Context(None, None, None, Reader())
     public = {n for n in vars(ctx) if not n.startswith("_")}
-    assert public == {"spark", "tracker", "stage", "run_id", "params_hash", "stage_order"}
+    # resources: the stage's declared TaskResources resolved to numbers, not the config
+    assert public == {"spark", "tracker", "stage", "run_id", "params_hash", "stage_order", "resources"}
