@@ -48,6 +48,10 @@ def write_table(spark, store, name, key, prefix, vecs, tmp):
     pq.write_table(table, path, row_group_size=50_000)
     df = spark.read.schema(spec(name).schema).parquet(path)
     store.write(name, df)
+    # No semantic duplicates planted: every vector is kept (semantic_dedup's verdict table).
+    dedup = name.replace("_embeddings", "_dedup")
+    store.write(dedup, df.selectExpr(key, "CAST(NULL AS STRING) AS duplicate_of", "'kept' AS status",
+                                     "CAST(NULL AS STRING) AS reason"))
 
 
 def delta_files(spark, store, name):

@@ -44,6 +44,7 @@ def _bucket(level_band: Column, value: Column, sub: Column, sub_value: Column) -
 def perceptual_edges(images: DataFrame, max_hamming: int, bucket_max: int) -> DataFrame:
     """images: image_id (distinct), phash. Edges (src, dst) whose connected components are
     exactly the groups of images chained by pHash distance <= max_hamming."""
+    images = images.where(F.col("phash").isNotNull())   # no hash, no perceptual group
     centre = images.groupBy("phash").agg(F.min("image_id").alias("centre"))
     star = (images.join(centre, "phash").where(F.col("image_id") != F.col("centre"))
             .select(F.col("image_id").alias("src"), F.col("centre").alias("dst")))

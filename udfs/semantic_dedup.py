@@ -12,10 +12,13 @@ from realsyn.udfs.vector_codec import from_bytes
 NEIGHBOURS_DDL = "{key} string, dedup_cluster int, rank long, neighbour string, max_sim double"
 
 
-def earlier_neighbours(vectors: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def earlier_neighbours(vectors: np.ndarray, block: int = 2048,
+                       max_cells: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
     """For row i of (rank-ordered, normalised) vectors: the index of the most similar row
-    j < i and that cosine; -1 and -inf for row 0. Blocked, so memory is block x n."""
+    j < i and that cosine; -1 and -inf for row 0. Blocked: at most max_cells similarities
+    (64 MiB) at a time, however large the cluster."""
     n = len(vectors)
+    block = max(1, min(block, max_cells // max(n, 1)))
     best = np.full(n, -1, dtype=np.int64)
     sims_out = np.full(n, -np.inf, dtype=np.float64)
     for start in range(0, n, block):

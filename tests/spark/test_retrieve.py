@@ -31,6 +31,10 @@ def write_embeddings(spark, store, sents, imgs):
                 spark.createDataFrame(rows("s", sents), spec("silver.sentence_embeddings").schema))
     store.write("silver.image_embeddings",
                 spark.createDataFrame(rows("i", imgs), spec("silver.image_embeddings").schema))
+    for kind, key, prefix, n in (("sentence", "sentence_id", "s", len(sents)), ("image", "image_id", "i", len(imgs))):
+        # no semantic duplicates: every vector kept
+        store.write(f"silver.{kind}_dedup", spark.createDataFrame(
+            [(f"{prefix}{i:05d}", None, "kept", None) for i in range(n)], spec(f"silver.{kind}_dedup").schema))
 
 
 def exact(sents, imgs, k):

@@ -28,3 +28,8 @@ def test_cluster_body_orders_by_rank_then_id():
     assert out["image_id"].tolist() == ["c", "a", "b"]       # the largest first, then by id
     assert out["neighbour"].tolist()[0] is None and out["max_sim"].isna().tolist() == [True, False, False]
     assert out["neighbour"].tolist()[1] == "c"
+
+
+def test_a_large_cluster_is_scored_in_smaller_blocks_with_the_same_answer():
+    v = unit_rows(300, 8, 2)
+    assert (earlier_neighbours(v)[0] == earlier_neighbours(v, max_cells=300 * 3)[0]).all()
