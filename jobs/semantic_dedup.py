@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.connected_components import component_representatives, connected_components
+from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 
 
@@ -45,6 +46,7 @@ class SemanticDedup(Stage):
     inputs = ("silver.image_neighbours", "silver.sentence_neighbours")
     outputs = ("silver.image_dedup", "silver.sentence_dedup")
     Params = SemanticDedupParams
+    resources = TaskResources(cpus=1)   # joins and aggregates only
 
     def run(self, ctx: Context, p: SemanticDedupParams) -> list[Ledger]:
         ledgers = []
