@@ -102,46 +102,36 @@ def image_ids(n: int) -> list[str]:
     return [f"{i:064x}" for i in range(n)]
 
 
-def child(args) -> dict:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def config_overrides(args) -> list[str]:
+    return [
+        f"run.work_dir={args.tmp}/work", f"spark.master={args.master}", "spark.progress_bar=false",
+        "mlflow.enabled=false", f"retrieval.kmeans_sample={args.kmeans_sample}", "images.semantic_dedup_cosine=0.98",
+        "sentences.semantic_dedup_cosine=0.98",
+        "spark.conf={spark.driver.memory: 2g, spark.executor.memory: 6g, spark.executor.cores: '2', "
+        "spark.driver.host: 127.0.0.1, spark.sql.shuffle.partitions: '16', spark.ui.enabled: 'false'}"]
 
-    from benchmarks.balance import spark_side, synthetic_pairs, write_pairs
-    from realsyn.jobs.balance import BalanceParams
-    from realsyn.jobs.config import load_config
-    from realsyn.jobs.perceptual_dedup import perceptual_representatives
-    from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.session import get_spark
-    from realsyn.jobs.tables import TableStore
+
+def generate(args) -> None:
+    """The synthetic input as Parquet files and the planted groups as JSON, in a process of
+    its own: the driver's peak RSS is then the pipeline's, not the generator's."""
+    import pyarrow as pa
+
+    from benchmarks.balance import synthetic_pairs
     from realsyn.schemas import spec
 
-    n, d = args.images, args.dim
+    n, d, tmp = args.images, args.dim, args.tmp
     n_sent = 4 * n
     rng = np.random.default_rng(n)
-    tmp = args.tmp
-    overrides = [
-        f"run.work_dir={tmp}/work", f"spark.master={args.master}", "spark.progress_bar=false", "mlflow.enabled=false",
-        f"retrieval.kmeans_sample={args.kmeans_sample}", "images.semantic_dedup_cosine=0.98",
-        "sentences.semantic_dedup_cosine=0.98",
-        "spark.conf={spark.driver.memory: 2g, spark.executor.memory: 6g, spark.sql.shuffle.partitions: '16', "
-        "spark.ui.enabled: 'false'}"]
-    cfg = load_config("local", overrides=overrides)
-    spark = get_spark(cfg)
-    store = TableStore(spark, cfg)
-
     # silver.images: every image kept, with a planted pHash and a size (the rule keeps the largest).
     phash, p_groups = planted_phashes(rng, n, n // 100, min(args.hot, n // 5))
     width = rng.integers(200, 1000, n).astype(np.int32)
     height = rng.integers(200, 1000, n).astype(np.int32)
     ids = np.array(image_ids(n))
-    schema = spec("silver.images").schema
-    cols = {f.name: pa.nulls(n, pa.string()) for f in schema.fields}
+    cols = {f.name: pa.nulls(n, pa.string()) for f in spec("silver.images").schema.fields}
     cols.update({"url_id": ids, "url": ids, "image_id": ids, "width": width, "height": height,
                  "phash": phash, "status": np.array(["kept"] * n)})
     cols["bytes"], cols["http_status"] = pa.nulls(n, pa.binary()), pa.nulls(n, pa.int32())
     write_parquet(pa.table(cols), f"{tmp}/images.parquet")
-    store.write("silver.images", spark.read.schema(schema).parquet(f"{tmp}/images.parquet"))
-
     img = topic_vectors(rng, n, d, max(50, n // 2000))
     s_groups_img = plant_copies(rng, img, n // 100)
     sent = topic_vectors(rng, n_sent, d, max(50, n_sent // 2000))
@@ -152,10 +142,44 @@ def child(args) -> dict:
         write_parquet(pa.table({key: keys, "embedding": blobs(v), "model": ["bench@1"] * m,
                                 "dim": pa.array(np.full(m, d, np.int32)), "dtype": ["float32"] * m,
                                 "status": ["kept"] * m, "reason": pa.nulls(m, pa.string())}), f"{tmp}/{name}.parquet")
-        store.write(name, spark.read.schema(spec(name).schema).parquet(f"{tmp}/{name}.parquet"))
     del img, sent
+    pi, pt = synthetic_pairs(rng, n, d, max(50, n // 4000))
+    write_parquet(pa.table({"image_id": ids, "embedding": blobs(pi), "text_vec": blobs(pt),
+                            "model": pa.nulls(n, pa.string())}), f"{tmp}/pairs.parquet")
+    area = (width.astype(np.int64) * height).tolist()
+    with open(f"{tmp}/planted.json", "w") as f:
+        json.dump({"phash": p_groups, "image": s_groups_img, "sentence": s_groups_sent, "area": area}, f)
+
+
+def reset_peak_rss(pid: int | str = "self") -> None:
+    """Start VmHWM again from the current RSS (Linux clear_refs 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def child(args) -> dict:
+    import pyarrow.parquet as pq
+
+    from benchmarks.balance import spark_side
+    from realsyn.jobs.balance import PAIRS, BalanceParams, pairs_layout
+    from realsyn.jobs.config import load_config
+    from realsyn.jobs.perceptual_dedup import perceptual_representatives
+    from realsyn.jobs.pipeline import run_stages
+    from realsyn.jobs.session import get_spark
+    from realsyn.jobs.tables import TableStore
+    from realsyn.schemas import spec
+
+    n, d, tmp = args.images, args.dim, args.tmp
+    cfg = load_config("local", overrides=config_overrides(args))
+    spark = get_spark(cfg)
+    store = TableStore(spark, cfg)
     bp = BalanceParams.from_config(cfg)
-    write_pairs(store, *synthetic_pairs(rng, n, d, max(50, n // 4000)), f"{tmp}/pairs", bp.seed)
+    for name, path in (("silver.images", "images"), ("silver.image_embeddings", "silver.image_embeddings"),
+                       ("silver.sentence_embeddings", "silver.sentence_embeddings")):
+        store.write(name, spark.read.schema(spec(name).schema).parquet(f"{tmp}/{path}.parquet"))
+    store.write(PAIRS, pairs_layout(spark.read.parquet(f"{tmp}/pairs.parquet"), bp.seed))
+    jvm_pid = spark.sparkContext._gateway.proc.pid
+    reset_peak_rss()          # from here on: the stages' peak, not the session start or the loads
+    reset_peak_rss(jvm_pid)
 
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -168,28 +192,37 @@ def child(args) -> dict:
     seconds.update({o.name: o.seconds for o in result.outcomes})
     seconds["balance"], _ = spark_side(store, d, bp)
     seconds["dedup"] = seconds["perceptual"] + seconds["semantic_neighbours"] + seconds["semantic_dedup"]
+    python_rss, jvm_rss = peak_rss_mb(), peak_rss_mb(jvm_pid)
+    with open(f"{tmp}/planted.json") as f:
+        planted = json.load(f)
+    p_groups, s_groups_img, s_groups_sent = planted["phash"], planted["image"], planted["sentence"]
+    area = np.array(planted["area"])
+    ids = np.array(image_ids(n))
 
     # Recall of the planted groups (untimed; the planted members only come back).
     reps = pq.read_table(f"{tmp}/reps").to_pandas().set_index("image_id")["rep"].to_dict()
-    area = width.astype(np.int64) * height
+    recall: dict[str, float] = {}
     hit = total = 0
     for g in p_groups:
         want = ids[min(g, key=lambda i: (-area[i], ids[i]))]
         hit += sum(reps.get(ids[i]) == want for i in g)
         total += len(g)
+    recall["perceptual"] = hit / total
     for table, key, groups, rank in (("silver.image_dedup", "image_id", s_groups_img, lambda i: (-area[i], i)),
                                      ("silver.sentence_dedup", "sentence_id", s_groups_sent, None)):
         members = sorted({i for g in groups for i in g})
         keys = [f"{i:064x}" for i in members]
         wanted = spark.createDataFrame([(k,) for k in keys], f"{key} string")
         got = {r[key]: (r["duplicate_of"] or r[key]) for r in store.read(table).join(wanted, key).collect()}
+        k_hit = k_total = 0
         for g in groups:
             want = f"{min(g, key=rank) if rank else min(g):064x}"
-            hit += sum(got.get(f"{i:064x}") == want for i in g)
-            total += len(g)
-    jvm_pid = spark.sparkContext._gateway.proc.pid
-    out = {"images": n, "sentences": n_sent, "seconds": seconds, "recall": hit / total,
-           "python_rss_mb": peak_rss_mb(), "jvm_rss_mb": peak_rss_mb(jvm_pid)}
+            k_hit += sum(got.get(f"{i:064x}") == want for i in g)
+            k_total += len(g)
+        recall[table.split(".")[1]] = k_hit / k_total
+        hit, total = hit + k_hit, total + k_total
+    out = {"images": n, "sentences": 4 * n, "seconds": seconds, "recall": hit / total, "recall_by_kind": recall,
+           "python_rss_mb": python_rss, "jvm_rss_mb": jvm_rss}
     spark.stop()
     return out
 
@@ -203,9 +236,13 @@ def main() -> None:
     ap.add_argument("--kmeans-sample", type=int, default=100_000)
     ap.add_argument("--local", action="store_true", help="local[2] instead of a standalone cluster")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--master", default="local[2]", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generate:
+        generate(args)
+        return
     if args.child:
         print("CHILD " + json.dumps(child(args)), flush=True)
         return
@@ -221,7 +258,11 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--child", "--images", str(args.images * f), "--dim", str(args.dim),
                        "--hot", str(args.hot), "--kmeans-sample", str(args.kmeans_sample), "--tmp", str(work),
                        "--master", cluster.master_url if cluster else "local[2]"]
-                env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
+                env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}",
+                       "SPARK_LOCAL_IP": "127.0.0.1"}
+                gen = subprocess.run([*cmd[:2], "--generate", *cmd[3:]], env=env, capture_output=True, text=True)
+                if gen.returncode:
+                    sys.exit(f"generating size {args.images * f} failed:\n{gen.stderr[-5000:]}")
                 done = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 line = next((x for x in done.stdout.splitlines() if x.startswith("CHILD ")), None)
                 if done.returncode or line is None:
@@ -231,7 +272,8 @@ def main() -> None:
                 print(f"N x{f}: {r['images']:,} images, {r['sentences']:,} sentences: "
                       + " ".join(f"{k}={v:.1f}s" for k, v in r["seconds"].items())
                       + f"; driver peak RSS python={r['python_rss_mb']:.0f} MiB jvm={r['jvm_rss_mb']:.0f} MiB"
-                      + f"; planted recall={r['recall']:.4f}", flush=True)
+                      + f"; planted recall={r['recall']:.4f} ("
+                      + " ".join(f"{k}={v:.4f}" for k, v in r["recall_by_kind"].items()) + ")", flush=True)
                 shutil.rmtree(work, ignore_errors=True)
         finally:
             if cluster:

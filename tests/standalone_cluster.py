@@ -63,7 +63,11 @@ class StandaloneCluster:
 
     def start(self, timeout_s: float = 120) -> "StandaloneCluster":
         self.work.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
+        import pyspark
+        # spark-class finds its home through the Python it is told of; name it outright so a
+        # caller without PYSPARK_PYTHON set (a benchmark) starts the same daemons.
+        env = {"SPARK_HOME": os.path.dirname(pyspark.__file__), **os.environ,
+               "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
         self._start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                "--port", str(self.port), "--webui-port", str(self.ui_port)], env)
         self._start("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
