@@ -1,13 +1,13 @@
 """Driver side of the WebDataset export: one Spark task per shard writes a tar through
 udfs/webdataset_shards.shard_writer; the driver clears the folder first, and counts the
-rows written back from the tar files, for export's ledger."""
+rows each task read back from its finished tar, for export's ledger."""
 from __future__ import annotations
 
 import os
 
 from pyspark.sql import DataFrame
 
-from realsyn.udfs.webdataset_shards import REJECT_REASONS, samples_in, shard_writer
+from realsyn.udfs.webdataset_shards import REJECT_REASONS, shard_writer
 
 SHARD_COLUMNS = ["image_id", "bytes", "raw_image_url", "text1", "text2", "text3", "syn_text", "cluster_id", "min_cap"]
 
@@ -22,9 +22,9 @@ def write_shards(df: DataFrame, folder: str, resize_to: int, rows_per_shard: int
         if old.endswith((".tar", ".tmp")):
             os.remove(os.path.join(folder, old))
     n = df.count()
-    ddl = "shard string, count long, " + ", ".join(f"{r} long" for r in REJECT_REASONS)
+    ddl = "shard string, count long, written long, " + ", ".join(f"{r} long" for r in REJECT_REASONS)
     out = (df.select(*SHARD_COLUMNS).repartition(max(1, -(-n // rows_per_shard)))
            .mapInPandas(shard_writer(folder, resize_to), ddl, profile=profile).collect())
     rejected = {r: sum(row[r] for row in out) for r in REJECT_REASONS}
-    return {"rows_in": n, "written": sum(samples_in(row["shard"]) for row in out),
+    return {"rows_in": n, "written": sum(row["written"] for row in out),
             "rejected": {r: c for r, c in rejected.items() if c}, "shards": len(out)}

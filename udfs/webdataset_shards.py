@@ -67,7 +67,9 @@ def shard_writer(folder: str, resize_to: int):
                     _add(tar, f"{key}.json", json.dumps(meta).encode())
                     count += 1
         os.replace(tmp, path)
-        yield pd.DataFrame({"shard": [path], "count": [count], **{r: [n] for r, n in rejected.items()}})
+        # The ledger's "written" is read back from the finished tar, here beside it, not on the driver.
+        yield pd.DataFrame({"shard": [path], "count": [count], "written": [samples_in(path)],
+                            **{r: [n] for r, n in rejected.items()}})
     return run
 
 
