@@ -13,6 +13,7 @@ from realsyn.jobs.models import encoder_spec, weights_identity
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.session import session_conf
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.units import work_fingerprint, write_in_units
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow, embed_texts_arrow
 
@@ -55,30 +56,43 @@ class Embed(Stage):
     outputs = ("silver.image_embeddings", "silver.sentence_embeddings")
     Params = EmbedParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")
+    unit_rows = "units.embed_rows"
 
     def weights(self, p: EmbedParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights})
 
+    def embed_key(self, p: EmbedParams) -> str:
+        """What decides a vector: the encoder code, model, weights and storage dtype."""
+        return work_fingerprint(("realsyn.udfs.embed_batches",), {"encoder": p.encoder, "weights": self.weights(p),
+                                                           "dtype": p.storage_dtype})
+
     def run(self, ctx: Context, p: EmbedParams) -> list[Ledger]:
         spec, size, dtype = p.encoder, p.batch_size, p.storage_dtype
         parts = ctx.spark.sparkContext.defaultParallelism
+        key = self.embed_key(p)
+
+        def embed_images(unit: DataFrame, rows: int) -> DataFrame:
+            return (spread(unit, parts, rows, size)
+                    .mapInArrow(embed_images_arrow(spec, size, dtype), OUTPUT_DDL.format(key="image_id"),
+                                profile=ctx.task_profile))
+
+        def embed_texts(unit: DataFrame, rows: int) -> DataFrame:
+            return (unit.repartition(max(1, min(parts * 4, rows // size + 1)))
+                    .mapInArrow(embed_texts_arrow(spec, size, dtype), OUTPUT_DDL.format(key="sentence_id"),
+                                profile=ctx.task_profile))
+
+        # Committed in units; only rows without a vector from the same encoder are encoded.
         images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
-        n_images = images.count()
-        image_vecs = (spread(images, parts, n_images, size)
-                      .mapInArrow(embed_images_arrow(spec, size, dtype), OUTPUT_DDL.format(key="image_id"),
-                                  profile=ctx.task_profile))
-        with arrow_batch_rows(ctx.spark, size):
-            ctx.write("silver.image_embeddings", image_vecs)
         sentences = ctx.read("silver.sentences").where("status = 'kept'").select("sentence_id", "text")
-        n_sentences = sentences.count()
-        sentence_vecs = (sentences.repartition(max(1, min(parts * 4, n_sentences // size + 1)))
-                         .mapInArrow(embed_texts_arrow(spec, size, dtype), OUTPUT_DDL.format(key="sentence_id"),
-                                    profile=ctx.task_profile))
         with arrow_batch_rows(ctx.spark, size):
-            ctx.write("silver.sentence_embeddings", sentence_vecs)
+            done_images = write_in_units(ctx, "silver.image_embeddings", images, "image_id", embed_images,
+                                         key, ctx.unit_rows)
+            done_sentences = write_in_units(ctx, "silver.sentence_embeddings", sentences, "sentence_id",
+                                            embed_texts, key, ctx.unit_rows)
         check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
-        return [ledger_from_status("image_embeddings", n_images, ctx.read("silver.image_embeddings")),
-                ledger_from_status("sentence_embeddings", n_sentences, ctx.read("silver.sentence_embeddings"))]
+        return [ledger_from_status("image_embeddings", done_images.rows_in, ctx.read("silver.image_embeddings")),
+                ledger_from_status("sentence_embeddings", done_sentences.rows_in,
+                                   ctx.read("silver.sentence_embeddings"))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """extract_images: bronze.documents -> silver.images (the global image pool).
 
-image slots -> distinct URLs -> fetch + decode (mapInPandas) -> quality filter (SQL)
+image slots -> distinct URLs -> fetch + decode (mapInPandas, committed in units to
+silver.image_fetches, only URLs not fetched before) -> quality filter (SQL)
 -> exact dedup (content hash) -> perceptual dedup (pHash bands + connected components).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 from realsyn.jobs.perceptual_dedup import perceptual_representatives
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.units import work_fingerprint, write_in_units
 from realsyn.udfs.fetch import FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
 from realsyn.udfs.image_decode import DecodeLimits
@@ -68,23 +70,33 @@ class ExtractImages(Stage):
     name = "extract_images"
     description = "fetch, decode, filter and dedup every image URL"
     inputs = ("bronze.documents",)
-    outputs = ("silver.images",)
+    outputs = ("silver.image_fetches", "silver.images")
     Params = ExtractImagesParams
     resources = TaskResources(cpus=1)   # fetch + decode: I/O-bound threads (fetch.concurrency_per_task), one core
+    unit_rows = "units.fetch_rows"
+
+    def fetch_key(self, p: ExtractImagesParams) -> str:
+        """What decides a fetch outcome: the fetch and decode code and settings (not the
+        filters and dedup after it, so changing those refetches nothing)."""
+        return work_fingerprint(("realsyn.udfs.image_pool",), {"fetch": p.fetch, "decode": p.decode})
 
     def run(self, ctx: Context, p: ExtractImagesParams) -> list[Ledger]:
         spark = ctx.spark
         slots = image_slots(ctx.read("bronze.documents"))
-        # One job counts slots and URLs; the URL list is cached for the fetch.
         urls = distinct_urls(slots).persist(StorageLevel.MEMORY_AND_DISK)
         counts = urls.agg(F.count("*").alias("urls"), F.sum("n_slots").alias("slots")).first()
         n_urls, n_slots = counts["urls"], counts["slots"] or 0
-        parts = max(spark.sparkContext.defaultParallelism, n_urls // 500 + 1)
-        fetched = (urls.repartition(parts, "url_id").select("url_id", "url")
-                   .mapInPandas(partition_fn(p.fetch, p.decode), OUTPUT_DDL, profile=ctx.task_profile))
-        # Fetching is the expensive, non-repeatable part: cached, computed once by the first
-        # action on the (also cached) pool below.
-        fetched = fetched.persist(StorageLevel.MEMORY_AND_DISK)
+
+        def fetch(unit: DataFrame, rows: int) -> DataFrame:
+            parts = max(spark.sparkContext.defaultParallelism, rows // 500 + 1)
+            return (unit.repartition(parts, "url_id")
+                    .mapInPandas(partition_fn(p.fetch, p.decode), OUTPUT_DDL, profile=ctx.task_profile))
+
+        # Fetching is the expensive, non-repeatable part: committed in units, and only the
+        # URLs without an outcome under the same fetch settings are fetched.
+        write_in_units(ctx, "silver.image_fetches", urls.select("url_id", "url"), "url_id", fetch,
+                       self.fetch_key(p), ctx.unit_rows)
+        fetched = ctx.read("silver.image_fetches")
         pool = urls.drop("n_slots").join(fetched, "url_id")
         pool = pool.withColumn("reason", F.coalesce(
             F.col("fetch_reason"), quality_reason(p.min_side_px, p.max_aspect_ratio)))
@@ -108,7 +120,7 @@ class ExtractImages(Stage):
             F.col("http_status").cast("int"), "duplicate_of",
             F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
         ctx.write("silver.images", out)
-        for df in (fetched, pool, urls):
+        for df in (pool, urls):
             df.unpersist()
         ledger = ledger_from_status("images", n_slots, ctx.read("silver.images"))
         ledger.rejected["duplicate_url"] = n_slots - n_urls

@@ -73,8 +73,10 @@ class PipelineResult:
 
 
 def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
-               say=print, console=None) -> PipelineResult:
-    """Run the stages in order. `console` (jobs/console.Console) adds a progress line."""
+               say=print, console=None, full_refresh: bool = False) -> PipelineResult:
+    """Run the stages in order. `console` (jobs/console.Console) adds a progress line.
+    `full_refresh` recomputes the stages' unit work instead of resuming it (implies force)."""
+    force = force or full_refresh
     started = time.perf_counter()
     stages = select_stages(names)
     spark = get_spark(cfg)
@@ -88,7 +90,8 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
         tracker.params(cfg.flat())
         tracker.text(yaml.safe_dump(cfg.redacted(), sort_keys=False), "config/resolved.yaml")
         for stage in stages:
-            outcomes.append(_run_one(stage, cfg, spark, tables, tracker, run_id, force, say, console))
+            outcomes.append(_run_one(stage, cfg, spark, tables, tracker, run_id, force, say, console,
+                                     full_refresh))
     written = {}
     for stage in stages:
         for t in stage.outputs:
@@ -97,10 +100,13 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
     return PipelineResult(run_id, outcomes, time.perf_counter() - started, written, tracker.uri)
 
 
-def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None) -> StageOutcome:
+def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None,
+             full_refresh: bool = False) -> StageOutcome:
     params = stage.Params.from_config(cfg)
+    unit_rows = cfg.get(stage.unit_rows) if isinstance(stage.unit_rows, str) else stage.unit_rows
     ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params), tuple(stage_names()),
-                  stage_resources(stage.resources, cfg))
+                  stage_resources(stage.resources, cfg), full_refresh, int(unit_rows),
+                  say)
     input_versions = {t: tables.version(t) for t in stage.inputs}
     missing = [t for t, v in input_versions.items() if v is None]
     if missing:

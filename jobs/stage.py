@@ -118,6 +118,9 @@ class Context:
     params_hash: str = ""
     stage_order: tuple[str, ...] = ()   # pipeline order, for reports over several stages
     resources: TaskResources | None = None
+    full_refresh: bool = False          # recompute unit work (jobs/units.py) instead of resuming it
+    unit_rows: int = 0                  # rows per unit of the stage's unit work (0: the stage has none)
+    say: Any = print                    # the run's console
 
     @functools.cached_property
     def task_profile(self):
@@ -126,18 +129,43 @@ class Context:
         local mode, the switch off, or a declaration the default task already meets."""
         return spark_profile(self.spark, self.resources)
 
-    def read(self, name: str) -> DataFrame:
-        """A declared input, or one of the stage's own outputs read back after writing it."""
-        if name not in self.stage.inputs and name not in self.stage.outputs:
-            raise UndeclaredTable(f"stage {self.stage.name} reads {name} but does not declare it")
-        return self._store.read(name)
+    def _declared(self, name: str, outputs_only: bool = False) -> None:
+        if name not in self.stage.outputs and (outputs_only or name not in self.stage.inputs):
+            verb = "writes" if outputs_only else "reads"
+            raise UndeclaredTable(f"stage {self.stage.name} {verb} {name} but does not declare it")
 
-    def write(self, name: str, df: DataFrame, **kwargs) -> int | None:
-        if name not in self.stage.outputs:
-            raise UndeclaredTable(f"stage {self.stage.name} writes {name} but does not declare it")
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        """A declared input, or one of the stage's own outputs read back after writing it."""
+        self._declared(name)
+        return self._store.read(name, version)
+
+    def store_has(self, name: str) -> bool:
+        self._declared(name)
+        return self._store.exists(name)
+
+    def table_version(self, name: str) -> int | None:
+        self._declared(name)
+        return self._store.version(name)
+
+    def table_property(self, name: str, key: str) -> str | None:
+        self._declared(name)
+        return self._store.property(name, key)
+
+    def write(self, name: str, df: DataFrame, extra_properties: dict[str, str] | None = None,
+              **kwargs) -> int | None:
+        self._declared(name, outputs_only=True)
         props = {"stage": self.stage.name, "config_hash": self.params_hash,
-                 "pipeline_run": self.run_id, "version": realsyn.__version__}
+                 "pipeline_run": self.run_id, "version": realsyn.__version__, **(extra_properties or {})}
         return self._store.write(name, df, props, **kwargs)
+
+    def append(self, name: str, df: DataFrame) -> int | None:
+        self._declared(name, outputs_only=True)
+        return self._store.append(name, df)
+
+    def delete_keys(self, name: str, key: str, keys: DataFrame) -> None:
+        """Delete the rows whose `key` is in `keys` (one commit)."""
+        self._declared(name, outputs_only=True)
+        self._store.delete_keys(name, key, keys)
 
     def latest_runs(self) -> list[dict]:
         """The latest recorded run of every other stage (meta.stage_runs rows), in pipeline
@@ -169,6 +197,10 @@ class Stage:
     # What one task of the stage's heavy step needs (jobs/resources.py). Not hashed into the
     # fingerprint: resources change how tasks are scheduled, never what they write.
     resources: TaskResources = TaskResources()
+    # Rows per unit of the stage's unit work (jobs/units.py), or the config key holding it;
+    # 0: the stage commits its outputs whole. Not in the fingerprint: units change how
+    # work is committed, never what is written.
+    unit_rows: int | str = 0
 
     def run(self, ctx: Context, params: Any) -> list[Ledger]:
         raise NotImplementedError

@@ -53,6 +53,21 @@ class TableStore:
         row = self.spark.sql(f"DESCRIBE HISTORY {self.identifier(name)} LIMIT 1").select("version").first()
         return int(row[0])
 
+    def property(self, name: str, key: str) -> str | None:
+        """One table property (None when the table or the property is missing)."""
+        if not self.exists(name):
+            return None
+        props = self.spark.sql(f"DESCRIBE DETAIL {self.identifier(name)}").select("properties").first()[0]
+        return (props or {}).get(key)
+
+    def delete_keys(self, name: str, key: str, keys: DataFrame) -> None:
+        """Delete the rows whose `key` is in `keys`, in one MERGE commit."""
+        from delta.tables import DeltaTable
+        target = (DeltaTable.forName(self.spark, self.identifier(name)) if self.mode == "catalog"
+                  else DeltaTable.forPath(self.spark, self.path(name)))
+        (target.alias("t").merge(keys.select(key).distinct().alias("s"), f"t.`{key}` = s.`{key}`")
+         .whenMatchedDelete().execute())
+
     def write(self, name: str, df: DataFrame, properties: dict[str, str] | None = None,
               change_data_feed: bool = False) -> int | None:
         """Replace the table atomically (one Delta commit) after checking the schema.

@@ -67,6 +67,25 @@ DOCUMENT_REJECTS = TableSpec(
     description="Input documents that failed validation, with the reason. in = documents + rejects.",
 )
 
+IMAGE_FETCHES = TableSpec(
+    "silver.image_fetches",
+    StructType([
+        c("url_id", StringType(), "sha256 of the image URL", False),
+        c("bytes", BinaryType(), "fetched bytes, when they decoded"),
+        c("http_status", IntegerType(), "last HTTP status, when fetched over HTTP"),
+        c("image_id", StringType(), "sha256 of the fetched bytes (content address)"),
+        c("width", IntegerType(), "pixels"),
+        c("height", IntegerType(), "pixels"),
+        c("format", StringType(), "decoded format (JPEG, PNG, ...)"),
+        c("phash", LongType(), "64-bit DCT perceptual hash"),
+        c("fetch_reason", StringType(), "why the fetch or the decode failed; null when the image decoded"),
+    ]),
+    keys=("url_id",),
+    description="One fetch and decode outcome per image URL, written in units (the fetch's resume point); "
+                "silver.images filters and dedups it.",
+    stats_columns=("fetch_reason",),
+)
+
 IMAGES = TableSpec(
     "silver.images",
     StructType([
@@ -290,7 +309,7 @@ STAGE_RUNS = TableSpec(
 )
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
-    DOCUMENTS, DOCUMENT_REJECTS, IMAGES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
+    DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
     IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 

@@ -20,10 +20,16 @@ def test_undeclared_tables_and_run_records_are_refused():
         ctx.write("silver.images", None)
     with pytest.raises(UndeclaredTable, match="meta.stage_runs"):
         ctx.latest_runs()
+    for touch in (lambda: ctx.append("silver.images", None), lambda: ctx.delete_keys("silver.images", "url_id", None)):
+        with pytest.raises(UndeclaredTable, match="writes silver.images"):
+            touch()
+    with pytest.raises(UndeclaredTable, match="reads silver.sentences"):
+        ctx.table_property("silver.sentences", "x")
 
 
 def test_the_context_holds_no_store_or_config_by_a_public_name():
     ctx = Context(None, None, None, Reader())
     public = {n for n in vars(ctx) if not n.startswith("_")}
-    # resources: the stage's declared TaskResources resolved to numbers, not the config
-    assert public == {"spark", "tracker", "stage", "run_id", "params_hash", "stage_order", "resources"}
+    # resources / unit_rows: the stage's declarations resolved to numbers, not the config
+    assert public == {"spark", "tracker", "stage", "run_id", "params_hash", "stage_order", "resources",
+                      "full_refresh", "unit_rows", "say"}

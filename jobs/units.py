@@ -1,0 +1,118 @@
+"""Work committed in units: a stage's expensive step (fetch, embed, generate) writes its
+output table in deterministic slices, each its own idempotent Delta commit.
+
+The output table is the record of finished work. A run computes only the input keys the
+table does not hold yet under the same work fingerprint (the code and parameters that decide a
+row), so a killed run resumes where it stopped, new input is the only work, and a change
+of code or parameters recomputes everything. Each unit's commit carries a Delta
+transaction id (app id + unit number): a unit committed twice, e.g. when its commit's
+answer was lost, is written once. Each commit also carries the unit's number in its
+userMetadata, so DESCRIBE HISTORY lists the finished units. Rows whose key left the
+input are deleted at the end, so the table always matches the current input.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from realsyn.jobs.module_graph import source_hash
+from realsyn.jobs.session import session_conf
+
+WORK_FINGERPRINT_PROPERTY = "realsyn.work_fingerprint"
+TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+UNIT_COL = "_realsyn_unit"
+
+
+def work_fingerprint(code_modules: tuple[str, ...], decides: object) -> str:
+    """What decides an output row: the source of the modules that compute it (with their
+    imports) and the parameters / weights they use."""
+    blob = json.dumps({"code": [source_hash(m) for m in code_modules], "decides": decides},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def unit_count(pending_rows: int, unit_rows: int) -> int:
+    """Units of at most unit_rows rows (none when nothing is pending)."""
+    if pending_rows <= 0:
+        return 0
+    return max(1, math.ceil(pending_rows / max(1, unit_rows)))
+
+
+def unit_of(key: str, units: int):
+    """The unit of each row: a hash of its key, so the split is the same in every run."""
+    return F.pmod(F.xxhash64(F.col(key)), F.lit(units)).cast("int")
+
+
+@dataclass
+class UnitReport:
+    table: str
+    rows_in: int        # input keys
+    reused: int         # already in the table under the same work fingerprint
+    computed: int       # input keys computed by this run
+    units: int          # units committed by this run
+    removed: int        # rows deleted because their key left the input
+
+    def line(self) -> str:
+        return (f"{self.table}: {self.rows_in} keys, {self.reused} already done, {self.computed} computed "
+                f"in {self.units} unit(s)" + (f", {self.removed} stale row(s) removed" if self.removed else ""))
+
+    def metrics(self) -> dict[str, float]:
+        return {f"{self.table}.{k}": float(getattr(self, k)) for k in ("reused", "computed", "units", "removed")}
+
+
+def write_in_units(ctx, table: str, source: DataFrame, key: str, compute: Callable[[DataFrame, int], DataFrame],
+                   fingerprint: str, unit_rows: int) -> UnitReport:
+    """Write compute(slice, rows_in_slice) for every slice of `source` (one row per key)
+    that `table` does not hold yet under `fingerprint`, one Delta commit per unit. The
+    output of compute must hold one row per input key (failures as rejected rows)."""
+    spark = ctx.spark
+    reuse = ctx.store_has(table) and not ctx.full_refresh and ctx.table_property(table, WORK_FINGERPRINT_PROPERTY) == fingerprint
+    source = source.persist(StorageLevel.MEMORY_AND_DISK)
+    n_in = source.count()
+    start = ctx.table_version(table)
+    # Pinned to the version before this run's units: the pending set never shrinks under
+    # a recomputation while units commit.
+    pending = source.join(ctx.read(table, start).select(key), key, "left_anti") if reuse else source
+    units = unit_count(pending.count() if reuse else n_in, unit_rows)
+    pending = (pending.withColumn(UNIT_COL, unit_of(key, max(units, 1))).sortWithinPartitions(UNIT_COL)
+               .persist(StorageLevel.MEMORY_AND_DISK))
+    n_pending = pending.count()
+    app_id = f"realsyn/{ctx.stage.name}/{table}/{fingerprint}/{-1 if start is None else start}/{ctx.run_id}"
+    props = {"work_fingerprint": fingerprint}
+    if not reuse and units == 0:   # empty input: an empty table under this work fingerprint
+        ctx.write(table, compute(pending.drop(UNIT_COL), 0), extra_properties=props)
+    for unit in range(units):
+        t0 = time.perf_counter()
+        part = compute(pending.where(F.col(UNIT_COL) == unit).drop(UNIT_COL), math.ceil(n_pending / units))
+        meta = json.dumps({"stage": ctx.stage.name, "unit": unit, "units": units, "work_fingerprint": fingerprint})
+        with ExitStack() as txn:
+            for conf, value in ((TXN_APP_ID, app_id), (TXN_VERSION, str(unit)), (USER_METADATA, meta)):
+                txn.enter_context(session_conf(spark, conf, value))
+            if unit == 0 and not reuse:
+                ctx.write(table, part, extra_properties=props)   # replaces rows of another work fingerprint
+            else:
+                ctx.append(table, part)
+        ctx.say(f"[{ctx.stage.name}] {table}: unit {unit + 1}/{units} committed ({time.perf_counter() - t0:.1f}s)")
+    removed = 0
+    if reuse:
+        stale = ctx.read(table).select(key).join(source.select(key), key, "left_anti")
+        removed = stale.count()
+        if removed:
+            ctx.delete_keys(table, key, stale)
+    for df in (pending, source):
+        df.unpersist()
+    report = UnitReport(table, n_in, n_in - n_pending, n_pending, units, removed)
+    ctx.tracker.metrics(report.metrics())
+    ctx.say(f"[{ctx.stage.name}] {report.line()}")
+    return report
