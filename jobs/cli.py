@@ -6,6 +6,8 @@ import logging
 import sys
 
 STAGE_HELP = "run only this stage"
+FULL_REFRESH_HELP = ("recompute everything, fetches and embeddings included, instead of reusing the work "
+                     "earlier runs committed (implies --force)")
 
 
 def common_options(default) -> argparse.ArgumentParser:
@@ -33,9 +35,16 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="run the pipeline (all stages, or --stages)")
     run.add_argument("--stages", default=None, help="comma-separated stage names")
     run.add_argument("--force", action="store_true", help="redo stages even when unchanged")
+    run.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
     for name in stage_names:
         p = sub.add_parser(name, parents=[common], help=STAGE_HELP)
         p.add_argument("--force", action="store_true", help="redo the stage even when unchanged")
+        p.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
+    refetch = sub.add_parser("refetch", parents=[common],
+                             help="fetch again the image URLs rejected for some reasons, then run the pipeline")
+    refetch.add_argument("--reasons", required=True,
+                         help="comma-separated, e.g. timeout,connection_error,http_5xx")
+    refetch.add_argument("--stages", default=None, help="comma-separated stage names to run after (default all)")
     sample = sub.add_parser("sample", parents=[common], help="write the bundled sample corpus")
     sample.add_argument("--out", default="work/sample", help="output folder")
     sample.add_argument("--docs", type=int, default=300, help="number of documents")
@@ -86,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sample: {info['documents']} documents, {info['images']} image files -> {info['out']}")
             return 0
         stages = None
-        if args.command == "run":
+        full_refresh = getattr(args, "full_refresh", False)
+        before = None
+        if args.command == "refetch":
+            from realsyn.jobs.refetch import parse_reasons, refetch_before_run
+            before = refetch_before_run(parse_reasons(args.reasons))
+        if args.command in ("run", "refetch"):
             stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else (
                 cfg.get("run.stages") or None)
         else:
@@ -94,14 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         from realsyn.jobs.session import launched_by_spark_submit
         # Under spark-submit or on Databricks the JVM's output is the platform's step log.
         if args.verbose or launched_by_spark_submit() or profile == "databricks":
-            print(summary(run_stages(cfg, stages, force=args.force)))
+            print(summary(run_stages(cfg, stages, force=getattr(args, "force", False), full_refresh=full_refresh,
+                                     before=before)))
             return 0
         from realsyn.jobs.console import log_path, quiet_console
         path = log_path(cfg.get("run.work_dir"))
         quiet = load_config(profile, files, overrides + ["spark.progress_bar=false"])
         with quiet_console(path) as console:
             console.say(f"realsyn: Spark and library logs go to {path} (-v shows them here)")
-            result = run_stages(quiet, stages, force=args.force, say=console.say, console=console)
+            result = run_stages(quiet, stages, force=getattr(args, "force", False), say=console.say, console=console,
+                                full_refresh=full_refresh, before=before)
             console.say(summary(result))
         return 0
     except Exception as err:  # one clear line for the user, never only a Java trace

@@ -73,9 +73,10 @@ class PipelineResult:
 
 
 def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
-               say=print, console=None, full_refresh: bool = False) -> PipelineResult:
+               say=print, console=None, full_refresh: bool = False, before=None) -> PipelineResult:
     """Run the stages in order. `console` (jobs/console.Console) adds a progress line.
-    `full_refresh` recomputes the stages' unit work instead of resuming it (implies force)."""
+    `full_refresh` recomputes the stages' unit work instead of resuming it (implies force).
+    `before(tables, say)` runs on the session first (e.g. refetch forgetting failed fetches)."""
     force = force or full_refresh
     started = time.perf_counter()
     stages = select_stages(names)
@@ -86,6 +87,8 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
     outcomes: list[StageOutcome] = []
     say(redact_text(f"realsyn: profile={cfg.profile} work_dir={cfg.get('run.work_dir')} "
                     f"stages={','.join(s.name for s in stages)}"))
+    if before is not None:
+        before(tables, say)
     with tracker.run("pipeline", tags={"realsyn.run": run_id, "profile": cfg.profile}):
         tracker.params(cfg.flat())
         tracker.text(yaml.safe_dump(cfg.redacted(), sort_keys=False), "config/resolved.yaml")

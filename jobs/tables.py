@@ -60,13 +60,20 @@ class TableStore:
         props = self.spark.sql(f"DESCRIBE DETAIL {self.identifier(name)}").select("properties").first()[0]
         return (props or {}).get(key)
 
+    def delta_table(self, name: str):
+        from delta.tables import DeltaTable
+        if self.mode == "catalog":
+            return DeltaTable.forName(self.spark, self.identifier(name))
+        return DeltaTable.forPath(self.spark, self.path(name))
+
     def delete_keys(self, name: str, key: str, keys: DataFrame) -> None:
         """Delete the rows whose `key` is in `keys`, in one MERGE commit."""
-        from delta.tables import DeltaTable
-        target = (DeltaTable.forName(self.spark, self.identifier(name)) if self.mode == "catalog"
-                  else DeltaTable.forPath(self.spark, self.path(name)))
-        (target.alias("t").merge(keys.select(key).distinct().alias("s"), f"t.`{key}` = s.`{key}`")
+        (self.delta_table(name).alias("t").merge(keys.select(key).distinct().alias("s"), f"t.`{key}` = s.`{key}`")
          .whenMatchedDelete().execute())
+
+    def delete_where(self, name: str, condition) -> None:
+        """Delete the rows matching a Column condition, in one commit."""
+        self.delta_table(name).delete(condition)
 
     def write(self, name: str, df: DataFrame, properties: dict[str, str] | None = None,
               change_data_feed: bool = False) -> int | None:

@@ -30,8 +30,17 @@ def fetch_settings(**kw):
     return FetchSettings.from_conf(conf)
 
 
+def picture(n: int) -> bytes:
+    """A distinct drawn PNG per number (shapes on a background), always the same bytes."""
+    import random
+    from realsyn.jobs.sample_corpus import draw_picture, encode
+    return encode(draw_picture(random.Random(n), 160, 120), "PNG")
+
+
 class Handler(BaseHTTPRequestHandler):
     hits: dict[str, int] = {}
+    pic_delay_s = 0.0          # /pic/ and /down/ replies wait this long
+    down = False               # /down/ answers 503 while set
 
     def log_message(self, *args):  # keep test output clean
         pass
@@ -61,6 +70,11 @@ class Handler(BaseHTTPRequestHandler):
         Handler.hits[path] = Handler.hits.get(path, 0) + 1
         if path.startswith("/img/"):
             return self._send(200, jpeg(), {"Content-Type": "image/jpeg"})
+        if path.startswith(("/pic/", "/down/")):
+            time.sleep(Handler.pic_delay_s)
+            if path.startswith("/down/") and Handler.down:
+                return self._send(503, b"busy")
+            return self._send(200, picture(int(path.rsplit("/", 1)[1].split(".")[0])), {"Content-Type": "image/png"})
         if path == "/ua":
             return self._send(200, self.headers.get("User-Agent", "").encode())
         if path == "/missing":
@@ -131,7 +145,7 @@ class QuietServer(ThreadingHTTPServer):
 
 class Server:
     def __init__(self):
-        Handler.hits = {}
+        Handler.hits, Handler.pic_delay_s, Handler.down = {}, 0.0, False
         self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -1,0 +1,59 @@
+"""`realsyn refetch --reasons ...`: forget the fetch outcomes rejected for those reasons, so
+the next run of extract_images fetches exactly those URLs again (and only them); the later
+stages then rerun on the changed pool, ledgers and funnel counted from the new rows."""
+from __future__ import annotations
+
+import re
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from realsyn.jobs.config import ConfigError
+
+FETCHES = "silver.image_fetches"
+# Failures a later attempt can cure. Decode and policy rejections (bad bytes, too large,
+# opt-out, refused addresses) give the same answer every time and are not offered.
+RETRYABLE_REASONS = ("timeout", "connection_error", "tls_error", "bad_response", "fetch_error", "read_error",
+                     "too_many_redirects")
+HTTP_REASON = re.compile(r"^http_(\d{3}|[45]xx)$")
+
+
+def parse_reasons(text: str) -> list[str]:
+    """Comma-separated reasons, each retryable, an http_NNN status or an http_4xx / http_5xx family."""
+    reasons = [r.strip() for r in (text or "").split(",") if r.strip()]
+    if not reasons:
+        raise ConfigError("refetch: --reasons needs at least one reason, e.g. --reasons timeout,http_5xx")
+    bad = [r for r in reasons if r not in RETRYABLE_REASONS and not HTTP_REASON.match(r)]
+    if bad:
+        raise ConfigError(f"refetch: cannot retry {', '.join(bad)}; retryable reasons are "
+                          f"{', '.join(RETRYABLE_REASONS)}, http_NNN, http_4xx and http_5xx")
+    return reasons
+
+
+def reason_matches(reasons: list[str]) -> Column:
+    """fetch_reason is one of the reasons (a family like http_5xx matches every 5NN status)."""
+    exact = [r for r in reasons if not r.endswith("xx")]
+    families = [r[:-2] for r in reasons if r.endswith("xx")]       # "http_5"
+    cond = F.col("fetch_reason").isin(exact) if exact else F.lit(False)
+    for prefix in families:
+        cond = cond | F.col("fetch_reason").rlike(f"^{prefix}[0-9][0-9]$")
+    return cond
+
+
+def forget_failed(tables, reasons: list[str]) -> int:
+    """Delete the fetch outcomes rejected for `reasons` (one commit); how many were deleted."""
+    if not tables.exists(FETCHES):
+        raise ConfigError(f"refetch: {FETCHES} does not exist yet; run extract_images first")
+    cond = reason_matches(reasons)
+    n = tables.read(FETCHES).where(cond).count()
+    if n:
+        tables.delete_where(FETCHES, cond)
+    return n
+
+
+def refetch_before_run(reasons: list[str]):
+    """The step `realsyn refetch` runs on the pipeline's session before its stages."""
+    def forget(tables, say) -> None:
+        n = forget_failed(tables, reasons)
+        say(f"refetch: {n} image URL(s) rejected for {', '.join(reasons)} will be fetched again")
+    return forget

@@ -1,0 +1,115 @@
+"""Kill-safe and retryable fetching, counted at a real HTTP server on loopback: a driver
+SIGKILLed mid-fetch resumes without asking for a committed URL again, and `realsyn refetch`
+asks again for exactly the URLs that failed for the named reasons."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.e2e.test_cli import BASE, ENV, realsyn
+from tests.e2e.test_faults import content_hash
+from tests.fuzz_corpus import SCHEMA, doc
+from tests.http_fixture import Handler, Server
+
+N_URLS = 60
+TEXT = "A fisherman repairs the wooden boat near the harbor at sunset."
+
+
+@pytest.fixture(scope="module")
+def server():
+    with Server() as srv:
+        yield srv
+
+
+def write_corpus(root: Path, base: str, kind: str = "pic", n: int = N_URLS) -> str:
+    """Two image slots per document, each URL once: n distinct drawn pictures."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = [doc(f"d{i}", [f"{base}/{kind}/{2 * i}.png", None, f"{base}/{kind}/{2 * i + 1}.png"],
+                [None, f"{TEXT} Page {i}.", None]) for i in range(n // 2)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), root / "part-0.parquet")
+    return f"{root}/*.parquet"
+
+
+def args(corpus: str, work: Path, *extra: str) -> list[str]:
+    return [*BASE, "--work-dir", str(work), "--input", corpus, "--set", "fetch.allow_loopback=true",
+            "--set", "fetch.retries=0", "--set", "fetch.concurrency_per_task=2", "--set", "units.fetch_rows=10",
+            "--set", "mlflow.enabled=false", *extra]
+
+
+def hits(prefix: str) -> int:
+    return sum(n for path, n in Handler.hits.items() if path.startswith(prefix))
+
+
+def fetched_rows(spark, work: Path) -> int:
+    return spark.read.format("delta").load(str(work / "warehouse" / "silver" / "image_fetches")).count()
+
+
+def test_a_killed_fetch_resumes_without_fetching_a_committed_url_again(server, spark, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", server.base)
+    Handler.pic_delay_s = 0.25
+    work = tmp_path / "work"
+    second_unit = work / "warehouse" / "silver" / "image_fetches" / "_delta_log" / f"{1:020d}.json"
+    log = tmp_path / "killed.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "realsyn", *args(corpus, work), "run",
+                                 "--stages", "ingest,extract_images"],
+                                stdout=fh, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+    try:
+        deadline = time.time() + 900
+        while not second_unit.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed:\n" + log.read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGKILL)   # the driver, its JVM and its Python workers
+        proc.wait(timeout=30)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(1.0)                            # requests of the killed run still in flight land now
+    committed = fetched_rows(spark, work)
+    assert 0 < committed < N_URLS, log.read_text()[-3000:]
+    before = hits("/pic/")
+    Handler.pic_delay_s = 0.0
+    resumed = realsyn(*args(corpus, work), "run", "--stages", "ingest,extract_images")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert hits("/pic/") - before == N_URLS - committed, resumed.stdout
+    assert f"{committed} already done" in resumed.stdout
+
+    clean = tmp_path / "clean"
+    assert realsyn(*args(corpus, clean), "run", "--stages", "ingest,extract_images").returncode == 0
+    for table in ("silver.images", "silver.image_fetches"):
+        assert content_hash(spark, work, table) == content_hash(spark, clean, table), table
+
+
+def test_refetch_asks_again_only_for_the_urls_that_failed_for_those_reasons(server, spark, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", server.base, kind="down", n=20)
+    work = tmp_path / "work"
+    Handler.down = True
+    first = realsyn(*args(corpus, work), "run", "--stages", "ingest,extract_images")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "http_503=20" in first.stdout
+    Handler.down = False
+    unrelated = realsyn(*args(corpus, work), "refetch", "--reasons", "timeout", "--stages", "ingest,extract_images")
+    assert unrelated.returncode == 0 and "refetch: 0 image URL(s)" in unrelated.stdout
+    before = hits("/down/")
+    again = realsyn(*args(corpus, work), "refetch", "--reasons", "timeout,http_5xx",
+                    "--stages", "ingest,extract_images")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "refetch: 20 image URL(s)" in again.stdout and hits("/down/") - before == 20
+    images = spark.read.format("delta").load(str(work / "warehouse" / "silver" / "images"))
+    assert images.where("reason = 'http_503'").count() == 0 and images.count() == 20
+    assert images.where("status = 'kept' or reason like 'duplicate%'").count() == 20
+
+
+def test_refetch_refuses_reasons_that_cannot_change():
+    out = realsyn("refetch", "--reasons", "too_large,timeout")
+    assert out.returncode == 2 and "cannot retry too_large" in out.stderr and "Traceback" not in out.stderr
