@@ -96,6 +96,9 @@ def test_resume_after_driver_sigkill_matches_clean_run(clean_run, spark, tmp_pat
     for stage in ("ingest", "extract_images", "extract_sentences"):
         assert f"[{stage}] skipped" in resumed.stdout
     assert "[embed] skipped" not in resumed.stdout
+    # The image vectors committed before the kill are not encoded again.
+    reuse = re.search(r"silver\.image_embeddings: (\d+) keys, (\d+) already done, (\d+) computed", resumed.stdout)
+    assert reuse and reuse[1] == reuse[2] and reuse[3] == "0", resumed.stdout[-3000:]
     for table in ("gold.realsyn", "gold.retrievals", "silver.image_embeddings"):
         assert content_hash(spark, work, table) == content_hash(spark, clean_work, table), table
     keys = spark.read.format("delta").load(str(work / "warehouse" / "gold" / "realsyn"))

@@ -107,3 +107,16 @@ def test_a_unit_committed_twice_is_written_once(spark, tmp_path):
         with session_conf(spark, TXN_APP_ID, "app"), session_conf(spark, TXN_VERSION, "1"):
             ctx.append(TABLE, again)
     assert ctx.read(TABLE).count() == 20
+
+
+def test_refetch_matches_reasons_exactly_and_by_status_family(spark):
+    from realsyn.jobs.refetch import reason_matches
+    reasons = ["timeout", "http_503", "http_404", "http_5", "decode_error", None]
+    df = spark.createDataFrame([(r,) for r in reasons], "fetch_reason string")
+
+    def matched(*wanted):
+        return sorted(r["fetch_reason"] for r in df.where(reason_matches(list(wanted))).collect())
+    assert matched("timeout") == ["timeout"]
+    assert matched("http_5xx") == ["http_503"]
+    assert matched("http_4xx", "timeout") == ["http_404", "timeout"]
+    assert matched("connection_error") == []
