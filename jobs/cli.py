@@ -36,6 +36,8 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     run.add_argument("--stages", default=None, help="comma-separated stage names")
     run.add_argument("--force", action="store_true", help="redo stages even when unchanged")
     run.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
+    run.add_argument("--refit", action="store_true",
+                     help="fit new sentence centroids even when the stored ones still fit (retrieval.refit)")
     for name in stage_names:
         p = sub.add_parser(name, parents=[common], help=STAGE_HELP)
         p.add_argument("--force", action="store_true", help="redo the stage even when unchanged")
@@ -61,6 +63,8 @@ def _merge_common(args) -> tuple[str, list[str], list[str]]:
         overrides.append(f"run.input={args.input}")
     if args.work_dir:
         overrides.append(f"run.work_dir={args.work_dir}")
+    if getattr(args, "refit", False):
+        overrides.append("retrieval.refit=true")
     return args.profile or "local", list(args.conf or []), overrides
 
 

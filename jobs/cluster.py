@@ -17,6 +17,7 @@ from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.shuffle_keys import partition_keys
+from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, work_fingerprint
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
 from realsyn.udfs.centroid_assign import assign_arrow_fn
 from realsyn.udfs.vector_search import fit_kmeans, nearest_centroids
@@ -43,12 +44,26 @@ class ClusterParams(StageParams):
     kmeans_iters: int
     max_cluster_rows: int
     seed: int
+    refit: bool
+    refit_drift: float
 
     @classmethod
     def from_config(cls, cfg) -> "ClusterParams":
         r = "retrieval."
         return cls(cfg.get(r + "num_clusters"), cfg.get(r + "sentences_per_cluster"), cfg.get(r + "kmeans_sample"),
-                   cfg.get(r + "kmeans_iters"), cfg.get(r + "max_cluster_rows"), cfg.get("run.seed"))
+                   cfg.get(r + "kmeans_iters"), cfg.get(r + "max_cluster_rows"), cfg.get("run.seed"),
+                   bool(cfg.get(r + "refit")), cfg.get(r + "refit_drift"))
+
+
+FIT_COSINE = "realsyn.fit_mean_cosine"
+
+
+def mean_fit(sample: np.ndarray, blob: bytes, dim: int) -> float:
+    """Mean cosine of the sample to its nearest centroid: how well the centroids fit it."""
+    if not len(sample):
+        return 1.0
+    scores, _ = nearest_centroids(sample, blob, dim, 1)
+    return float(scores[:, 0].mean())
 
 
 class Cluster(Stage):
@@ -58,6 +73,32 @@ class Cluster(Stage):
     outputs = ("gold.text_centroids", "gold.sentence_clusters")
     Params = ClusterParams
     resources = TaskResources(cpus=1)   # centroid assignment: one faiss thread per task
+
+    def fit_fingerprint(self, p: ClusterParams, model: str | None) -> str:
+        """What decides a fit: the k-means code, its settings and the embedding model."""
+        return work_fingerprint(("realsyn.udfs.vector_search",), {
+            "k": (p.num_clusters, p.sentences_per_cluster), "sample": p.kmeans_sample, "iters": p.kmeans_iters,
+            "seed": p.seed, "model": model})
+
+    def stored_centroids(self, ctx: Context, p: ClusterParams, model, sample: np.ndarray, dim: int):
+        """The stored centroids, when they came from the same fit settings and model and still
+        fit the (grown) sample: its mean cosine to the nearest centroid fell by at most
+        retrieval.refit_drift since the fit. None: fit again."""
+        table = "gold.text_centroids"
+        if (p.refit or ctx.full_refresh or not ctx.store_has(table)
+                or ctx.table_property(table, WORK_FINGERPRINT_PROPERTY) != self.fit_fingerprint(p, model)):
+            return None
+        rows = ctx.read(table).orderBy("cluster_id").select("centroid").toArrow().column(0).to_pylist()
+        centroids = np.stack([np.frombuffer(b, dtype="<f4") for b in rows]) if rows else np.zeros((0, dim), "f4")
+        fitted = float(ctx.table_property(table, FIT_COSINE) or "nan")
+        now = mean_fit(sample, centroids.tobytes(), dim)
+        drift = fitted - now
+        ctx.tracker.metrics({"centroid_drift": drift})
+        if not len(centroids) or not drift <= p.refit_drift:
+            ctx.say(f"[{self.name}] stored centroids drifted by {drift:.4f} (bound {p.refit_drift}): fitting again")
+            return None
+        ctx.say(f"[{self.name}] {len(centroids)} stored centroids reused (drift {drift:.4f} <= {p.refit_drift})")
+        return centroids
 
     def run(self, ctx: Context, p: ClusterParams) -> list[Ledger]:
         emb = ctx.read("silver.sentence_embeddings")
@@ -69,16 +110,21 @@ class Cluster(Stage):
         fraction = min(1.0, p.kmeans_sample / max(n, 1))
         _, sample = collect_vectors(hash_sample(kept, "sentence_id", fraction, p.seed),
                                     "sentence_id", dim, dtype)
-        # The executors are idle while the driver fits: give faiss their cores.
         parallelism = max(1, ctx.spark.sparkContext.defaultParallelism)
-        centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads=parallelism)
+        centroids = self.stored_centroids(ctx, p, model, sample, dim)
+        if centroids is None:
+            # The executors are idle while the driver fits: give faiss their cores.
+            centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads=parallelism)
+            blob = centroids.astype("<f4").tobytes()
+            ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
+                [(i, centroids[i].astype("<f4").tobytes(), model) for i in range(len(centroids))],
+                "cluster_id int, centroid binary, model string"),
+                extra_properties={"work_fingerprint": self.fit_fingerprint(p, model),
+                                  "fit_mean_cosine": repr(mean_fit(sample, blob, dim))})
+            with tempfile.TemporaryDirectory() as tmp:
+                np.save(f"{tmp}/text_centroids.npy", centroids)
+                ctx.tracker.artifact(f"{tmp}/text_centroids.npy", "centroids")
         blob = centroids.astype("<f4").tobytes()
-        ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
-            [(i, centroids[i].astype("<f4").tobytes(), model) for i in range(len(centroids))],
-            "cluster_id int, centroid binary, model string"))
-        with tempfile.TemporaryDirectory() as tmp:
-            np.save(f"{tmp}/text_centroids.npy", centroids)
-            ctx.tracker.artifact(f"{tmp}/text_centroids.npy", "centroids")
         # Range-partitioned and sorted: every file holds a run of whole clusters, so retrieve
         # reads a cluster's rows straight from one file (no shuffle of the sentences), and no
         # file is bigger than a task's share.

@@ -73,6 +73,7 @@ RULES: dict[str, tuple] = {
     "retrieval.top_k": ("range", 1, 5),
     "retrieval.min_score": ("range", -1.0, 1.0),
     "retrieval.max_cluster_rows": ("range", 1, 10**9),
+    "retrieval.refit_drift": ("range", 0.0, 2.0),
     "generation.caption_max_new_tokens": ("range", 1, 4096),
     "generation.caption_num_beams": ("range", 1, 64),
     "generation.tag_vocab_size": ("range", 1, 10**7),

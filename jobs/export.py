@@ -93,7 +93,9 @@ class Export(Stage):
 
     def run(self, ctx: Context, p: ExportParams) -> list[Ledger]:
         spark = ctx.spark
-        ctx.write("gold.realsyn", realsyn_rows(ctx), change_data_feed=True)
+        # A MERGE, not a replace: the Change Data Feed shows the rows a rerun inserted,
+        # updated and deleted (an incremental run changes few).
+        ctx.merge_replace("gold.realsyn", realsyn_rows(ctx), change_data_feed=True)
         gold = ctx.read("gold.realsyn")
         out_dir = os.path.abspath(os.path.join(p.work_dir, "export"))
         counts, writers = {}, []

@@ -1,9 +1,11 @@
 """generate: images + R1 -> gold.synthetic (caption, tags, fused syn_text) per image."""
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
@@ -11,6 +13,7 @@ from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weig
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.tag_mining import mine_tags
+from realsyn.jobs.units import work_fingerprint, write_in_units
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
 from realsyn.udfs.generation_models import GenSpec, vllm_importable
 from realsyn.udfs.synthesis import OUTPUT_DDL, synthesize
@@ -55,6 +58,7 @@ class Generate(Stage):
     outputs = ("gold.synthetic",)
     Params = GenerateParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.generation_task_gpus")
+    unit_rows = "units.generate_rows"
 
     def weights(self, p: GenerateParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights, "captioner": p.models.captioner_dir,
@@ -75,22 +79,34 @@ class Generate(Stage):
 
         r1 = (ctx.read("gold.retrievals").where("rank = 1")
               .join(ctx.read("silver.sentences").select("sentence_id", F.col("text").alias("r1")), "sentence_id")
-              .select("image_id", "r1"))
+              .select("image_id", F.col("sentence_id").alias("r1_id"), "r1"))
         kept = kept_vectors(ctx.read, "silver.image_embeddings", "image_id").select("image_id", "embedding")
-        n_in = kept.count()
-        images = (kept.join(r1, "image_id")
-                  .join(ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes"), "image_id"))
+        source = kept.join(r1, "image_id", "left")
+        image_bytes = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
         parts = max(1, ctx.spark.sparkContext.defaultParallelism)
         fn = synthesize(gen_spec(p), p.prompt_template, dim, dtype, tags, tag_blob, p.tag_top_m, p.tag_min_score,
                         p.batch_size)
-        made = images.repartition(parts, "image_id").mapInPandas(fn, OUTPUT_DDL, profile=ctx.task_profile)
-        no_r1 = kept.join(r1, "image_id", "left_anti").select(
-            "image_id", F.lit(None).cast("string").alias("caption"), F.array().cast("array<string>").alias("tags"),
-            F.lit(None).cast("string").alias("syn_text"), F.lit(None).cast("string").alias("models"),
-            F.lit("rejected").alias("status"), F.lit("no_raw_text").alias("reason"))
-        out = made.unionByName(no_r1).withColumn("models", F.from_json("models", "map<string,string>"))
-        ctx.write("gold.synthetic", out.select("image_id", "caption", "tags", "syn_text", "models", "status", "reason"))
-        return [ledger_from_status("synthetic", n_in, ctx.read("gold.synthetic"))]
+
+        def generate(unit: DataFrame, rows: int) -> DataFrame:
+            with_r1 = unit.where(F.col("r1").isNotNull())
+            made = (with_r1.drop("r1_id").join(image_bytes, "image_id").repartition(parts, "image_id")
+                    .mapInPandas(fn, OUTPUT_DDL, profile=ctx.task_profile)
+                    .join(with_r1.select("image_id", "r1_id"), "image_id"))
+            no_r1 = unit.where(F.col("r1").isNull()).select(
+                "image_id", F.lit(None).cast("string").alias("r1_id"), F.lit(None).cast("string").alias("caption"),
+                F.array().cast("array<string>").alias("tags"), F.lit(None).cast("string").alias("syn_text"),
+                F.lit(None).cast("string").alias("models"), F.lit("rejected").alias("status"),
+                F.lit("no_raw_text").alias("reason"))
+            out = made.unionByName(no_r1).withColumn("models", F.from_json("models", "map<string,string>"))
+            return out.select("image_id", "r1_id", "caption", "tags", "syn_text", "models", "status", "reason")
+
+        # Committed in units; an image is generated again only when it is new, its R1
+        # changed, or what decides every text did (models, prompt, tag vocabulary, code).
+        fingerprint = work_fingerprint(("realsyn.udfs.synthesis",), {
+            "params": p, "weights": self.weights(p), "tags": hashlib.sha256("\n".join(tags).encode()).hexdigest()})
+        report = write_in_units(ctx, "gold.synthetic", source, ("image_id", "r1_id"), generate, fingerprint,
+                                ctx.unit_rows)
+        return [ledger_from_status("synthetic", report.rows_in, ctx.read("gold.synthetic"))]
 
 
 def main(argv: list[str] | None = None) -> int:

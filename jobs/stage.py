@@ -162,7 +162,12 @@ class Context:
         self._declared(name, outputs_only=True)
         return self._store.append(name, df)
 
-    def delete_keys(self, name: str, key: str, keys: DataFrame) -> None:
+    def merge_replace(self, name: str, df: DataFrame, **kwargs) -> int | None:
+        """Make the table equal `df` by one MERGE (changed rows only; TableStore.merge_replace)."""
+        self._declared(name, outputs_only=True)
+        return self._store.merge_replace(name, df, **kwargs)
+
+    def delete_keys(self, name: str, key, keys: DataFrame) -> None:
         """Delete the rows whose `key` is in `keys` (one commit)."""
         self._declared(name, outputs_only=True)
         self._store.delete_keys(name, key, keys)

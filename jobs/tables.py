@@ -66,10 +66,29 @@ class TableStore:
             return DeltaTable.forName(self.spark, self.identifier(name))
         return DeltaTable.forPath(self.spark, self.path(name))
 
-    def delete_keys(self, name: str, key: str, keys: DataFrame) -> None:
-        """Delete the rows whose `key` is in `keys`, in one MERGE commit."""
-        (self.delta_table(name).alias("t").merge(keys.select(key).distinct().alias("s"), f"t.`{key}` = s.`{key}`")
+    def delete_keys(self, name: str, key: str | tuple[str, ...], keys: DataFrame) -> None:
+        """Delete the rows whose key columns (null-safe) are in `keys`, in one MERGE commit."""
+        cols = (key,) if isinstance(key, str) else tuple(key)
+        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in cols)
+        (self.delta_table(name).alias("t").merge(keys.select(*cols).distinct().alias("s"), cond)
          .whenMatchedDelete().execute())
+
+    def merge_replace(self, name: str, df: DataFrame, change_data_feed: bool = False) -> int | None:
+        """Make the table equal `df` (one row per key) in one MERGE commit: changed rows are
+        updated, new ones inserted, missing ones deleted, unchanged ones left alone, so the
+        Change Data Feed shows what really changed. Creates the table on first use."""
+        if not self.exists(name):
+            return self.write(name, df, change_data_feed=change_data_feed)
+        table = spec(name)
+        check_schema(name, df.schema)
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in table.keys)
+        changed = " OR ".join(f"NOT (t.`{f.name}` <=> s.`{f.name}`)" for f in table.schema.fields
+                              if f.name not in table.keys)
+        merge = (self.delta_table(name).alias("t").merge(self._guarded(name, df).alias("s"), on)
+                 .whenMatchedUpdateAll(condition=changed or None).whenNotMatchedInsertAll()
+                 .whenNotMatchedBySourceDelete())
+        self._run_guarded(name, merge.execute)
+        return self.version(name)
 
     def delete_where(self, name: str, condition) -> None:
         """Delete the rows matching a Column condition, in one commit."""

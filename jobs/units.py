@@ -49,9 +49,19 @@ def unit_count(pending_rows: int, unit_rows: int) -> int:
     return max(1, math.ceil(pending_rows / max(1, unit_rows)))
 
 
-def unit_of(key: str, units: int):
+def unit_of(keys: tuple[str, ...], units: int):
     """The unit of each row: a hash of its key, so the split is the same in every run."""
-    return F.pmod(F.xxhash64(F.col(key)), F.lit(units)).cast("int")
+    return F.pmod(F.xxhash64(*[F.col(k) for k in keys]), F.lit(units)).cast("int")
+
+
+def without(rows: DataFrame, others: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """Rows of `rows` whose key is not in `others` (null-safe: a null key part matches a null)."""
+    a, b = rows.alias("a"), others.select(*keys).alias("b")
+    cond = None
+    for k in keys:
+        eq = F.col(f"a.`{k}`").eqNullSafe(F.col(f"b.`{k}`"))
+        cond = eq if cond is None else cond & eq
+    return a.join(b, cond, "left_anti")
 
 
 @dataclass
@@ -71,23 +81,32 @@ class UnitReport:
         return {f"{self.table}.{k}": float(getattr(self, k)) for k in ("reused", "computed", "units", "removed")}
 
 
-def write_in_units(ctx, table: str, source: DataFrame, key: str, compute: Callable[[DataFrame, int], DataFrame],
-                   fingerprint: str, unit_rows: int) -> UnitReport:
+def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...],
+                   compute: Callable[[DataFrame, int], DataFrame], fingerprint: str, unit_rows: int) -> UnitReport:
     """Write compute(slice, rows_in_slice) for every slice of `source` (one row per key)
     that `table` does not hold yet under `fingerprint`, one Delta commit per unit. The
-    output of compute must hold one row per input key (failures as rejected rows)."""
+    output of compute must hold one row per input key (failures as rejected rows). The key
+    may be several columns: the table key plus what a row was computed from (generate's
+    image and R1), so a row whose inputs changed is stale and computed again."""
     spark = ctx.spark
+    keys = (key,) if isinstance(key, str) else tuple(key)
     reuse = ctx.store_has(table) and not ctx.full_refresh and ctx.table_property(table, WORK_FINGERPRINT_PROPERTY) == fingerprint
     source = source.persist(StorageLevel.MEMORY_AND_DISK)
     n_in = source.count()
     start = ctx.table_version(table)
     # Pinned to the version before this run's units: the pending set never shrinks under
     # a recomputation while units commit.
-    pending = source.join(ctx.read(table, start).select(key), key, "left_anti") if reuse else source
+    pending = without(source, ctx.read(table, start), keys) if reuse else source
     units = unit_count(pending.count() if reuse else n_in, unit_rows)
-    pending = (pending.withColumn(UNIT_COL, unit_of(key, max(units, 1))).sortWithinPartitions(UNIT_COL)
+    pending = (pending.withColumn(UNIT_COL, unit_of(keys, max(units, 1))).sortWithinPartitions(UNIT_COL)
                .persist(StorageLevel.MEMORY_AND_DISK))
     n_pending = pending.count()
+    removed = 0
+    if reuse:   # rows whose key left the input (or whose inputs changed) go before new ones come
+        stale = without(ctx.read(table, start), source, keys).select(*keys).localCheckpoint()
+        removed = stale.count()
+        if removed:
+            ctx.delete_keys(table, keys, stale)
     app_id = f"realsyn/{ctx.stage.name}/{table}/{fingerprint}/{-1 if start is None else start}/{ctx.run_id}"
     props = {"work_fingerprint": fingerprint}
     if not reuse and units == 0:   # empty input: an empty table under this work fingerprint
@@ -104,12 +123,6 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str, compute: Callab
             else:
                 ctx.append(table, part)
         ctx.say(f"[{ctx.stage.name}] {table}: unit {unit + 1}/{units} committed ({time.perf_counter() - t0:.1f}s)")
-    removed = 0
-    if reuse:
-        stale = ctx.read(table).select(key).join(source.select(key), key, "left_anti")
-        removed = stale.count()
-        if removed:
-            ctx.delete_keys(table, key, stale)
     for df in (pending, source):
         df.unpersist()
     report = UnitReport(table, n_in, n_in - n_pending, n_pending, units, removed)

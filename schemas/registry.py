@@ -231,6 +231,7 @@ SYNTHETIC = TableSpec(
     "gold.synthetic",
     StructType([
         c("image_id", StringType(), "image content hash", False),
+        c("r1_id", StringType(), "sentence_id of the R1 the text was fused with (a new R1 regenerates it)"),
         c("caption", StringType(), "captioner output"),
         c("tags", ArrayType(StringType()), "object tags"),
         c("syn_text", StringType(), "fused synthetic text, lowercased"),

@@ -4,8 +4,9 @@ The reads are recorded while sample_pipeline runs the whole pipeline on the samp
 conftest: every Config.get / section / flat / hash is attributed to the running stage).
 Each key of the resolved config is then changed on its own to another value of its type,
 and the stage's fingerprint is computed from the parameters it would declare. The keys
-under `resources.` are read to schedule a stage's tasks (its declared TaskResources) and
-change nothing it writes: they must never change a fingerprint.
+under `resources.` and `units.` are read to schedule a stage's tasks (its declared
+TaskResources) and size its commits; they change nothing it writes and must never change a
+fingerprint.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from realsyn.jobs.config import RULES, Config
 from realsyn.jobs.pipeline import all_stages
 from tests.conftest import leaf_keys
 
-SCHEDULING = "resources."   # task resources (jobs/resources.py): read by the runner, not fingerprinted
+# Task resources (jobs/resources.py) and unit sizes (jobs/units.py): read by the runner to
+# schedule and commit a stage's work, never fingerprinted.
+SCHEDULING = ("resources.", "units.")
 
 
 def changed_value(dotted: str, value):

@@ -1,0 +1,140 @@
+"""Incremental runs and resume after a kill, against the full recomputation, side by side.
+
+A base corpus (documents linking images served by a local HTTP server that answers each
+request after `--latency` seconds, as a web host does), then 10% more documents with their
+own new images. Timed in one run on the same machine:
+- incremental: the pipeline on base + new after a run on base (only new URLs are fetched,
+  only new rows embedded), against `--full-refresh` on the same input and tables;
+- resume: a run SIGKILLed half-way (by the clean run's time) plus its rerun, against a
+  clean run; both as `realsyn` subprocesses, JVM start included.
+
+Prints `RESULT incremental_over_full=... resume_over_clean=...`
+(goals: <= 0.25 and <= 1.15).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from realsyn.jobs.config import load_config  # noqa: E402
+from realsyn.jobs.pipeline import run_stages  # noqa: E402
+from realsyn.jobs.sample_corpus import build_documents, make_images  # noqa: E402
+
+SAMPLE_CONF = str(REPO / "conf" / "sample.yaml")
+SCHEMA = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
+                    ("metadata", pa.string()), ("general_metadata", pa.string())])
+
+
+class SlowHandler(SimpleHTTPRequestHandler):
+    latency = 0.0
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        time.sleep(self.latency)
+        super().do_GET()
+
+
+def serve(folder: Path, latency: float) -> tuple[ThreadingHTTPServer, str]:
+    SlowHandler.latency = latency
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SlowHandler, directory=str(folder)))
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+def write_corpus(root: Path, base: str, n_docs: int, n_images: int) -> tuple[Path, Path]:
+    """Base documents over base images; 10% more documents over 10% new images (and some old)."""
+    rng = random.Random(5)
+    names = make_images(rng, root / "images", n_images + max(1, n_images // 10))
+    old, new = [f"{base}/{n}" for n in names[:n_images]], [f"{base}/{n}" for n in names[n_images:]]
+    docs_a = build_documents(rng, old, n_docs)
+    docs_b = build_documents(rng, new + rng.sample(old, max(1, len(new) // 4)), max(1, n_docs // 10))
+    for name, docs in (("part-a.parquet", docs_a), ("part-b.parquet", docs_b)):
+        pq.write_table(pa.Table.from_pylist(docs, schema=SCHEMA), root / name)
+    return root / "part-a.parquet", root / "part-b.parquet"
+
+
+def overrides(work: Path, inputs: Path) -> list[str]:
+    return [f"run.work_dir={work}", f"run.input={inputs}/*.parquet", "spark.master=local[2]",
+            "spark.progress_bar=false", "mlflow.enabled=false", "fetch.allow_loopback=true",
+            "fetch.concurrency_per_task=4", "units.fetch_rows=100"]
+
+
+def timed_run(cfg, **kw) -> float:
+    t0 = time.perf_counter()
+    run_stages(cfg, say=lambda *_: None, **kw)
+    return time.perf_counter() - t0
+
+
+def cli(work: Path, inputs: Path, kill_after: float | None = None) -> float:
+    args = [sys.executable, "-m", "realsyn", "--conf", SAMPLE_CONF]
+    for o in overrides(work, inputs):
+        args += ["--set", o]
+    t0 = time.perf_counter()
+    with open(work.parent / f"{work.name}.log", "ab") as log:
+        proc = subprocess.Popen([*args, "run"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        try:
+            proc.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"realsyn run failed; see {work.parent / (work.name + '.log')}")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=200, help="base documents")
+    ap.add_argument("--images", type=int, default=300, help="base images")
+    ap.add_argument("--latency", type=float, default=0.3, help="seconds the server waits before each reply")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "images").mkdir()
+        httpd, base = serve(root / "images", a.latency)
+        part_a, part_b = write_corpus(root, base, a.docs, a.images)
+        inputs = root / "in"
+        inputs.mkdir()
+        os.link(part_a, inputs / part_a.name)
+        cfg = load_config("local", [SAMPLE_CONF], overrides(root / "w", inputs))
+        t_base = timed_run(cfg)
+        os.link(part_b, inputs / part_b.name)
+        t_incremental = timed_run(cfg)
+        t_full = timed_run(cfg, full_refresh=True)
+
+        t_clean = cli(root / "clean", inputs)
+        t_killed = cli(root / "killed", inputs, kill_after=t_clean / 2)
+        t_resume = cli(root / "killed", inputs)
+        httpd.shutdown()
+    print(json.dumps({"base_s": round(t_base, 1), "incremental_s": round(t_incremental, 1),
+                      "full_refresh_s": round(t_full, 1), "clean_s": round(t_clean, 1),
+                      "killed_s": round(t_killed, 1), "resume_s": round(t_resume, 1),
+                      "latency_s": a.latency, "docs": a.docs, "images": a.images}))
+    print(f"RESULT incremental_over_full={t_incremental / t_full:.3f} "
+          f"resume_over_clean={(t_killed + t_resume) / t_clean:.3f}")
+
+
+if __name__ == "__main__":
+    main()
