@@ -79,9 +79,13 @@ def overrides(work: Path, inputs: Path) -> list[str]:
             "fetch.concurrency_per_task=4", "units.fetch_rows=100"]
 
 
-def timed_run(cfg, **kw) -> float:
+STAGE_SECONDS: dict[str, dict[str, float]] = {}
+
+
+def timed_run(cfg, label: str, **kw) -> float:
     t0 = time.perf_counter()
-    run_stages(cfg, say=lambda *_: None, **kw)
+    result = run_stages(cfg, say=lambda *_: None, **kw)
+    STAGE_SECONDS[label] = {o.name: round(o.seconds, 1) for o in result.outcomes}
     return time.perf_counter() - t0
 
 
@@ -106,8 +110,8 @@ def cli(work: Path, inputs: Path, kill_after: float | None = None) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=200, help="base documents")
-    ap.add_argument("--images", type=int, default=300, help="base images")
+    ap.add_argument("--docs", type=int, default=120, help="base documents")
+    ap.add_argument("--images", type=int, default=200, help="base images")
     ap.add_argument("--latency", type=float, default=0.3, help="seconds the server waits before each reply")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,15 +123,17 @@ def main() -> None:
         inputs.mkdir()
         os.link(part_a, inputs / part_a.name)
         cfg = load_config("local", [SAMPLE_CONF], overrides(root / "w", inputs))
-        t_base = timed_run(cfg)
+        t_base = timed_run(cfg, "base")
         os.link(part_b, inputs / part_b.name)
-        t_incremental = timed_run(cfg)
-        t_full = timed_run(cfg, full_refresh=True)
+        t_incremental = timed_run(cfg, "incremental")
+        t_full = timed_run(cfg, "full_refresh", full_refresh=True)
 
         t_clean = cli(root / "clean", inputs)
         t_killed = cli(root / "killed", inputs, kill_after=t_clean / 2)
         t_resume = cli(root / "killed", inputs)
         httpd.shutdown()
+    for label, stages in STAGE_SECONDS.items():
+        print(f"{label:>13}: " + " ".join(f"{n}={t}" for n, t in stages.items()))
     print(json.dumps({"base_s": round(t_base, 1), "incremental_s": round(t_incremental, 1),
                       "full_refresh_s": round(t_full, 1), "clean_s": round(t_clean, 1),
                       "killed_s": round(t_killed, 1), "resume_s": round(t_resume, 1),

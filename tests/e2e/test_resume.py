@@ -48,10 +48,12 @@ def args(corpus: str, work: Path) -> list[str]:
     return [*BASE, "--work-dir", str(work), "--input", corpus, *(a for s in SETTINGS for a in ("--set", s))]
 
 
-def run_here(corpus: str, work: Path) -> None:
-    """The same stages in this process's Spark session (no second JVM to start)."""
+def run_here(corpus: str, work: Path) -> str:
+    """The same stages in this process's Spark session (no second JVM to start); the console."""
     from realsyn.jobs.pipeline import run_stages
-    run_stages(make_config(work, f"run.input={corpus}", *SETTINGS), STAGES, say=lambda _: None)
+    lines: list[str] = []
+    run_stages(make_config(work, f"run.input={corpus}", *SETTINGS), STAGES, say=lines.append)
+    return "\n".join(lines)
 
 
 def hits(prefix: str) -> int:
@@ -89,10 +91,9 @@ def test_a_killed_fetch_resumes_without_fetching_a_committed_url_again(server, s
     assert 0 < committed < N_URLS, log.read_text()[-3000:]
     before = hits("/pic/")
     Handler.pic_delay_s = 0.0
-    resumed = realsyn(*args(corpus, work), "run", "--stages", "ingest,extract_images")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert hits("/pic/") - before == N_URLS - committed, resumed.stdout
-    assert f"{committed} already done" in resumed.stdout
+    resumed = run_here(corpus, work)     # the rerun; in this process, to spare a JVM start
+    assert hits("/pic/") - before == N_URLS - committed, resumed
+    assert f"{committed} already done" in resumed
 
     clean = tmp_path / "clean"
     run_here(corpus, clean)
@@ -100,7 +101,8 @@ def test_a_killed_fetch_resumes_without_fetching_a_committed_url_again(server, s
         assert content_hash(spark, work, table) == content_hash(spark, clean, table), table
 
 
-def test_refetch_asks_again_only_for_the_urls_that_failed_for_those_reasons(server, spark, tmp_path):
+def test_refetch_asks_again_only_for_the_urls_that_failed_for_those_reasons(server, spark, tmp_path, capsys):
+    from realsyn.jobs.cli import main
     corpus = write_corpus(tmp_path / "corpus", server.base, kind="down", n=20)
     work = tmp_path / "work"
     Handler.down = True
@@ -109,10 +111,11 @@ def test_refetch_asks_again_only_for_the_urls_that_failed_for_those_reasons(serv
     assert fetches.where("fetch_reason = 'http_503'").count() == 20
     Handler.down = False
     before = hits("/down/")
-    again = realsyn(*args(corpus, work), "refetch", "--reasons", "timeout,http_5xx",
-                    "--stages", "ingest,extract_images")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "refetch: 20 image URL(s)" in again.stdout and hits("/down/") - before == 20
+    # The command as typed, in this process (its Spark session is this one).
+    assert main(["-v", *args(corpus, work), "refetch", "--reasons", "timeout,http_5xx",
+                 "--stages", "ingest,extract_images"]) == 0
+    out = capsys.readouterr().out
+    assert "refetch: 20 image URL(s)" in out and hits("/down/") - before == 20, out
     images = spark.read.format("delta").load(str(work / "warehouse" / "silver" / "images"))
     assert images.where("reason = 'http_503'").count() == 0 and images.count() == 20
     assert images.where("status = 'kept' or reason like 'duplicate%'").count() == 20

@@ -65,19 +65,19 @@ def test_work_key_follows_what_decides_the_rows():
 
 def test_a_failed_run_resumes_with_only_the_uncommitted_units(spark, tmp_path):
     ctx = make_ctx(spark, tmp_path)
-    crashing = Computer(fail_at=3)
+    crashing = Computer(fail_at=2)
     with pytest.raises(Boom):
-        write_in_units(ctx, TABLE, source(spark, 95), "image_id", crashing, "k1", 10)
+        write_in_units(ctx, TABLE, source(spark, 45), "image_id", crashing, "k1", 10)
     committed = ctx.read(TABLE).count()
-    assert 0 < committed < 95 and crashing.calls == 3
+    assert 0 < committed < 45 and crashing.calls == 2
     history = spark.sql(f"DESCRIBE HISTORY {ctx._store.identifier(TABLE)}").collect()
-    assert sorted('"unit"' in (h["userMetadata"] or "") for h in history) == [True] * 3
+    assert sorted('"unit"' in (h["userMetadata"] or "") for h in history) == [True] * 2
     resumed = Computer()
-    report = write_in_units(ctx, TABLE, source(spark, 95), "image_id", resumed, "k1", 10)
-    assert resumed.rows_seen == 95 - committed == report.computed and report.reused == committed
+    report = write_in_units(ctx, TABLE, source(spark, 45), "image_id", resumed, "k1", 10)
+    assert resumed.rows_seen == 45 - committed == report.computed and report.reused == committed
     clean = make_ctx(spark, tmp_path / "clean")
-    write_in_units(clean, TABLE, source(spark, 95), "image_id", Computer(), "k1", 10)
-    assert table_rows(ctx) == table_rows(clean) and len(table_rows(ctx)) == 95
+    write_in_units(clean, TABLE, source(spark, 45), "image_id", Computer(), "k1", 10)
+    assert table_rows(ctx) == table_rows(clean) and len(table_rows(ctx)) == 45
 
 
 def test_new_keys_only_stale_keys_removed_and_a_new_work_key_redoes_all(spark, tmp_path):
