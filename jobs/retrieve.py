@@ -11,6 +11,7 @@ images without a candidate their reason row.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,12 +26,14 @@ from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.jobs.stored_rows import open_file
+from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, work_fingerprint
 from realsyn.udfs.cluster_plan import Piece, plan_pieces
 from realsyn.udfs.vector_codec import arrow_vectors
 from realsyn.udfs.vector_search import nearest_centroids, search_clusters
 
 ROUTED_DDL = "image_id string, embedding binary, cluster_id int, bucket long"
 CANDIDATES_DDL = "image_id string, sentence_id string, score float"
+CLUSTERS_VERSION = "realsyn.sentence_clusters_version"   # the gold.sentence_clusters the stored top-k saw
 
 
 def route_fn(blob: bytes, dim: int, dtype: str, probes: int, routes: dict[int, list[int]],
@@ -114,6 +117,20 @@ def search_fn(buckets: list[list[Piece]], bucket_keys: np.ndarray, dim: int, dty
     return run
 
 
+def probes_fn(blob: bytes, dim: int, dtype: str, probes: int):
+    """mapInArrow body: one row per (image, probed cluster), clusters without sentences too."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            _, ids = nearest_centroids(arrow_vectors(batch.column("embedding"), dim, dtype), blob, dim, probes)
+            rows = np.repeat(np.arange(batch.num_rows), ids.shape[1])
+            yield pa.RecordBatch.from_arrays([batch.column("image_id").take(pa.array(rows)),
+                                              pa.array(ids.reshape(-1).astype(np.int32))],
+                                             names=["image_id", "cluster_id"])
+    return run
+
+
 def merge_top_k(candidates: DataFrame, image_ids: DataFrame, k: int, reason: str) -> DataFrame:
     """Global top-k per image in one window; an image with no candidate keeps one rank-0 row."""
     none = image_ids.select("image_id", F.lit(None).cast("string").alias("sentence_id"),
@@ -150,6 +167,45 @@ class Retrieve(Stage):
     Params = RetrieveParams
     resources = TaskResources(cpus=1)   # routing (faiss, one thread) and dense numpy search on the CPU
 
+    def work_key(self, ctx: Context, p: RetrieveParams, blob: bytes) -> str:
+        """What decides every image's top-k besides the sentence rows: the search code and
+        settings, the centroids, and the code and models of both embeddings."""
+        return work_fingerprint(("realsyn.jobs.retrieve",), {
+            "params": p, "centroids": hashlib.sha256(blob).hexdigest(),
+            "vectors": [ctx.table_property(t, WORK_FINGERPRINT_PROPERTY)
+                        for t in ("silver.image_embeddings", "silver.sentence_embeddings")]})
+
+    def images_to_search(self, ctx: Context, images: DataFrame, blob: bytes, dim: int, dtype: str,
+                         probes: int, key: str) -> DataFrame | None:
+        """Incremental: the kept images with no stored top-k, and those that probe a cluster
+        whose sentences changed since the stored top-k was computed. None: search all (no
+        stored result from the same search settings, centroids and vectors)."""
+        table = "gold.retrievals"
+        if ctx.full_refresh or not ctx.store_has(table) or ctx.table_property(table, WORK_FINGERPRINT_PROPERTY) != key:
+            return None
+        since = ctx.table_property(table, CLUSTERS_VERSION)
+        if since is None:
+            return None
+        cur = ctx.read("gold.sentence_clusters").select("cluster_id", "sentence_id")
+        try:
+            old = ctx.read("gold.sentence_clusters", int(since)).select("cluster_id", "sentence_id")
+            changed = {r[0] for r in cur.exceptAll(old).union(old.exceptAll(cur)).select("cluster_id")
+                       .distinct().collect()}
+        except Exception as err:   # the old version was vacuumed: search everything
+            ctx.say(f"[{self.name}] sentence clusters of version {since} unreadable ({type(err).__name__}): "
+                    "searching every image")
+            return None
+        stored = ctx.read(table).select("image_id").distinct()
+        new = images.join(stored, "image_id", "left_anti").select("image_id")
+        touched = (images.join(stored, "image_id", "left_semi")
+                   .mapInArrow(probes_fn(blob, dim, dtype, probes), "image_id string, cluster_id int",
+                               profile=ctx.task_profile)
+                   .where(F.col("cluster_id").isin(sorted(changed))).select("image_id").distinct())
+        todo = new.unionByName(touched).distinct().localCheckpoint()
+        ctx.say(f"[{self.name}] {len(changed)} cluster(s) changed: {todo.count()} image(s) to search "
+                f"({new.count()} new)")
+        return todo
+
     def run(self, ctx: Context, p: RetrieveParams) -> list[Ledger]:
         spark = ctx.spark
         image_model = check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
@@ -174,15 +230,30 @@ class Retrieve(Stage):
                                       total // (4 * parallelism) + 1)
 
         blob = b"".join(r["centroid"] for r in centroids)
+        key = self.work_key(ctx, p, blob)
+        clusters_version = ctx.table_version("gold.sentence_clusters")
+        todo = self.images_to_search(ctx, images, blob, dim, dtype, probes, key)
+        searched = images if todo is None else images.join(todo, "image_id", "left_semi")
         # One task per bucket, exactly: AQE does not coalesce an explicit repartition (a
         # bucket is CPU-heavy for its bytes), and the keys avoid hash collisions.
         keys = partition_keys(spark, max(1, len(buckets)))
-        routed = images.mapInArrow(route_fn(blob, dim, dtype, probes, routes, keys),
+        routed = searched.mapInArrow(route_fn(blob, dim, dtype, probes, routes, keys),
                                    ROUTED_DDL, profile=ctx.task_profile)
         candidates = (routed.repartition(len(keys), "bucket").groupBy("bucket")
                       .applyInArrow(search_fn(buckets, keys, dim, dtype, k, min_score), CANDIDATES_DDL))
         reason = "no_candidate" if min_score <= -1 else "below_min_score"
-        ctx.write("gold.retrievals", merge_top_k(candidates, images.select("image_id"), k, reason))
+        top = merge_top_k(candidates, searched.select("image_id"), k, reason)
+        props = {"work_fingerprint": key, "sentence_clusters_version": str(clusters_version)}
+        if todo is None:
+            ctx.write("gold.retrievals", top, extra_properties=props)
+        else:
+            # Replace the searched images' rows and drop images no longer kept; the version
+            # recorded last, so a run killed in between searches more next time, never less.
+            gone = ctx.read("gold.retrievals").select("image_id").distinct().join(
+                images.select("image_id"), "image_id", "left_anti")
+            ctx.delete_keys("gold.retrievals", "image_id", todo.unionByName(gone).localCheckpoint())
+            ctx.append("gold.retrievals", top)
+            ctx.set_properties("gold.retrievals", props)
         counts = {r["reason"]: r["n"] for r in ctx.read("gold.retrievals")
                   .groupBy("reason").agg(F.countDistinct("image_id").alias("n")).collect()}
         hit = counts.pop(None, 0)

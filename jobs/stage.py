@@ -162,6 +162,11 @@ class Context:
         self._declared(name, outputs_only=True)
         return self._store.append(name, df)
 
+    def set_properties(self, name: str, properties: dict[str, str]) -> None:
+        """Set realsyn.* table properties (one commit)."""
+        self._declared(name, outputs_only=True)
+        self._store.set_properties(name, properties)
+
     def merge_replace(self, name: str, df: DataFrame, **kwargs) -> int | None:
         """Make the table equal `df` by one MERGE (changed rows only; TableStore.merge_replace)."""
         self._declared(name, outputs_only=True)

@@ -60,6 +60,12 @@ class TableStore:
         props = self.spark.sql(f"DESCRIBE DETAIL {self.identifier(name)}").select("properties").first()[0]
         return (props or {}).get(key)
 
+    def set_properties(self, name: str, properties: dict[str, str]) -> None:
+        """realsyn.<key> = value for each entry (secrets masked, as in write), one commit."""
+        pairs = ", ".join(f"'realsyn.{k}' = '{str(redact_value(k, str(v))).replace(chr(39), '')}'"
+                          for k, v in properties.items())
+        self.spark.sql(f"ALTER TABLE {self.identifier(name)} SET TBLPROPERTIES ({pairs})")
+
     def delta_table(self, name: str):
         from delta.tables import DeltaTable
         if self.mode == "catalog":

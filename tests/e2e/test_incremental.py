@@ -44,6 +44,7 @@ def grown(spark, tmp_path_factory):
     before = {t: store.read(t).count() for t in ("silver.image_fetches", "silver.image_embeddings",
                                                  "silver.sentence_embeddings", "gold.realsyn")}
     realsyn_version = store.version("gold.realsyn")
+    before["retrieved"] = {r[0] for r in store.read("gold.retrievals").select("image_id").distinct().collect()}
     shutil.copy(root / "b.parquet", root / "in" / "part-b.parquet")
     lines: list[str] = []
     run_stages(cfg, say=lines.append)
@@ -69,6 +70,13 @@ def test_only_the_new_urls_and_rows_are_fetched_and_embedded(grown):
         keys, reused, computed = unit_line(lines, table)
         assert 0 < reused <= before[table] and computed == keys - reused, table
     assert any("stored centroids reused" in l or "fitting again" in l for l in lines), lines
+    if any("stored centroids reused" in l for l in lines):   # the same centroids: retrieval is incremental
+        from realsyn.jobs.embedding_tables import kept_vectors
+        kept = {r[0] for r in kept_vectors(store.read, "silver.image_embeddings", "image_id").select("image_id")
+                .collect()}
+        todo = [re.search(r"(\d+) image\(s\) to search \((\d+) new\)", l) for l in lines]
+        todo = [m for m in todo if m]
+        assert todo and int(todo[0][2]) == len(kept - before["retrieved"]) <= int(todo[0][1]), lines
 
 
 def test_every_top_k_is_the_two_level_search_over_the_stored_tables(grown):

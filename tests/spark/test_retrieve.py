@@ -1,4 +1,6 @@
 """Hierarchical retrieval against exact brute force on planted vectors."""
+import re
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,38 @@ def test_min_score_floor_gives_reasons(spark, tmp_path):
     store, result = run(spark, tmp_path, sents, imgs, "retrieval.min_score=0.999")
     led = result.outcomes[-1].ledgers[0]
     assert led.rejected.get("below_min_score", 0) > 0 and led.rows_in == led.kept + led.rejected_total
+
+
+def two_level(store, sents, imgs, probes, k):
+    """The two-level search from the stored centroids and assignment, in numpy."""
+    cents = np.stack([np.frombuffer(r["centroid"], "<f4") for r in
+                      store.read("gold.text_centroids").orderBy("cluster_id").collect()])
+    assigned = {r["sentence_id"]: r["cluster_id"] for r in store.read("gold.sentence_clusters").collect()}
+    sent_cluster = np.array([assigned[f"s{j:05d}"] for j in range(len(sents))])
+    out = {}
+    for i, q in enumerate(imgs):
+        members = np.flatnonzero(np.isin(sent_cluster, np.argsort(-(cents @ q), kind="stable")[:probes]))
+        order = members[np.argsort(-(sents[members] @ q), kind="stable")[:k]]
+        out[f"i{i:05d}"] = [f"s{j:05d}" for j in order]
+    return out
+
+
+def test_new_sentences_in_one_region_search_again_only_the_images_that_probe_it(spark, tmp_path):
+    rng = np.random.default_rng(5)
+    sents, imgs = planted(rng)
+    store, _ = run(spark, tmp_path, sents, imgs, "retrieval.probes=2")
+    assert retrieved(store) == two_level(store, sents, imgs, 2, 3)
+    region = sents[0]
+    more_sents = np.concatenate([sents, unit(region + 0.05 * rng.standard_normal((40, D)))])
+    more_imgs = np.concatenate([imgs, unit(imgs[:10] + 0.05 * rng.standard_normal((10, D)))])
+    write_embeddings(spark, store, more_sents, more_imgs)
+    lines: list[str] = []
+    cfg = make_config(tmp_path, "retrieval.sentences_per_cluster=100", "mlflow.enabled=false", "retrieval.probes=2")
+    run_stages(cfg, ["cluster", "retrieve"], say=lines.append)
+    assert any("stored centroids reused" in line for line in lines), lines
+    searched = [line for line in lines if "image(s) to search" in line]
+    assert searched, lines
+    n_search, n_new = map(int, re.search(r"(\d+) image\(s\) to search \((\d+) new\)", searched[0]).groups())
+    assert n_new == 10 and n_new < n_search < len(more_imgs), searched
+    assert retrieved(store) == two_level(store, more_sents, more_imgs, 2, 3)
+    assert store.read("gold.retrievals").select("image_id").distinct().count() == len(more_imgs)
