@@ -151,12 +151,14 @@ class Context:
         self._declared(name)
         return self._store.property(name, key)
 
+    def _run_properties(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"stage": self.stage.name, "config_hash": self.params_hash,
+                "pipeline_run": self.run_id, "version": realsyn.__version__, **(extra or {})}
+
     def write(self, name: str, df: DataFrame, extra_properties: dict[str, str] | None = None,
               **kwargs) -> int | None:
         self._declared(name, outputs_only=True)
-        props = {"stage": self.stage.name, "config_hash": self.params_hash,
-                 "pipeline_run": self.run_id, "version": realsyn.__version__, **(extra_properties or {})}
-        return self._store.write(name, df, props, **kwargs)
+        return self._store.write(name, df, self._run_properties(extra_properties), **kwargs)
 
     def append(self, name: str, df: DataFrame) -> int | None:
         self._declared(name, outputs_only=True)
@@ -170,7 +172,7 @@ class Context:
     def merge_replace(self, name: str, df: DataFrame, **kwargs) -> int | None:
         """Make the table equal `df` by one MERGE (changed rows only; TableStore.merge_replace)."""
         self._declared(name, outputs_only=True)
-        return self._store.merge_replace(name, df, **kwargs)
+        return self._store.merge_replace(name, df, self._run_properties(), **kwargs)
 
     def delete_keys(self, name: str, key, keys: DataFrame) -> None:
         """Delete the rows whose `key` is in `keys` (one commit)."""

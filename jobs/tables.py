@@ -79,12 +79,14 @@ class TableStore:
         (self.delta_table(name).alias("t").merge(keys.select(*cols).distinct().alias("s"), cond)
          .whenMatchedDelete().execute())
 
-    def merge_replace(self, name: str, df: DataFrame, change_data_feed: bool = False) -> int | None:
+    def merge_replace(self, name: str, df: DataFrame, properties: dict[str, str] | None = None,
+                      change_data_feed: bool = False) -> int | None:
         """Make the table equal `df` (one row per key) in one MERGE commit: changed rows are
         updated, new ones inserted, missing ones deleted, unchanged ones left alone, so the
-        Change Data Feed shows what really changed. Creates the table on first use."""
+        Change Data Feed shows what really changed. Creates the table on first use; the run
+        properties are set after the MERGE (a MERGE sets none)."""
         if not self.exists(name):
-            return self.write(name, df, change_data_feed=change_data_feed)
+            return self.write(name, df, properties, change_data_feed=change_data_feed)
         table = spec(name)
         check_schema(name, df.schema)
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in table.keys)
@@ -94,6 +96,8 @@ class TableStore:
                  .whenMatchedUpdateAll(condition=changed or None).whenNotMatchedInsertAll()
                  .whenNotMatchedBySourceDelete())
         self._run_guarded(name, merge.execute)
+        if properties:
+            self.set_properties(name, properties)
         return self.version(name)
 
     def delete_where(self, name: str, condition) -> None:
