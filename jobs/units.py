@@ -97,10 +97,10 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
     # Pinned to the version before this run's units: the pending set never shrinks under
     # a recomputation while units commit.
     pending = without(source, ctx.read(table, start), keys) if reuse else source
-    units = unit_count(pending.count() if reuse else n_in, unit_rows)
+    n_pending = pending.count() if reuse else n_in
+    units = unit_count(n_pending, unit_rows)
     pending = (pending.withColumn(UNIT_COL, unit_of(keys, max(units, 1))).sortWithinPartitions(UNIT_COL)
-               .persist(StorageLevel.MEMORY_AND_DISK))
-    n_pending = pending.count()
+               .persist(StorageLevel.MEMORY_AND_DISK))   # filled by the first unit's job
     removed = 0
     if reuse:   # rows whose key left the input (or whose inputs changed) go before new ones come
         stale = without(ctx.read(table, start), source, keys).select(*keys).localCheckpoint()
