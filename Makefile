@@ -7,6 +7,11 @@ VENV_DIR := $(CACHE)/venv-$(LOCK_HASH)
 DELTA_VERSION := $(shell sed -n 's/^val deltaVersion *= *"\(.*\)"/\1/p' build.sbt)
 SPARK_MINOR := $(shell sed -n 's/^val sparkVersion *= *"\([0-9]*\.[0-9]*\).*"/\1/p' build.sbt)
 JARS_DIR := $(CACHE)/jars
+sbt_val = $(shell sed -n 's/^val $(1) *= *"\(.*\)"/\1/p' build.sbt)
+S3A_ARTIFACTS := org.apache.hadoop:hadoop-aws:$(call sbt_val,hadoopAwsVersion) \
+  software.amazon.awssdk:bundle:$(call sbt_val,awsSdkVersion) \
+  software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:$(call sbt_val,analyticsAcceleratorVersion)
+S3A_STAMP := $(JARS_DIR)/.s3a-$(shell echo $(S3A_ARTIFACTS) | sha256sum | cut -c1-16)
 DELTA_ARTIFACTS := delta-spark_$(SPARK_MINOR)_2.13 delta-storage delta-kernel-api delta-kernel-defaults delta-kernel-unitycatalog
 # sbt: the version in project/build.properties picks the launcher too; the launcher and all
 # of sbt's caches live under $(SBT_HOME), outside the repo. project/repositories limits sbt
@@ -29,7 +34,7 @@ export REALSYN_JARS_DIR := $(JARS_DIR)
 # checkout the shared venv's editable install points at (driver and Spark workers alike).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup venv jars assembly run test test-fast lint bench sample clean
+.PHONY: setup venv jars s3-jars assembly run test test-fast lint bench sample clean
 setup: venv jars
 
 # The venv lives outside the repo, keyed by the lock hash; .venv points at it.
@@ -59,6 +64,18 @@ $(JARS_DIR)/.delta-$(DELTA_VERSION):
 	else echo "mvn not found: Spark will resolve io.delta packages itself at first start"; fi
 	touch $@
 
+# Hadoop's S3A connector (build.sbt), for s3a:// locations off EMR and Databricks; the tests
+# use it against a local S3 server. Without Maven, Spark resolves jvm.s3a_packages itself.
+s3-jars: $(S3A_STAMP)
+$(S3A_STAMP):
+	mkdir -p $(JARS_DIR)
+	@if command -v mvn >/dev/null; then \
+	  for a in $(S3A_ARTIFACTS); do \
+	    mvn -q dependency:copy -Dartifact=$$a -DoutputDirectory=$(JARS_DIR) || exit 1; \
+	  done; \
+	else echo "mvn not found: Spark will resolve the S3A packages itself at first start"; fi
+	touch $@
+
 # The dependency jar for spark-submit on a plain Spark cluster (Delta and what Spark lacks).
 # Make skips sbt (and its JVM start) entirely while the jar is newer than the build files.
 # The launcher comes with Maven's defaults, like the Delta jars.
@@ -78,7 +95,7 @@ run: setup
 	.venv/bin/realsyn --conf conf/sample.yaml --set run.work_dir=$(WORK) sample --out $(WORK)/sample
 	.venv/bin/realsyn --conf conf/sample.yaml --set run.work_dir=$(WORK) run
 
-test: setup
+test: setup s3-jars
 	.venv/bin/python -m pytest -q tests
 
 test-fast: setup

@@ -4,6 +4,12 @@
 val sparkVersion = "4.2.0"
 val deltaVersion = "4.4.0"
 val rapidsVersion = "25.10.0"
+// Hadoop's S3A connector, for a Spark without one (local, standalone): the Hadoop of Spark's
+// own jars, and the AWS SDK and analytics accelerator that hadoop-aws declares. Fetched beside
+// Delta's jars (`make s3-jars`), never put in the assembly: EMR and Databricks bring their own.
+val hadoopAwsVersion = "3.5.0"
+val awsSdkVersion = "2.35.4"
+val analyticsAcceleratorVersion = "1.3.1"
 
 // Spark 4.2's own Scala; only used to pick _2.13 artifacts (there are no sources here).
 ThisBuild / scalaVersion := "2.13.18"

@@ -29,6 +29,8 @@ FREE_FORM = {"spark.conf"}
 # key -> ("range", lo, hi) inclusive, or ("choice", {...}). Unlisted keys only get type checks.
 RULES: dict[str, tuple] = {
     "tables.mode": ("choice", {"path", "catalog"}),
+    "storage.s3.addressing": ("choice", {"auto", "path", "virtual"}),
+    "storage.s3.connector": ("choice", {"auto", "always", "never"}),
     "spark.log_level": ("choice", {"ERROR", "WARN", "INFO", "DEBUG"}),
     "ingest.max_slots": ("range", 1, 10_000_000),
     "ingest.max_text_chars": ("range", 1, 10**10),

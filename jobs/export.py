@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.webdataset_export import write_shards
 from realsyn.schemas import REGISTRY
 from realsyn.udfs import dataset_card as card
+from realsyn.udfs import object_files
 
 RELEASE_COLUMNS = ["raw_image_url", "text1", "text2", "text3", "syn_text"]
 
@@ -47,6 +49,7 @@ def realsyn_rows(ctx: Context) -> DataFrame:
 @dataclass(frozen=True)
 class ExportParams(StageParams):
     work_dir: str
+    export_dir: str           # "" = <work_dir>/export; may be an object store URI
     caps: tuple[int, ...]
     sim_min: float
     sim_max: float
@@ -62,7 +65,7 @@ class ExportParams(StageParams):
     @classmethod
     def from_config(cls, cfg) -> "ExportParams":
         e = "export."
-        return cls(cfg.get("run.work_dir"), tuple(cfg.get("balance.caps")), cfg.get("balance.sim_min"),
+        return cls(cfg.get("run.work_dir"), cfg.get("export.dir"), tuple(cfg.get("balance.caps")), cfg.get("balance.sim_min"),
                    cfg.get("balance.sim_max"), cfg.get("run.seed"),
                    **{k: cfg.get(e + k) for k in ("shard_bytes", "resize_to", "webdataset", "mds", "mds_shard_bytes",
                                                   "card_samples", "card_sim_bins")})
@@ -91,18 +94,23 @@ class Export(Stage):
     Params = ExportParams
     resources = TaskResources(cpus=1)   # JPEG re-encoding per shard task
 
+    @staticmethod
+    def out_dir(p: ExportParams) -> str:
+        folder = p.export_dir or os.path.join(p.work_dir, "export")
+        return os.path.abspath(folder) if object_files.is_local(folder) else folder.rstrip("/")
+
     def run(self, ctx: Context, p: ExportParams) -> list[Ledger]:
         spark = ctx.spark
         # A MERGE, not a replace: the Change Data Feed shows the rows a rerun inserted,
         # updated and deleted (an incremental run changes few).
         ctx.merge_replace("gold.realsyn", realsyn_rows(ctx), change_data_feed=True)
         gold = ctx.read("gold.realsyn")
-        out_dir = os.path.abspath(os.path.join(p.work_dir, "export"))
+        out_dir = self.out_dir(p)
         counts, writers = {}, []
         for cap in p.caps:
             subset = gold.where(F.col("min_cap") <= cap)
             counts[cap] = subset.count()
-            folder = f"{out_dir}/realsyn_cap{cap}"
+            folder = object_files.join(out_dir, f"realsyn_cap{cap}")
             self.write_release(spark, subset, folder, p.shard_bytes)
             writers.append(Ledger(f"release_cap{cap}", counts[cap], spark.read.parquet(folder).count()))
         images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes").dropDuplicates(["image_id"])
@@ -111,20 +119,25 @@ class Export(Stage):
         if p.webdataset:
             top_cap = max(p.caps)
             wds = write_shards(gold.where(F.col("min_cap") <= top_cap).join(images, "image_id"),
-                               f"{out_dir}/webdataset", p.resize_to, profile=ctx.task_profile)
+                               object_files.join(out_dir, "webdataset"), p.resize_to, profile=ctx.task_profile)
             writers.append(Ledger("webdataset", wds["rows_in"], wds["written"], wds["rejected"]))
             files.append("WebDataset: `webdataset/*.tar` (`KEY.jpg`, `KEY.txt` = text1, `KEY.json`).")
         if p.mds:
             from realsyn.jobs.torch_data import write_mds
-            mds_in, mds_written = write_mds(gold, f"{out_dir}/mds", p.mds_shard_bytes)
+            mds_in, mds_written = write_mds(gold, object_files.join(out_dir, "mds"), p.mds_shard_bytes)
             writers.append(Ledger("mds", mds_in, mds_written))
             files.append("PyTorch: `mds/`, Mosaic Streaming MDS of all gold.realsyn rows "
                          "(`realsyn.jobs.torch_data.gold_dataset`; min_cap -1 = in no subset).")
         ledger = export_ledger(ctx.read("gold.image_clusters"), gold)
-        os.makedirs(out_dir, exist_ok=True)
-        written = write_card(ctx, p, gold, images, counts, [ledger, *writers], files, out_dir)
-        for path in written:
-            ctx.tracker.artifact(path, "dataset_card")
+        # The card is drawn on the driver's disk, then copied beside the data.
+        with tempfile.TemporaryDirectory(prefix="realsyn-card-") as staging:
+            card_dir = out_dir if object_files.is_local(out_dir) else staging
+            os.makedirs(card_dir, exist_ok=True)
+            written = write_card(ctx, p, gold, images, counts, [ledger, *writers], files, card_dir)
+            for path in written:
+                ctx.tracker.artifact(path, "dataset_card")
+                if card_dir != out_dir:
+                    object_files.upload(path, object_files.join(out_dir, os.path.basename(path)))
         ctx.tracker.metrics({f"subset_{c}": n for c, n in counts.items()})
         return [ledger, *writers]
 

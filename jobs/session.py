@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from realsyn.conf import CONF_DIR
+from realsyn.jobs import object_store
 from realsyn.jobs.config import Config
 
 # A relative jvm.assembly_jar is taken from the checkout root (where build.sbt is).
@@ -87,11 +88,21 @@ def spark_conf(cfg: Config) -> dict[str, str]:
     if cfg.profile == "databricks":
         return conf  # Delta and the session are the cluster's own.
     conf.update(DELTA_CONF)
-    jars = delta_jars(cfg)
+    jars, packages = delta_jars(cfg), []
+    if not jars:
+        packages.append(cfg.get("jvm.delta_package"))
+    if object_store.connector_wanted(cfg):
+        s3_jars, s3_packages = object_store.connector_jars(cfg)
+        jars, packages = jars + s3_jars, packages + s3_packages
+        for key, value in object_store.hadoop_settings(cfg).items():
+            conf.setdefault(f"spark.hadoop.{key}", value)
+    if object_store.uses_s3(cfg) or object_store.connector_wanted(cfg):
+        for key, value in object_store.executor_env(cfg).items():
+            conf.setdefault(f"spark.executorEnv.{key}", value)
     if jars:
         conf["spark.jars"] = ",".join(jars)
-    else:
-        conf["spark.jars.packages"] = cfg.get("jvm.delta_package")
+    if packages:
+        conf["spark.jars.packages"] = ",".join(packages)
     conf.setdefault("spark.ui.showConsoleProgress", str(cfg.get("spark.progress_bar")).lower())
     conf.setdefault("spark.sql.session.timeZone", "UTC")
     return conf
@@ -124,6 +135,7 @@ def get_spark(cfg: Config):
 
     active = SparkSession.getActiveSession()
     if active is not None:
+        use_object_store(active, cfg)
         return active
     builder = SparkSession.builder.appName(cfg.get("spark.app_name"))
     master = cfg.get("spark.master")
@@ -136,11 +148,25 @@ def get_spark(cfg: Config):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.get("spark.log_level"))
+    use_object_store(spark, cfg)
     if cfg.profile != "databricks" and not _has_delta(spark):
         raise SparkSetupError(
             "Delta Lake classes are not on the driver's classpath; pass them to spark-submit, e.g. "
             "spark-submit $(realsyn submit-args) jobs/<stage>.py")
     return spark
+
+
+def use_object_store(spark, cfg: Config) -> None:
+    """An object store's endpoint and region for this config, also on a session that was
+    built before it (Hadoop reads its settings when a filesystem is first opened; Python
+    workers get the environment of the UDFs created after this)."""
+    if not (object_store.uses_s3(cfg) and object_store.connector_wanted(cfg)):
+        return
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in object_store.hadoop_settings(cfg).items():
+        hadoop.set(key, value)
+    spark.sparkContext.environment.update(object_store.executor_env(cfg))
+    os.environ.update(object_store.executor_env(cfg))   # the driver's own pyarrow and boto3
 
 
 def _has_delta(spark) -> bool:

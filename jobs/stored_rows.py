@@ -23,6 +23,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from realsyn.udfs import object_files
+
 BatchFn = Callable[[pa.RecordBatch], pa.RecordBatch]
 
 
@@ -41,20 +43,14 @@ class RowGroup:
     low: object = None          # footer minimum of the key column; None: unknown
 
 
-def pyarrow_uri(uri: str) -> str:
-    """Hadoop's s3a:// and s3n:// name the same objects as pyarrow's s3://."""
-    scheme, sep, rest = uri.partition("://")
-    return f"s3://{rest}" if sep and scheme in ("s3a", "s3n") else uri
-
-
 def open_file(uri: str):
-    """(path, filesystem) for pyarrow; local paths need no filesystem object."""
+    """(path, filesystem) for pyarrow; local paths need no filesystem object. Object stores
+    take their endpoint and credentials from the one place (jobs/object_store.py)."""
     from urllib.parse import unquote, urlparse
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return unquote(parsed.path), None
-    from pyarrow import fs
-    filesystem, path = fs.FileSystem.from_uri(pyarrow_uri(uri))
+    filesystem, path = object_files.filesystem(uri)
     return path, filesystem
 
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from realsyn.jobs.config import Config
+from realsyn.udfs.object_files import boto_uri
 from realsyn.jobs.redact import redact_text, redact_value
 
 log = logging.getLogger("realsyn")
@@ -18,7 +19,8 @@ def tracking_location(cfg: Config) -> tuple[str, str]:
     """(tracking URI, artifact root); local default: sqlite store + a folder in the work dir."""
     work = Path(cfg.get("run.work_dir")).expanduser().resolve()
     uri = cfg.get("mlflow.tracking_uri") or f"sqlite:///{work / 'mlflow' / 'mlflow.db'}"
-    artifacts = cfg.get("mlflow.artifact_root") or (work / "mlflow" / "artifacts").as_uri()
+    # MLflow's S3 store (boto3) names Hadoop's s3a:// objects s3://.
+    artifacts = boto_uri(cfg.get("mlflow.artifact_root")) or (work / "mlflow" / "artifacts").as_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     return uri, artifacts

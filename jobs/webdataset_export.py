@@ -3,10 +3,9 @@ udfs/webdataset_shards.shard_writer; the driver clears the folder first, and cou
 rows each task read back from its finished tar, for export's ledger."""
 from __future__ import annotations
 
-import os
-
 from pyspark.sql import DataFrame
 
+from realsyn.udfs import object_files
 from realsyn.udfs.webdataset_shards import REJECT_REASONS, shard_writer
 
 SHARD_COLUMNS = ["image_id", "bytes", "raw_image_url", "text1", "text2", "text3", "syn_text", "cluster_id", "min_cap"]
@@ -17,10 +16,10 @@ def write_shards(df: DataFrame, folder: str, resize_to: int, rows_per_shard: int
     """Replace the shards in `folder`; returns rows in, rows found in the written shards,
     and the rows the writer could not write by reason. `profile`: the stage's
     ResourceProfile for the writing tasks (jobs/resources.py), or None."""
-    os.makedirs(folder, exist_ok=True)
-    for old in os.listdir(folder):
+    object_files.make_dirs(folder)
+    for old in object_files.list_names(folder):
         if old.endswith((".tar", ".tmp")):
-            os.remove(os.path.join(folder, old))
+            object_files.remove(object_files.join(folder, old))
     n = df.count()
     ddl = "shard string, count long, written long, " + ", ".join(f"{r} long" for r in REJECT_REASONS)
     out = (df.select(*SHARD_COLUMNS).repartition(max(1, -(-n // rows_per_shard)))

@@ -22,9 +22,27 @@ def make_config(work_dir, *overrides, files=()):
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory):
+def s3_server(tmp_path_factory):
+    """A real S3 API on 127.0.0.1 (moto's server), named in the standard AWS variables for
+    the whole run: set before the shared session starts, so its Python workers see them."""
+    from tests.s3_server import S3Server
+    server = S3Server(str(tmp_path_factory.mktemp("s3") / "moto.log")).start()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    yield server
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory, s3_server):
     from realsyn.jobs.session import get_spark
-    cfg = make_config(tmp_path_factory.mktemp("spark-session"))
+    # With Hadoop's S3A connector, so object-store tests can share the session.
+    cfg = make_config(tmp_path_factory.mktemp("spark-session"), "storage.s3.connector=always")
     session = get_spark(cfg)
     yield session
     session.stop()

@@ -2,7 +2,8 @@
 
 Keys are image ids (hex), never input strings. Images are re-encoded as JPEG with the
 shorter side brought down to `resize_to` (keep ratio, only if bigger). Each Spark task
-writes one shard to a temporary name and renames it when complete. A row the writer cannot
+writes one shard to a temporary name and renames it when complete (on an object store:
+writes it on its own disk and uploads it whole). A row the writer cannot
 write (a key that is not a hex id, an image that no longer decodes) is counted by reason,
 and the written rows are counted back from the tar files (samples_in), for export's ledger.
 The driver side (one task per shard, the read-back) is jobs/webdataset_export.py.
@@ -12,13 +13,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 
 import pandas as pd
 from pyspark import TaskContext
 
+from realsyn.udfs import object_files
 from realsyn.udfs.clip_encoder import open_image
 
 
@@ -44,8 +48,11 @@ REJECT_REASONS = ("bad_key", "image_error")
 def shard_writer(folder: str, resize_to: int):
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         shard = TaskContext.get().partitionId()
-        path = os.path.join(folder, f"{shard:05d}.tar")
-        tmp = path + ".tmp"
+        path = object_files.join(folder, f"{shard:05d}.tar")
+        # A local folder gets the tar under a temporary name beside it; an object store gets
+        # it uploaded whole from the task's own disk.
+        tmp = path + ".tmp" if object_files.is_local(folder) else os.path.join(
+            tempfile.mkdtemp(prefix="realsyn-shard-"), f"{shard:05d}.tar")
         count, rejected = 0, dict.fromkeys(REJECT_REASONS, 0)
         with tarfile.open(tmp, "w") as tar:
             for batch in batches:
@@ -66,9 +73,14 @@ def shard_writer(folder: str, resize_to: int):
                             "syn_text": row.syn_text, "cluster_id": int(row.cluster_id), "min_cap": int(row.min_cap)}
                     _add(tar, f"{key}.json", json.dumps(meta).encode())
                     count += 1
-        os.replace(tmp, path)
-        # The ledger's "written" is read back from the finished tar, here beside it, not on the driver.
-        yield pd.DataFrame({"shard": [path], "count": [count], "written": [samples_in(path)],
+        # The ledger's "written" is read back from the finished tar, here, not on the driver.
+        written = samples_in(tmp)
+        if object_files.is_local(folder):
+            os.replace(tmp, path)
+        else:
+            object_files.upload(tmp, path)
+            shutil.rmtree(os.path.dirname(tmp), ignore_errors=True)
+        yield pd.DataFrame({"shard": [path], "count": [count], "written": [written],
                             **{r: [n] for r, n in rejected.items()}})
     return run
 

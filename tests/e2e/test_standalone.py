@@ -1,8 +1,16 @@
-"""The whole pipeline via spark-submit on a real standalone cluster (master + worker on 127.0.0.1)."""
+"""The EMR steps as written in deploy/emr/steps.json, run by spark-submit on a real standalone
+cluster (master + worker on 127.0.0.1) against a real S3 API (moto's server on 127.0.0.1).
+
+Only what names the machine is rewritten: the YARN master becomes the local cluster, the
+paths under /opt/realsyn (where deploy/emr/bootstrap.sh installs) become this checkout and
+its venv, the bucket becomes the test's, and the EMR-provided S3 connector (EMRFS) is
+replaced by Hadoop's S3A. The stage modules, flags and settings run as written, so a
+renamed module, flag or key fails here."""
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,50 +19,89 @@ from tests.standalone_cluster import StandaloneCluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE_CONF = os.path.join(REPO, "conf", "sample.yaml")
+STEPS = Path(REPO) / "deploy" / "emr" / "steps.json"
+PREFIX = "/opt/realsyn"
+BUCKET = "realsyn-deploy"
 
 
-def realsyn_out(*args) -> str:
-    out = realsyn(*args)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+def step_jars(cfg) -> str:
+    """What the bootstrap puts at /opt/realsyn/realsyn-deps-assembly.jar (`make assembly`'s jar,
+    or Delta's own jars where it is not built), plus S3A in place of EMRFS."""
+    from realsyn.jobs import object_store
+    from realsyn.jobs.session import delta_jars
+    jars, packages = object_store.connector_jars(cfg)
+    assert not packages, "run `make s3-jars` first"
+    return ",".join(delta_jars(cfg) + jars)
+
+
+def local_command(args: list[str], master: str, jars: str, work: Path, sample: Path) -> list[str]:
+    assert args[0] == "spark-submit"
+    out = [os.path.join(os.path.dirname(sys.executable), "spark-submit")]
+    rest = iter(args[1:])
+    for a in rest:
+        if a == "--master":
+            assert next(rest) == "yarn"
+            out += ["--master", master]
+        elif a == "--jars":
+            assert next(rest) == f"{PREFIX}/realsyn-deps-assembly.jar"
+            out += ["--jars", jars]
+        else:
+            out.append(a.replace(f"{PREFIX}/venv/bin/python", sys.executable)
+                       .replace(f"{PREFIX}/jobs", os.path.join(REPO, "jobs"))
+                       .replace("s3://YOUR-BUCKET", f"s3://{BUCKET}"))
+    script = next(i for i, a in enumerate(out) if a.endswith(".py"))
+    # Executors are separate processes on the worker: they need this checkout on their path
+    # (on EMR the bootstrap installs it on every node instead).
+    cluster_only = ["--conf", f"spark.executorEnv.PYTHONPATH={REPO}", "--conf", "spark.driver.host=127.0.0.1"]
+    # This machine's folders and a sample-sized run (the sample's settings, few partitions).
+    here = ["--work-dir", str(work), "--conf", SAMPLE_CONF, "--set", f"fetch.file_root={sample}",
+            "--set", "storage.s3.connector=always", "--set", "spark.progress_bar=false",
+            "--set", "spark.conf.spark.sql.shuffle.partitions=4",
+            "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=1",
+            "--set", "spark.conf.spark.dynamicAllocation.enabled=false"]
+    return out[:script] + cluster_only + out[script:] + here
 
 
 @pytest.mark.cluster
-def test_pipeline_on_standalone_cluster(tmp_path, spark):
+def test_emr_steps_run_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_server):
+    from realsyn.jobs.pipeline import stage_names
+    from realsyn.jobs.tables import TableStore
+    from tests.conftest import make_config
     sample = tmp_path / "sample"
-    realsyn_out("sample", "--out", str(sample), "--docs", "40")
+    made = realsyn("sample", "--out", str(sample), "--docs", "40")
+    assert made.returncode == 0, made.stderr
+    s3_server.bucket(BUCKET)
+    client = s3_server.client()
+    for name in sorted(os.listdir(sample / "obelics")):
+        client.upload_file(str(sample / "obelics" / name), BUCKET, f"realsyn/obelics/{name}")
     work = tmp_path / "work"
-    common = ["--profile", "standalone", "--conf", SAMPLE_CONF, "--set", "spark.progress_bar=false"]
-    flags = realsyn_out(*common, "submit-args").split()
+    warehouse = f"s3://{BUCKET}/realsyn/warehouse"
+    cfg = make_config(work, f"tables.warehouse={warehouse}", "storage.s3.connector=always")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "SPARK_LOCAL_IP": "127.0.0.1"}
+           "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+    steps = json.loads(STEPS.read_text())
     cluster = StandaloneCluster(tmp_path / "cluster")
+    outputs = []
     try:
         cluster.start()
-        # Executors are separate processes on the worker: they need this checkout on their path
-        # (on a real cluster the wheel is installed on every node instead).
-        cmd = [os.path.join(os.path.dirname(sys.executable), "spark-submit"), "--master", cluster.master_url,
-               *flags, "--conf", f"spark.executorEnv.PYTHONPATH={REPO}",
-               "--conf", "spark.driver.host=127.0.0.1",
-               os.path.join(REPO, "jobs", "cli.py"), *common, "--work-dir", str(work),
-               "--input", f"{sample}/obelics/*.parquet", "--set", f"fetch.file_root={sample}", "run"]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=2400, cwd=REPO)
-        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+        jars = step_jars(cfg)
+        for step in steps:
+            cmd = local_command(step["Args"], cluster.master_url, jars, work, sample)
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200, cwd=REPO)
+            assert out.returncode == 0, (step["Name"], out.stdout[-2000:] + out.stderr[-4000:])
+            outputs.append(out.stdout)
         apps = cluster.status()
     finally:
         left = cluster.stop()
     assert left == [], f"processes left behind: {left}"
 
-    # The work ran on the cluster: the master saw our application finish with executors.
-    finished = [a for a in apps.get("completedapps", []) + apps.get("activeapps", [])
-                if a.get("name") == "realsyn"]
-    assert finished, json.dumps(apps)[:2000]
-    assert "profile=standalone" in out.stdout and "gold.realsyn" in out.stdout
+    # The work ran on the cluster: the master saw one application per step, with executors.
+    finished = [a for a in apps.get("completedapps", []) + apps.get("activeapps", []) if a.get("name") == "realsyn"]
+    assert len(finished) == len(steps), json.dumps(apps)[:2000]
+    assert all("profile=emr" in o for o in outputs)
 
-    from realsyn.jobs.pipeline import stage_names
-    from realsyn.jobs.tables import TableStore
-    from tests.conftest import make_config
-    tables = TableStore(spark, make_config(work))
+    tables = TableStore(spark, cfg)
+    assert tables.path("gold.realsyn").startswith(warehouse)
     runs = tables.read("meta.stage_runs").collect()
     assert {r["stage"] for r in runs} == set(stage_names())
     for r in runs:
@@ -62,3 +109,4 @@ def test_pipeline_on_standalone_cluster(tmp_path, spark):
             assert ledger["in"] == ledger["kept"] + sum(ledger["rejected"].values()), (r["stage"], ledger)
     assert tables.read("gold.realsyn").count() > 0
     assert tables.read("silver.images").where("status = 'kept'").count() > 0
+    assert any(k.startswith("realsyn/warehouse/gold/realsyn/_delta_log/") for k in s3_server.keys(BUCKET))

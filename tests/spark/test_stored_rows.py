@@ -1,7 +1,8 @@
 import numpy as np
 import pyarrow as pa
 
-from realsyn.jobs.stored_rows import RowGroup, StoredRows, plan_row_groups, pyarrow_uri, split_tasks
+from realsyn.udfs.object_files import boto_uri
+from realsyn.jobs.stored_rows import RowGroup, StoredRows, plan_row_groups, split_tasks
 from realsyn.jobs.tables import TableStore
 from realsyn.schemas import spec
 from tests.conftest import make_config
@@ -59,9 +60,9 @@ def test_files_pyarrow_cannot_open_go_through_spark():
 
 
 def test_hadoop_s3_schemes_open_as_pyarrow_s3():
-    assert pyarrow_uri("s3a://bucket/t/part-0.parquet") == "s3://bucket/t/part-0.parquet"
-    assert pyarrow_uri("s3n://bucket/x") == "s3://bucket/x"
-    assert pyarrow_uri("gs://bucket/x") == "gs://bucket/x" and pyarrow_uri("/tmp/s3a://x") == "/tmp/s3a://x"
+    assert boto_uri("s3a://bucket/t/part-0.parquet") == "s3://bucket/t/part-0.parquet"
+    assert boto_uri("s3n://bucket/x") == "s3://bucket/x"
+    assert boto_uri("gs://bucket/x") == "gs://bucket/x" and boto_uri("/tmp/s3a://x") == "/tmp/s3a://x"
 
 
 def test_a_key_bound_skips_row_groups_and_keeps_every_row_below_it(spark, tmp_path, monkeypatch):

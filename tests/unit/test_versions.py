@@ -90,6 +90,7 @@ def test_makefile_versions_in_this_checkout(tmp_path):
     assert f"sbt.version={got['SBT_VERSION']}" in props
     assert got["ASSEMBLY_JAR"] == str(ASSEMBLY.relative_to(ROOT))
     assert load_config().get("jvm.assembly_jar") == got["ASSEMBLY_JAR"], "session.py looks where make builds"
+    assert got["S3A_ARTIFACTS"].split() == load_config().get("jvm.s3a_packages"), "make s3-jars fetches what session.py adds"
 
 
 needs_assembly = pytest.mark.skipif(not ASSEMBLY.is_file(),
@@ -113,3 +114,16 @@ def test_assembly_holds_delta_not_spark_or_scala():
                     and n.endswith(".class"))
     assert not leaked, f"Spark's own dependencies in the assembly: {leaked[:5]} ({len(leaked)} classes)"
     assert jar_manifest(ASSEMBLY)[ASSEMBLY_DELTA_ATTR] == vals["deltaVersion"]
+
+
+def test_s3a_connector_matches_build_sbt_and_sparks_own_hadoop():
+    vals = sbt_vals((ROOT / "build.sbt").read_text())
+    assert load_config().get("jvm.s3a_packages") == [
+        f"org.apache.hadoop:hadoop-aws:{vals['hadoopAwsVersion']}",
+        f"software.amazon.awssdk:bundle:{vals['awsSdkVersion']}",
+        f"software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:{vals['analyticsAcceleratorVersion']}"]
+    # hadoop-aws must be built for the Hadoop inside pyspark, or S3A fails at class loading.
+    import pyspark
+    jars = Path(pyspark.__file__).parent / "jars"
+    assert (jars / f"hadoop-client-api-{vals['hadoopAwsVersion']}.jar").is_file(), sorted(
+        p.name for p in jars.glob("hadoop-client-api-*.jar"))
