@@ -34,7 +34,7 @@ export REALSYN_JARS_DIR := $(JARS_DIR)
 # checkout the shared venv's editable install points at (driver and Spark workers alike).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup venv jars s3-jars assembly run test test-fast lint bench sample clean
+.PHONY: setup venv jars s3-jars assembly run test test-fast test-slow lint bench sample clean
 setup: venv jars
 
 # The venv lives outside the repo, keyed by the lock hash; .venv points at it.
@@ -97,6 +97,10 @@ run: setup
 
 test: setup s3-jars
 	.venv/bin/python -m pytest -q tests
+
+# The tests left out of `make test` (pytest.ini): the EMR steps run for real, one driver JVM each.
+test-slow: setup s3-jars
+	.venv/bin/python -m pytest -q -m slow tests
 
 test-fast: setup
 	.venv/bin/python -m pytest -q tests/unit

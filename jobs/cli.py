@@ -6,6 +6,7 @@ import logging
 import sys
 
 STAGE_HELP = "run only this stage"
+PLAN_HELP = "print what would run or be skipped, and why; run and write nothing"
 FULL_REFRESH_HELP = ("recompute everything, fetches and embeddings included, instead of reusing the work "
                      "earlier runs committed (implies --force)")
 
@@ -36,12 +37,14 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     run.add_argument("--stages", default=None, help="comma-separated stage names")
     run.add_argument("--force", action="store_true", help="redo stages even when unchanged")
     run.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
+    run.add_argument("--plan", action="store_true", help=PLAN_HELP)
     run.add_argument("--refit", action="store_true",
                      help="fit new sentence centroids even when the stored ones still fit (retrieval.refit)")
     for name in stage_names:
         p = sub.add_parser(name, parents=[common], help=STAGE_HELP)
         p.add_argument("--force", action="store_true", help="redo the stage even when unchanged")
         p.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
+        p.add_argument("--plan", action="store_true", help=PLAN_HELP)
     refetch = sub.add_parser("refetch", parents=[common],
                              help="fetch again the image URLs rejected for some reasons, then run the pipeline")
     refetch.add_argument("--reasons", required=True,
@@ -109,20 +112,31 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.get("run.stages") or None)
         else:
             stages = [args.command]
+        force = getattr(args, "force", False)
+
+        def execute(run_cfg, say, console=None) -> None:
+            if getattr(args, "plan", False):
+                from realsyn.jobs.plan import plan_stages
+                from realsyn.jobs.redact import redact_text
+                say(redact_text(f"realsyn: plan for profile={run_cfg.profile} work_dir={run_cfg.get('run.work_dir')} "
+                                "(nothing is run or written)"))
+                for planned in plan_stages(run_cfg, stages, force=force, full_refresh=full_refresh):
+                    say(planned.line())
+                return
+            say(summary(run_stages(run_cfg, stages, force=force, say=say, console=console,
+                                   full_refresh=full_refresh, before=before)))
+
         from realsyn.jobs.session import launched_by_spark_submit
         # Under spark-submit or on Databricks the JVM's output is the platform's step log.
         if args.verbose or launched_by_spark_submit() or profile == "databricks":
-            print(summary(run_stages(cfg, stages, force=getattr(args, "force", False), full_refresh=full_refresh,
-                                     before=before)))
+            execute(cfg, print)
             return 0
         from realsyn.jobs.console import log_path, quiet_console
         path = log_path(cfg.get("run.work_dir"))
         quiet = load_config(profile, files, overrides + ["spark.progress_bar=false"])
         with quiet_console(path) as console:
             console.say(f"realsyn: Spark and library logs go to {path} (-v shows them here)")
-            result = run_stages(quiet, stages, force=getattr(args, "force", False), say=console.say, console=console,
-                                full_refresh=full_refresh, before=before)
-            console.say(summary(result))
+            execute(quiet, console.say, console)
         return 0
     except Exception as err:  # one clear line for the user, never only a Java trace
         return _report(err, ConfigError)

@@ -33,11 +33,26 @@ def module_file(name: str, root: Path | None = None) -> Path | None:
     return None
 
 
-def _imported_names(name: str, path: Path) -> set[str]:
+# (module, file) -> (its source, the names it imports): every fingerprint walks the same
+# files, and parsing them is the cost; a changed source is parsed again.
+_PARSED: dict[tuple[str, str], tuple[bytes, frozenset[str]]] = {}
+
+
+def _imported_names(name: str, path: Path) -> frozenset[str]:
     """Dotted names a module's import statements may load (absolute and relative)."""
+    source = path.read_bytes()
+    known = _PARSED.get((name, str(path)))
+    if known is not None and known[0] == source:
+        return known[1]
+    names = frozenset(_parse_imports(name, path, source))
+    _PARSED[(name, str(path))] = (source, names)
+    return names
+
+
+def _parse_imports(name: str, path: Path, source: bytes) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+    for node in ast.walk(ast.parse(source, str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -15,7 +16,7 @@ from realsyn.jobs.console import StageProgress
 from realsyn.jobs.redact import redact_text
 from realsyn.jobs.resources import stage_resources
 from realsyn.jobs.session import get_spark
-from realsyn.jobs.stage import Context, Ledger, Stage, is_up_to_date, params_flat, params_hash, record_run
+from realsyn.jobs.stage import Context, Ledger, Stage, decide, last_run, params_flat, params_hash, record_run
 from realsyn.jobs.tables import TableStore
 from realsyn.jobs.tracking import Tracker
 
@@ -103,25 +104,44 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
     return PipelineResult(run_id, outcomes, time.perf_counter() - started, written, tracker.uri)
 
 
-def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None,
-             full_refresh: bool = False) -> StageOutcome:
+def force_flag(force: bool, full_refresh: bool) -> str:
+    """The flag that forces a stage to run, as the user gave it ("" when none)."""
+    return "--full-refresh" if full_refresh else "--force" if force else ""
+
+
+def stage_context(stage: Stage, cfg, spark, tables, tracker, run_id: str = "", full_refresh: bool = False,
+                  say=print) -> tuple[Any, Context]:
+    """The stage's parameters from the config and the context the runner hands it."""
     params = stage.Params.from_config(cfg)
     unit_rows = cfg.get(stage.unit_rows) if isinstance(stage.unit_rows, str) else stage.unit_rows
     ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params), tuple(stage_names()),
-                  stage_resources(stage.resources, cfg), full_refresh, int(unit_rows),
-                  say)
+                  stage_resources(stage.resources, cfg), full_refresh, int(unit_rows), say)
+    return params, ctx
+
+
+def run_decision(stage: Stage, params, ctx: Context, tables, input_versions: dict, force: str) -> tuple[str, bool, str]:
+    """(fingerprint, runs, why): the stage's fingerprint now and whether that means running it."""
+    fingerprint = stage.fingerprint(params, input_versions, stage.external_inputs(ctx, params), stage.weights(params))
+    outputs = {t: tables.version(t) for t in stage.outputs}
+    runs, why = decide(last_run(tables, stage.name), fingerprint, ctx.params_hash, input_versions, outputs, force)
+    return fingerprint, runs, why
+
+
+def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None,
+             full_refresh: bool = False) -> StageOutcome:
+    params, ctx = stage_context(stage, cfg, spark, tables, tracker, run_id, full_refresh, say)
     input_versions = {t: tables.version(t) for t in stage.inputs}
     missing = [t for t, v in input_versions.items() if v is None]
     if missing:
         from realsyn.jobs.tables import MissingTable
         raise MissingTable(f"stage {stage.name} needs {', '.join(missing)}; run the earlier stages first")
-    fingerprint = stage.fingerprint(params, input_versions, stage.external_inputs(ctx, params), stage.weights(params))
-    if not force and is_up_to_date(tables, stage, fingerprint):
+    fingerprint, runs, why = run_decision(stage, params, ctx, tables, input_versions, force_flag(force, full_refresh))
+    if not runs:
         with tracker.run(stage.name, nested=True, tags={"skipped": "true"}):
             tracker.metrics({"skipped": 1})
-        say(f"[{stage.name}] skipped: inputs, config and code unchanged (use --force to redo)")
+        say(f"[{stage.name}] skipped: {why} (use --force to redo)")
         return StageOutcome(stage.name, True, 0.0)
-    say(f"[{stage.name}] started")
+    say(f"[{stage.name}] started: {why}")
     t0 = time.perf_counter()
     with tracker.run(stage.name, nested=True, tags={"skipped": "false"}) as active:
         tracker.params(params_flat(params))

@@ -246,13 +246,25 @@ def last_run(tables: TableStore, stage: str):
             .orderBy(F.col("finished_at").desc()).limit(1).first())
 
 
-def is_up_to_date(tables: TableStore, stage: Stage, fingerprint: str) -> bool:
-    """Same fingerprint as the last finished run, and nobody rewrote its outputs since."""
-    previous = last_run(tables, stage.name)
-    if previous is None or previous["fingerprint"] != fingerprint:
-        return False
-    recorded = previous["output_versions"] or {}
-    return all(tables.version(t) == recorded.get(t) for t in stage.outputs)
+def decide(previous, fingerprint: str, config_hash: str, input_versions: dict, output_versions: dict,
+           force: str = "") -> tuple[bool, str]:
+    """Whether a stage runs, and why, from its last finished run (a meta.stage_runs row or
+    None) and what it would run with now. `force` names the flag that forces a run."""
+    if force:
+        return True, force
+    if previous is None:
+        return True, "no finished run yet"
+    if previous["fingerprint"] == fingerprint:
+        recorded = previous["output_versions"] or {}
+        rewritten = [t for t, v in output_versions.items() if v != recorded.get(t)]
+        if rewritten:
+            return True, f"{', '.join(rewritten)} changed since its last run"
+        return False, "inputs, config and code unchanged"
+    before = previous["input_versions"] or {}
+    reasons = [f"{t} v{before.get(t)} -> v{v}" for t, v in input_versions.items() if before.get(t) != v]
+    if previous["config_hash"] != config_hash:
+        reasons.append("its parameters changed")
+    return True, "; ".join(reasons) or "its code, model weights or input files changed"
 
 
 def record_run(tables: TableStore, ctx: Context, stage: Stage, fingerprint: str, input_versions: dict,

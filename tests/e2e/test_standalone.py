@@ -5,7 +5,12 @@ Only what names the machine is rewritten: the YARN master becomes the local clus
 paths under /opt/realsyn (where deploy/emr/bootstrap.sh installs) become this checkout and
 its venv, the bucket becomes the test's, and the EMR-provided S3 connector (EMRFS) is
 replaced by Hadoop's S3A. The stage modules, flags and settings run as written, so a
-renamed module, flag or key fails here."""
+renamed module, flag or key fails here.
+
+By default each step runs with `--plan`: spark-submit starts it on the cluster as written,
+its flags and settings are parsed, its session reaches the bucket, and it prints what it
+would do. The whole chain, run for real, is the `slow` test (`make test-slow`): eleven
+driver JVMs on this machine take a third of the default suite's time."""
 import json
 import os
 import subprocess
@@ -24,17 +29,18 @@ PREFIX = "/opt/realsyn"
 BUCKET = "realsyn-deploy"
 
 
-def step_jars(cfg) -> str:
+def step_jars(cfg) -> tuple[str, str]:
     """What the bootstrap puts at /opt/realsyn/realsyn-deps-assembly.jar (`make assembly`'s jar,
-    or Delta's own jars where it is not built), plus S3A in place of EMRFS."""
+    or Delta's own jars where it is not built), and S3A for the class path, where EMR puts
+    EMRFS (shipping its 690 MB SDK to each step's executors would copy it every time)."""
     from realsyn.jobs import object_store
     from realsyn.jobs.session import delta_jars
     jars, packages = object_store.connector_jars(cfg)
     assert not packages, "run `make s3-jars` first"
-    return ",".join(delta_jars(cfg) + jars)
+    return ",".join(delta_jars(cfg)), ":".join(jars)
 
 
-def local_command(args: list[str], master: str, jars: str, work: Path, sample: Path) -> list[str]:
+def local_command(args: list[str], master: str, jars: tuple[str, str], work: Path, sample: Path) -> list[str]:
     assert args[0] == "spark-submit"
     out = [os.path.join(os.path.dirname(sys.executable), "spark-submit")]
     rest = iter(args[1:])
@@ -44,7 +50,8 @@ def local_command(args: list[str], master: str, jars: str, work: Path, sample: P
             out += ["--master", master]
         elif a == "--jars":
             assert next(rest) == f"{PREFIX}/realsyn-deps-assembly.jar"
-            out += ["--jars", jars]
+            out += ["--jars", jars[0], "--conf", f"spark.driver.extraClassPath={jars[1]}",
+                    "--conf", f"spark.executor.extraClassPath={jars[1]}"]
         else:
             out.append(a.replace(f"{PREFIX}/venv/bin/python", sys.executable)
                        .replace(f"{PREFIX}/jobs", os.path.join(REPO, "jobs"))
@@ -62,10 +69,9 @@ def local_command(args: list[str], master: str, jars: str, work: Path, sample: P
     return out[:script] + cluster_only + out[script:] + here
 
 
-@pytest.mark.cluster
-def test_emr_steps_run_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_server):
-    from realsyn.jobs.pipeline import stage_names
-    from realsyn.jobs.tables import TableStore
+def deploy_setup(tmp_path, s3_server):
+    """The sample uploaded where steps.json reads it, the config that reads the step's tables,
+    and the environment spark-submit runs in."""
     from tests.conftest import make_config
     sample = tmp_path / "sample"
     made = realsyn("sample", "--out", str(sample), "--docs", "40")
@@ -74,11 +80,15 @@ def test_emr_steps_run_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_server
     client = s3_server.client()
     for name in sorted(os.listdir(sample / "obelics")):
         client.upload_file(str(sample / "obelics" / name), BUCKET, f"realsyn/obelics/{name}")
-    work = tmp_path / "work"
-    warehouse = f"s3://{BUCKET}/realsyn/warehouse"
-    cfg = make_config(work, f"tables.warehouse={warehouse}", "storage.s3.connector=always")
+    cfg = make_config(tmp_path / "work", f"tables.warehouse=s3://{BUCKET}/realsyn/warehouse",
+                      "storage.s3.connector=always")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
            "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+    return sample, cfg, env
+
+
+def run_steps(tmp_path, cfg, env, sample, extra) -> tuple[list[str], dict]:
+    """Every step of steps.json in order on a fresh cluster: (each step's stdout, the master's status)."""
     steps = json.loads(STEPS.read_text())
     cluster = StandaloneCluster(tmp_path / "cluster")
     outputs = []
@@ -86,7 +96,7 @@ def test_emr_steps_run_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_server
         cluster.start()
         jars = step_jars(cfg)
         for step in steps:
-            cmd = local_command(step["Args"], cluster.master_url, jars, work, sample)
+            cmd = local_command(step["Args"], cluster.master_url, jars, tmp_path / "work", sample) + extra(step)
             out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200, cwd=REPO)
             assert out.returncode == 0, (step["Name"], out.stdout[-2000:] + out.stderr[-4000:])
             outputs.append(out.stdout)
@@ -94,14 +104,47 @@ def test_emr_steps_run_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_server
     finally:
         left = cluster.stop()
     assert left == [], f"processes left behind: {left}"
-
-    # The work ran on the cluster: the master saw one application per step, with executors.
+    # The steps ran on the cluster: the master saw one application per step.
     finished = [a for a in apps.get("completedapps", []) + apps.get("activeapps", []) if a.get("name") == "realsyn"]
     assert len(finished) == len(steps), json.dumps(apps)[:2000]
+    return outputs, apps
+
+
+@pytest.mark.cluster
+def test_emr_steps_start_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_server):
+    from realsyn.jobs.pipeline import stage_names
+    from realsyn.jobs.tables import TableStore
+    sample, cfg, env = deploy_setup(tmp_path, s3_server)
+    # The first step for real (its tasks on the cluster's executor, its tables in the bucket),
+    # every later one with --plan.
+    outputs, _ = run_steps(tmp_path, cfg, env, sample, lambda step: [] if step["Name"] == "realsyn ingest" else ["--plan"])
+    assert "profile=emr" in outputs[0] and all("realsyn: plan for profile=emr" in o for o in outputs[1:])
+    runs = TableStore(spark, cfg).read("meta.stage_runs").collect()
+    assert [r["stage"] for r in runs] == ["ingest"]
+    ledger = json.loads(runs[0]["ledger"])["documents"]
+    assert ledger["kept"] > 0 and ledger["in"] == ledger["kept"] + sum(ledger["rejected"].values())
+    # One stage per later step, in pipeline order, each planned from the tables in the bucket.
+    planned = [next(line for line in o.splitlines() if line.startswith("[")) for o in outputs[1:]]
+    assert [p[1:p.index("]")] for p in planned] == stage_names()[1:]
+    assert planned[:2] == ["[extract_images] would run: no finished run yet",
+                           "[extract_sentences] would run: no finished run yet"], planned
+    assert all("cannot run yet: needs" in p for p in planned[2:]), planned
+    written = {k.split("/_delta_log/")[0] for k in s3_server.keys(BUCKET) if "/_delta_log/" in k}
+    assert written == {f"realsyn/warehouse/{t}" for t in
+                       ("bronze/documents", "bronze/document_rejects", "meta/stage_runs")}, written
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_emr_steps_run_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_server):
+    from realsyn.jobs.pipeline import stage_names
+    from realsyn.jobs.tables import TableStore
+    sample, cfg, env = deploy_setup(tmp_path, s3_server)
+    outputs, _ = run_steps(tmp_path, cfg, env, sample, lambda step: [])
     assert all("profile=emr" in o for o in outputs)
 
     tables = TableStore(spark, cfg)
-    assert tables.path("gold.realsyn").startswith(warehouse)
+    assert tables.path("gold.realsyn").startswith(f"s3://{BUCKET}/realsyn/warehouse")
     runs = tables.read("meta.stage_runs").collect()
     assert {r["stage"] for r in runs} == set(stage_names())
     for r in runs:
