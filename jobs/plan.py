@@ -2,8 +2,9 @@
 
 It takes the runner's own decision (jobs/pipeline.run_decision) from the same fingerprint,
 so a stage the plan skips is a stage the run skips. Within one plan a stage after one that
-runs is planned to run too (its input tables get a new version). Nothing is written: no
-table, no run record, no MLflow run; only the tables' logs and the input listing are read.
+runs is planned to run too: it does unless that stage commits no new version of its input.
+Nothing is written: no table, no run record, no MLflow run; only the tables' logs and the
+input listing are read.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def plan_stages(cfg: Config, names: list[str] | None = None, force: bool = False
             plans.append(StagePlan(stage.name, BLOCKED, f"needs {needs}"))
             continue
         if upstream and not (force or full_refresh):
-            runs, why = True, f"after {', '.join(upstream)}, which rewrite{'s' if len(upstream) == 1 else ''} its input"
+            runs, why = True, f"after {', '.join(upstream)} (unless that leaves its input as it was)"
         else:
             _, runs, why = run_decision(stage, params, ctx, tables, input_versions, force_flag(force, full_refresh))
         plans.append(StagePlan(stage.name, RUN if runs else SKIP, why))
