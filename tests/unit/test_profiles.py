@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from realsyn.jobs.cli import build_parser
+from realsyn.jobs.cli import _merge_common, build_parser
 from realsyn.jobs.config import PROFILES, ConfigError, load_config
 from realsyn.jobs.pipeline import stage_names
 from realsyn.jobs.session import spark_conf
@@ -245,6 +245,7 @@ def test_emr_steps_run_every_stage_in_order_with_spark_submit():
         assert f'cli_main(["{stage}"' in source and 'if __name__ == "__main__":' in source
         parsed = parser.parse_args([stage, *args[i + 1:]])
         assert parsed.command == stage and parsed.profile == "emr"
+        load_config(*_merge_common(parsed))           # every --set names a key and a valid value
         submit = args[1:i]
         assert submit[submit.index("--deploy-mode") + 1] == "client"
         jars = submit[submit.index("--jars") + 1]
