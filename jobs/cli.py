@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 STAGE_HELP = "run only this stage"
@@ -54,6 +55,17 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     sample.add_argument("--out", default="work/sample", help="output folder")
     sample.add_argument("--docs", type=int, default=300, help="number of documents")
     sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--world", action="store_true",
+                        help="write the learnable world instead: procedural scenes whose descriptions sit in "
+                             "other documents, plus a held-out eval set and teacher pairs (jobs/world_corpus.py)")
+    sample.add_argument("--eval-per-class", type=int, default=4, help="with --world: eval images per class")
+    sample.add_argument("--teacher-pairs", type=int, default=2000, help="with --world: noisy teacher pairs")
+    teach = sub.add_parser("teach", parents=[common],
+                           help="train the tiny CLIP teacher on a world's alt-text split (sample --world)")
+    teach.add_argument("--world", required=True, help="the folder `realsyn sample --world` wrote")
+    teach.add_argument("--weights-dir", default=None,
+                       help="where to save it (default models.weights_dir, else <work_dir>/weights)")
+    teach.add_argument("--force", action="store_true", help="train again even when the inputs are unchanged")
     sub.add_parser("config", parents=[common], help="print the resolved config and exit")
     sub.add_parser("submit-args", parents=[common],
                    help="print the spark-submit flags (Delta jars, settings) for this profile")
@@ -95,6 +107,23 @@ def main(argv: list[str] | None = None) -> int:
             import shlex
             from realsyn.jobs.session import submit_args
             print(" ".join(shlex.quote(a) for a in submit_args(cfg)))
+            return 0
+        if args.command == "teach":
+            from realsyn.jobs.clip_training import TrainSpec
+            from realsyn.jobs.teacher import train_teacher
+            out = args.weights_dir or cfg.get("models.weights_dir") or os.path.join(cfg.get("run.work_dir"), "weights")
+            spec = TrainSpec(steps=cfg.get("teacher.steps"), batch_size=cfg.get("teacher.batch_size"),
+                             lr=cfg.get("teacher.lr"), seed=cfg.get("run.seed"))
+            report = train_teacher(args.world, out, spec, threads=cfg.get("teacher.threads"), force=args.force)
+            print(f"teacher: zero-shot accuracy {report['trained']['zero_shot_acc']:.3f} on {args.world}/eval "
+                  f"-> {out} (use --set models.weights_dir={out})")
+            return 0
+        if args.command == "sample" and args.world:
+            from realsyn.jobs.world_corpus import write_world
+            info = write_world(args.out, n_docs=args.docs, seed=args.seed, n_eval_per_class=args.eval_per_class,
+                               n_teacher=args.teacher_pairs)
+            print(f"world: {info['documents']} documents, {info['images']} image files, {info['eval_images']} eval "
+                  f"images, {info['teacher_pairs']} teacher pairs -> {info['out']}")
             return 0
         if args.command == "sample":
             from realsyn.jobs.sample_corpus import write_sample

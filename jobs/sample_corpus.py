@@ -31,6 +31,8 @@ PLACES = ["at sunset", "in the morning", "during the festival", "under heavy rai
 NOUN_PHRASES = ["A red car.", "The view from the hill.", "Our new kitchen.", "Photo gallery.",
                 "Summer collection 2021."]
 EMOJI = ["\U0001F600", "\U0001F436", "\U0001F389", "\u2764\ufe0f"]
+OBELICS_SCHEMA = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
+                           ("metadata", pa.string()), ("general_metadata", pa.string())])
 COLORS = [(200, 40, 40), (40, 160, 60), (40, 80, 200), (220, 200, 40), (120, 60, 160), (30, 30, 30),
           (240, 240, 240), (250, 140, 20)]
 
@@ -104,13 +106,18 @@ def make_images(rng: random.Random, out: Path, n_random: int = 110) -> list[str]
             save(f"img_{i:04d}_copy.{'jpg' if fmt == 'JPEG' else 'png'}", (out / names[-1]).read_bytes())
         if i % 7 == 0:   # near duplicate: re-encoded and slightly resized
             save(f"img_{i:04d}_near.jpg", encode(img.resize((w - 2, h - 2)), "JPEG"))
-    save("corrupt.jpg", b"\xff\xd8\xff\xe0" + bytes(rng.getrandbits(8) for _ in range(500)))
-    good = (out / names[1]).read_bytes()
-    save("truncated.jpg", good[: len(good) // 3])
-    save("empty.png", b"")
-    save("not_an_image.jpg", b"<html><body>This is a web page, not a picture.</body></html>")
-    save("bomb.png", png_bomb())
+    for name, data in bad_image_files(rng, (out / names[1]).read_bytes()):
+        save(name, data)
     return names
+
+
+def bad_image_files(rng: random.Random, good: bytes) -> list[tuple[str, bytes]]:
+    """(name, bytes) of files the image decoder must reject; `good` is a valid image's bytes."""
+    return [("corrupt.jpg", b"\xff\xd8\xff\xe0" + bytes(rng.getrandbits(8) for _ in range(500))),
+            ("truncated.jpg", good[: len(good) // 3]),
+            ("empty.png", b""),
+            ("not_an_image.jpg", b"<html><body>This is a web page, not a picture.</body></html>"),
+            ("bomb.png", png_bomb())]
 
 
 def build_documents(rng: random.Random, image_urls: list[str], n_docs: int) -> list[dict]:
@@ -172,11 +179,15 @@ def write_sample(out_dir: str, n_docs: int = 300, seed: int = 7, n_images: int =
     docs = build_documents(rng, urls, n_docs) + bad_documents(rng, urls)
     docs.append(dict(docs[0]))                     # an exact duplicate document
     rng.shuffle(docs)
+    return {"out": str(out), "documents": write_obelics(out, docs), "images": len(names)}
+
+
+def write_obelics(out: Path, docs: list[dict]) -> int:
+    """<out>/obelics/: the documents in the OBELICS schema, and one file with wrong column
+    types; returns the number of rows written."""
     (out / "obelics").mkdir(parents=True, exist_ok=True)
-    schema = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
-                        ("metadata", pa.string()), ("general_metadata", pa.string())])
-    pq.write_table(pa.Table.from_pylist(docs, schema=schema), out / "obelics" / "part-00000.parquet")
+    pq.write_table(pa.Table.from_pylist(docs, schema=OBELICS_SCHEMA), out / "obelics" / "part-00000.parquet")
     wrong = pa.table({"images": ["http://example.com/a.jpg"], "texts": [json.dumps(["text"])],
                       "metadata": ["[]"], "general_metadata": ["{}"]})   # images is a string, not a list
     pq.write_table(wrong, out / "obelics" / "part-00001-wrong-types.parquet")
-    return {"out": str(out), "documents": len(docs) + 1, "images": len(names)}
+    return len(docs) + 1

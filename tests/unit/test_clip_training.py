@@ -1,0 +1,43 @@
+"""The training loop, the teacher's cache and the zero-shot scores, on a tiny world."""
+import numpy as np
+import pytest
+
+from realsyn.jobs.clip_training import TrainSpec, learning_rate
+from realsyn.jobs.zero_shot import scores
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    spec = TrainSpec(steps=100, lr=1.0, warmup_steps=10)
+    lrs = [learning_rate(spec, s) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.01
+
+
+def test_scores_count_hits_both_ways():
+    classes = np.eye(3, dtype=np.float32)
+    images = np.array([[1, 0, 0], [0, 1, 0], [0, 0.9, 0.1], [0, 0, 1]], dtype=np.float32)
+    got = scores(images, np.array([0, 1, 2, 2]), classes)
+    assert got["zero_shot_acc"] == pytest.approx(0.75)
+    assert got["zero_shot_mean_class_acc"] == pytest.approx((1 + 1 + 0.5) / 3)
+    assert got["t2i_recall_at_1"] == pytest.approx(1.0)
+
+
+def test_teacher_trains_saves_loads_through_weights_dir_and_is_cached(tmp_path):
+    from realsyn.jobs.teacher import WEIGHTS_FILE, train_teacher
+    from realsyn.jobs.world_corpus import write_world
+    from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
+    world = write_world(str(tmp_path / "world"), n_docs=20, n_images=30, n_eval_per_class=1, n_teacher=96)["out"]
+    spec = TrainSpec(steps=12, batch_size=32, warmup_steps=2)
+    lines = []
+    report = train_teacher(world, str(tmp_path / "weights"), spec, threads=1, log=lines.append)
+    assert report["pairs"] == 96 and report["last_loss"] < report["first_loss"]
+    assert 0.0 <= report["trained"]["zero_shot_acc"] <= 1.0
+    loaded = Encoder(EncoderSpec("tiny", "", str(tmp_path / "weights" / "clip"), 0, 1, False))
+    fresh = Encoder(EncoderSpec("tiny", "", "", 0, 1, False))
+    assert loaded.model_id.startswith("tiny@weights:")
+    text = ["two red circles sit on the left."]
+    assert not np.allclose(loaded.encode_texts(text), fresh.encode_texts(text))
+    mtime = (tmp_path / "weights" / WEIGHTS_FILE).stat().st_mtime_ns
+    again = train_teacher(world, str(tmp_path / "weights"), spec, threads=1, log=lines.append)
+    assert again == report and (tmp_path / "weights" / WEIGHTS_FILE).stat().st_mtime_ns == mtime
+    assert "unchanged inputs" in lines[-1]
