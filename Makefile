@@ -34,7 +34,7 @@ export REALSYN_JARS_DIR := $(JARS_DIR)
 # checkout the shared venv's editable install points at (driver and Spark workers alike).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup venv jars s3-jars assembly run test test-fast test-slow lint bench sample clean
+.PHONY: setup venv jars s3-jars assembly run run-sample test test-fast test-slow lint bench sample clean
 setup: venv jars
 
 # The venv lives outside the repo, keyed by the lock hash; .venv points at it.
@@ -91,7 +91,17 @@ $(ASSEMBLY_JAR): $(SBT_INPUTS)
 sample: setup
 	.venv/bin/realsyn sample --out $(WORK)/sample
 
+# The learnable world, its teacher CLIP (trained once, then reused while its inputs are
+# unchanged), and the pipeline on them (conf/world.yaml); `make run-sample` runs the older
+# sample on the tiny random models.
+WORLD = --conf conf/world.yaml --set run.work_dir=$(WORK) --set 'run.input=$(WORK)/world/obelics/*.parquet' \
+	--set fetch.file_root=$(WORK)/world --set models.weights_dir=$(WORK)/weights --set export.world=$(WORK)/world
 run: setup
+	.venv/bin/realsyn $(WORLD) sample --world --out $(WORK)/world
+	.venv/bin/realsyn $(WORLD) teach --world $(WORK)/world
+	.venv/bin/realsyn $(WORLD) run
+
+run-sample: setup
 	.venv/bin/realsyn --conf conf/sample.yaml --set run.work_dir=$(WORK) sample --out $(WORK)/sample
 	.venv/bin/realsyn --conf conf/sample.yaml --set run.work_dir=$(WORK) run
 

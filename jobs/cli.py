@@ -59,13 +59,25 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
                         help="write the learnable world instead: procedural scenes whose descriptions sit in "
                              "other documents, plus a held-out eval set and teacher pairs (jobs/world_corpus.py)")
     sample.add_argument("--eval-per-class", type=int, default=4, help="with --world: eval images per class")
-    sample.add_argument("--teacher-pairs", type=int, default=2000, help="with --world: noisy teacher pairs")
+    sample.add_argument("--teacher-pairs", type=int, default=8000, help="with --world: noisy teacher pairs")
     teach = sub.add_parser("teach", parents=[common],
                            help="train the tiny CLIP teacher on a world's alt-text split (sample --world)")
     teach.add_argument("--world", required=True, help="the folder `realsyn sample --world` wrote")
     teach.add_argument("--weights-dir", default=None,
                        help="where to save it (default models.weights_dir, else <work_dir>/weights)")
     teach.add_argument("--force", action="store_true", help="train again even when the inputs are unchanged")
+    train = sub.add_parser("train", parents=[common],
+                           help="train a student CLIP on an export's WebDataset shards (logged to MLflow)")
+    train.add_argument("--export", default=None, help="export folder (default <work_dir>/export)")
+    train.add_argument("--texts", default="text1,text2,text3,syn_text",
+                       help="texts to draw one from per sample and step (default all four, as the paper)")
+    train.add_argument("--cap", type=int, default=None, help="train on the subset of this cap t only")
+    train.add_argument("--eval", default=None, help="ImageFolder to score it on (class sub-folders)")
+    train.add_argument("--out", default=None, help="where to save it (default <work_dir>/student)")
+    evaluate = sub.add_parser("evaluate", parents=[common],
+                              help="zero-shot scores of saved tiny-CLIP weights on an ImageFolder")
+    evaluate.add_argument("--weights", required=True, help=".safetensors file, or a folder holding one")
+    evaluate.add_argument("--eval", required=True, help="ImageFolder: one sub-folder of images per class")
     sub.add_parser("config", parents=[common], help="print the resolved config and exit")
     sub.add_parser("submit-args", parents=[common],
                    help="print the spark-submit flags (Delta jars, settings) for this profile")
@@ -118,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"teacher: zero-shot accuracy {report['trained']['zero_shot_acc']:.3f} on {args.world}/eval "
                   f"-> {out} (use --set models.weights_dir={out})")
             return 0
+        if args.command in ("train", "evaluate"):
+            from realsyn.jobs.student_cli import run_student_command
+            return run_student_command(args, cfg)
         if args.command == "sample" and args.world:
             from realsyn.jobs.world_corpus import write_world
             info = write_world(args.out, n_docs=args.docs, seed=args.seed, n_eval_per_class=args.eval_per_class,

@@ -61,6 +61,7 @@ class ExportParams(StageParams):
     mds_shard_bytes: int
     card_samples: int
     card_sim_bins: int
+    world: str                # "" = no ground truth; a `realsyn sample --world` folder adds its figures to the card
 
     @classmethod
     def from_config(cls, cfg) -> "ExportParams":
@@ -68,7 +69,7 @@ class ExportParams(StageParams):
         return cls(cfg.get("run.work_dir"), cfg.get("export.dir"), tuple(cfg.get("balance.caps")), cfg.get("balance.sim_min"),
                    cfg.get("balance.sim_max"), cfg.get("run.seed"),
                    **{k: cfg.get(e + k) for k in ("shard_bytes", "resize_to", "webdataset", "mds", "mds_shard_bytes",
-                                                  "card_samples", "card_sim_bins")})
+                                                  "card_samples", "card_sim_bins", "world")})
 
 
 def export_ledger(clusters: DataFrame, gold: DataFrame) -> Ledger:
@@ -230,6 +231,9 @@ def write_card(ctx: Context, p: ExportParams, gold: DataFrame, images: DataFrame
     data = {"run": ctx.run_id, "config_hash": ctx.params_hash, "gold_rows": ledgers[0].kept,
             "subsets": counts, "stages": stage_funnel(ctx, ledgers), "tables": table_counts(ctx), "files": files,
             "clusters": int(len(sizes))}
+    if p.world:
+        from realsyn.jobs.truth_report import truth_report
+        data["truth"] = truth_report(gold, ctx.read("bronze.documents"), p.world)
     with open(f"{out_dir}/README.md", "w") as fh:
         fh.write(card.card_markdown(data, figures))
     return [f"{out_dir}/README.md"] + [f"{out_dir}/{name}" for name in figures.values()]

@@ -4,13 +4,15 @@ One resolver for `models.weights_dir/<role>` (a path only, so building a stage's
 touches no file), and one identity for what is there: a content hash of its files, which the
 stage's fingerprint folds in so new weights under the same folder rerun the stage. A role
 folder that is missing while models.weights_dir is set is a clear error, for every role.
+`models.weights_roles` narrows the roles read from the folder (e.g. [clip] for a folder
+holding a trained CLIP only); the others load by the preset's name, as without a folder.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 
-from realsyn.jobs.config import Config
+from realsyn.jobs.config import Config, ConfigError
 from realsyn.jobs.stage import InputError
 from realsyn.udfs.clip_encoder import EncoderSpec
 
@@ -28,6 +30,11 @@ def weights_folder(cfg: Config, role: str) -> str:
     """models.weights_dir/<role> as an absolute path, or "" when no weights_dir is set."""
     root = cfg.get("models.weights_dir")
     if not root:
+        return ""
+    roles = cfg.get("models.weights_roles")
+    if roles is not None and not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
+        raise ConfigError(f"models.weights_roles must be null or a list of roles like [clip], got {roles!r}")
+    if roles is not None and role not in roles:
         return ""
     return os.path.join(os.path.abspath(os.path.expanduser(root)), role)
 

@@ -16,22 +16,22 @@ from realsyn.udfs.funnel import paper_comparison
 CARD_JSON = re.compile(r"```json\n(.*?)\n```", re.S)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path: str) -> str:
+def save_png(fig, path: str) -> str:
     fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def cluster_size_png(path: str, sizes: np.ndarray, capped: dict[int, np.ndarray]) -> str:
     """Histogram of cluster sizes before balancing and after each cap t (log-spaced bins)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     sizes = np.asarray(sizes)
     top = max(2, int(sizes.max()) if len(sizes) else 2)
@@ -46,12 +46,12 @@ def cluster_size_png(path: str, sizes: np.ndarray, capped: dict[int, np.ndarray]
     ax.set_ylabel("clusters")
     ax.set_title(f"Cluster sizes ({len(sizes)} clusters)")
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def similarity_png(path: str, edges: np.ndarray, counts: np.ndarray, window: tuple[float, float]) -> str:
     """Histogram of image / synthetic-text cosine with the kept window shaded."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     edges, counts = np.asarray(edges, float), np.asarray(counts, float)
     ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.8)
@@ -62,7 +62,7 @@ def similarity_png(path: str, edges: np.ndarray, counts: np.ndarray, window: tup
     ax.set_ylabel("pairs")
     ax.set_title(f"Image-text similarity ({int(counts.sum())} pairs)")
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _caption(texts: list[tuple[str, str | None]], width: int = 34, lines_each: int = 3) -> str:
@@ -81,7 +81,7 @@ def sample_grid_png(path: str, samples: list[dict], cols: int = 4, thumb: int = 
     samples: dicts with `bytes` (encoded image), `text1`, `syn_text`. Texts come from the
     corpus: math parsing is off so a `$` prints as itself."""
     from realsyn.udfs.image_decode import open_rgb
-    plt = _pyplot()
+    plt = pyplot()
     n = max(1, len(samples))
     cols = min(cols, n)
     rows = -(-n // cols)
@@ -100,7 +100,7 @@ def sample_grid_png(path: str, samples: list[dict], cols: int = 4, thumb: int = 
     if not samples:
         axes.flat[0].text(0.5, 0.5, "(no samples)", ha="center", transform=axes.flat[0].transAxes)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -133,6 +133,23 @@ def paper_funnel_lines(stages: list[dict]) -> list[str]:
     return lines
 
 
+TRUTH_ROWS = (("text1", "text1 (closest retrieved sentence)"), ("text1-3", "text1-3 (every retrieved sentence)"),
+              ("syn_text", "syn_text (synthetic)"), ("neighbouring_text", "neighbouring text (baseline)"))
+
+
+def truth_lines(truth: dict) -> list[str]:
+    """The card's section on a world's ground truth (jobs/truth_report.py)."""
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}%"
+    lines = ["", "## Against the ground truth", "",
+             "Attribute precision: the share of the (colour, shape) concepts a text names that its image "
+             "holds, averaged over pairs; a text naming none scores 0. The baseline pairs each image with "
+             "the text next to it in its document.", ""]
+    return lines + _table(["text", "pairs", "attribute precision", "names a concept"],
+                          [[label, truth[k]["pairs"], pct(truth[k]["precision"]), pct(truth[k]["names_a_concept"])]
+                           for k, label in TRUTH_ROWS if k in truth])
+
+
 def card_markdown(data: dict, figures: dict[str, str]) -> str:
     """README.md text. data: subsets {cap: pairs}, gold_rows, stages [{stage, ledger, in,
     kept, rejected{}}], tables {name: {rows, kept}}, files [lines], run, config_hash. The same numbers end
@@ -155,6 +172,8 @@ def card_markdown(data: dict, figures: dict[str, str]) -> str:
               "step that it removes, for the paper and for this run (docs/export.md). A step whose filter "
               "did not run here (no spaCy pipeline, perplexity off) removes nothing."]
     lines += paper_funnel_lines(data["stages"])
+    if data.get("truth"):
+        lines += truth_lines(data["truth"])
     lines += ["", "## Tables", ""]
     lines += _table(["table", "rows", "kept"], [[t, v["rows"], v["kept"]] for t, v in data["tables"].items()])
     lines += ["", "## Figures", ""]

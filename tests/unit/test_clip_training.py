@@ -41,3 +41,36 @@ def test_teacher_trains_saves_loads_through_weights_dir_and_is_cached(tmp_path):
     again = train_teacher(world, str(tmp_path / "weights"), spec, threads=1, log=lines.append)
     assert again == report and (tmp_path / "weights" / WEIGHTS_FILE).stat().st_mtime_ns == mtime
     assert "unchanged inputs" in lines[-1]
+
+
+def test_train_and_evaluate_commands_save_score_and_log_to_mlflow(tmp_path, capsys):
+    import json
+
+    import mlflow
+    import pyarrow.parquet as pq
+
+    from realsyn.jobs.cli import main
+    from realsyn.jobs.world_corpus import write_world
+    from tests.unit.test_world_quality import write_shard
+    world = write_world(str(tmp_path / "world"), n_docs=10, n_images=12, n_eval_per_class=1, n_teacher=40)["out"]
+    pairs = pq.read_table(f"{world}/teacher/pairs.parquet").to_pylist()
+    (tmp_path / "export" / "webdataset").mkdir(parents=True)
+    write_shard(tmp_path / "export" / "webdataset" / "00000.tar",
+                [(f"{i:04x}", p["text"], {"syn_text": "", "min_cap": i % 3 - 1}) for i, p in enumerate(pairs)],
+                images=[f"{world}/teacher/{p['image_path']}" for p in pairs])
+    work = tmp_path / "work"
+    sets = ["--work-dir", str(work), "--set", "student.steps=4", "--set", "student.batch_size=8",
+            "--set", "student.threads=1"]
+    assert main([*sets, "train", "--export", str(tmp_path / "export"), "--eval", f"{world}/eval",
+                 "--texts", "text1,syn_text", "--cap", "1"]) == 0
+    assert "student: " in capsys.readouterr().out
+    report = json.loads((work / "student" / "student.json").read_text())
+    assert report["pairs"] == sum(1 for i in range(len(pairs)) if 0 <= i % 3 - 1 <= 1)
+    assert report["eval"]["classes"] == 60 and (work / "student" / "loss.png").exists()
+    assert main([*sets, "evaluate", "--weights", str(work / "student" / "clip"), "--eval", f"{world}/eval"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["zero_shot_acc"] == pytest.approx(report["eval"]["zero_shot_acc"])
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["realsyn"])
+    assert sorted(runs["tags.mlflow.runName"]) == ["evaluate", "train"]
+    assert "metrics.zero_shot_acc" in runs.columns and "params.sources" in runs.columns

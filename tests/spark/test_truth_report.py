@@ -1,0 +1,44 @@
+"""The card's figures against a world's truth, computed by the executors: hand-made rows
+whose precision is known."""
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+
+def spec(*groups):
+    return json.dumps({"background": "plain", "groups": [
+        {"kind": k, "colour": c, "size": "small", "count": 1, "position": "left"} for c, k in groups]})
+
+
+def test_precision_of_each_text_and_of_the_neighbouring_text(spark, tmp_path):
+    from realsyn.jobs.truth_report import truth_report
+    pq.write_table(pa.Table.from_pylist([
+        {"image": "a.png", "spec": spec(("red", "circle")), "role": "original"},
+        {"image": "b.png", "spec": spec(("blue", "square"), ("green", "star")), "role": "original"}]),
+        tmp_path / "truth.parquet")
+    url = "file:///elsewhere/images/{}".format
+    gold = spark.createDataFrame([
+        (url("a.png"), "Two red circles sit on the left.", "A blue square.", None, "noise"),
+        (url("b.png"), "A blue square and a red star.", None, None, None),
+        (url("not-in-truth.png"), "A red circle.", "A red circle.", "A red circle.", "A red circle."),
+    ], "raw_image_url string, text1 string, text2 string, text3 string, syn_text string")
+    docs = spark.createDataFrame([
+        ("d2", [None, url("a.png"), None], ["Intro.", None, "A red circle here."]),
+        ("d3", [url("b.png"), None], [None, "Rain soaked the town."]),
+        ("d9", [url("a.png"), None], [None, "A later page's blue star."]),   # a: d2, the smaller doc_id
+    ], "doc_id string, images array<string>, texts array<string>")
+    got = truth_report(gold, docs, str(tmp_path))
+    assert got["text1"] == {"pairs": 2, "precision": pytest.approx(0.75), "names_a_concept": 1.0}
+    assert got["text2"] == {"pairs": 1, "precision": 0.0, "names_a_concept": 1.0}
+    assert got["text3"]["pairs"] == 0 and got["text3"]["precision"] is None
+    assert got["text1-3"] == {"pairs": 3, "precision": pytest.approx(0.5), "names_a_concept": 1.0}
+    assert got["syn_text"] == {"pairs": 2, "precision": 0.0, "names_a_concept": 0.0}
+    assert got["neighbouring_text"] == {"pairs": 2, "precision": 0.5, "names_a_concept": 0.5}
+
+
+def test_a_folder_without_truth_is_a_clear_error(spark, tmp_path):
+    from realsyn.jobs.truth_report import truth_report
+    with pytest.raises(FileNotFoundError, match="not a world folder"):
+        truth_report(None, None, str(tmp_path))
