@@ -70,8 +70,16 @@ def test_rerun_skips_every_stage_and_changes_nothing(clean_run, spark):
     assert "metrics.documents.in" in runs.columns
 
 
-def test_resume_after_driver_sigkill_matches_clean_run(clean_run, spark, tmp_path):
-    """SIGKILL the driver after embed wrote its first table, then rerun: same gold table."""
+# The default case resumes through embed, the stage killed; the slow one runs every stage
+# after it too and compares the gold tables (the later stages start clean either way).
+RESUMED = {"embed": ["--stages", "ingest,extract_images,extract_sentences,embed"], "all": []}
+RESUMED_TABLES = {"embed": ("silver.image_embeddings", "silver.sentence_embeddings"),
+                  "all": ("gold.realsyn", "gold.retrievals", "silver.image_embeddings")}
+
+
+@pytest.mark.parametrize("through", ["embed", pytest.param("all", marks=pytest.mark.slow)])
+def test_resume_after_driver_sigkill_matches_clean_run(clean_run, spark, tmp_path, through):
+    """SIGKILL the driver after embed wrote its first table, then rerun: the same tables."""
     sample, clean_work = clean_run
     work = tmp_path / "work"
     marker = work / "warehouse" / "silver" / "image_embeddings" / "_delta_log" / f"{0:020d}.json"
@@ -96,7 +104,7 @@ def test_resume_after_driver_sigkill_matches_clean_run(clean_run, spark, tmp_pat
     assert "[embed] started" in killed_output, "the run was killed before embed began"
     assert not re.search(r"\[embed\] (?!started|running)", killed_output), "embed finished before the kill"
 
-    resumed = realsyn(*pipeline_args(sample, work), "run")
+    resumed = realsyn(*pipeline_args(sample, work), "run", *RESUMED[through])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for stage in ("ingest", "extract_images", "extract_sentences"):
         assert f"[{stage}] skipped" in resumed.stdout
@@ -104,10 +112,13 @@ def test_resume_after_driver_sigkill_matches_clean_run(clean_run, spark, tmp_pat
     # The image vectors committed before the kill are not encoded again.
     reuse = re.search(r"silver\.image_embeddings: (\d+) keys, (\d+) already done, (\d+) computed", resumed.stdout)
     assert reuse and reuse[1] == reuse[2] and reuse[3] == "0", resumed.stdout[-3000:]
-    for table in ("gold.realsyn", "gold.retrievals", "silver.image_embeddings"):
+    for table in RESUMED_TABLES[through]:
         assert content_hash(spark, work, table) == content_hash(spark, clean_work, table), table
-    keys = spark.read.format("delta").load(str(work / "warehouse" / "gold" / "realsyn"))
-    assert keys.count() == keys.select("image_id").distinct().count()   # no duplicated rows
+    keyed = {"gold.realsyn": "image_id", "silver.image_embeddings": "image_id"}
+    for table, key in keyed.items():
+        if table in RESUMED_TABLES[through]:   # no duplicated rows
+            rows = spark.read.format("delta").load(str(work / "warehouse" / Path(*table.split("."))))
+            assert rows.count() == rows.select(key).distinct().count(), table
 
 
 def test_two_writers_at_once_succeed_or_fail_clearly(clean_run, spark, tmp_path):
