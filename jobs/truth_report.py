@@ -13,8 +13,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.world_quality import image_key, neighbouring_pairs, read_truth, text_precision
-from realsyn.jobs.world_truth import attributes_of
+from realsyn.jobs.world_quality import image_key, neighbouring_pairs, precision_and_named, read_truth
 
 TEXTS = ("text1", "text2", "text3", "syn_text")
 
@@ -41,15 +40,14 @@ def truth_report(gold: DataFrame, documents: DataFrame, world: str) -> dict:
     rows whose image has a truth; text1-3 pools every retrieved sentence present."""
     truth = read_truth(world)
 
-    @F.pandas_udf("double")
-    def precision(urls: pd.Series, texts: pd.Series) -> pd.Series:
-        return pd.Series([None if (c := truth.get(image_key(u))) is None else text_precision(t, c)
-                          for u, t in zip(urls, texts)], dtype="float64")
-
-    @F.pandas_udf("double")
-    def names(urls: pd.Series, texts: pd.Series) -> pd.Series:
-        return pd.Series([None if image_key(u) not in truth else float(bool(attributes_of(t or "")))
-                          for u, t in zip(urls, texts)], dtype="float64")
+    @F.pandas_udf("precision double, named double")
+    def score(urls: pd.Series, texts: pd.Series) -> pd.DataFrame:
+        """Each text parsed once: its precision and whether it names a concept (null: no truth)."""
+        out = []
+        for u, t in zip(urls, texts):
+            concepts = truth.get(image_key(u))
+            out.append((None, None) if concepts is None else precision_and_named(t, concepts))
+        return pd.DataFrame(out, columns=["precision", "named"], dtype="float64")
 
     rows = gold.select("raw_image_url", *TEXTS).join(neighbour_rows(documents), "raw_image_url", "left")
     cols = {**{c: c for c in TEXTS}, "neighbouring_text": "neighbour"}
@@ -58,8 +56,8 @@ def truth_report(gold: DataFrame, documents: DataFrame, world: str) -> dict:
         # text2 / text3 count only where the row has one (an image may have fewer than k sentences).
         present = F.col(col).isNotNull() if name in ("text2", "text3") else F.lit(True)
         text = F.coalesce(F.col(col), F.lit(""))
-        p = F.when(present, precision("raw_image_url", text))
-        n = F.when(present, names("raw_image_url", text))
+        scored = score("raw_image_url", text)
+        p, n = F.when(present, scored["precision"]), F.when(present, scored["named"])
         aggs += [F.count(p).alias(f"{name}__pairs"), F.sum(p).alias(f"{name}__sum"), F.sum(n).alias(f"{name}__named")]
     got = rows.agg(*aggs).first().asDict()
     totals = {name: (int(got[f"{name}__pairs"] or 0), float(got[f"{name}__sum"] or 0.0),

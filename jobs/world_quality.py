@@ -34,8 +34,13 @@ def read_truth(world: str) -> dict[str, frozenset[Concept]]:
 
 
 def text_precision(text: str | None, truth: frozenset[Concept]) -> float:
+    return precision_and_named(text, truth)[0]
+
+
+def precision_and_named(text: str | None, truth: frozenset[Concept]) -> tuple[float, bool]:
+    """(attribute precision, whether the text names any concept), from one parse."""
     named = attributes_of(text or "")
-    return len(named & truth) / len(named) if named else 0.0
+    return (len(named & truth) / len(named) if named else 0.0), bool(named)
 
 
 def neighbouring_text(images: Sequence[str | None], texts: Sequence[str | None]) -> dict[str, str]:
