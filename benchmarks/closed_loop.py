@@ -1,7 +1,7 @@
 """The paper's ablation in miniature: students trained on the pipeline's pairs against the
 neighbouring-text baseline, on the learnable world, scored zero-shot on its held-out set.
 
-One run: write a world, train its teacher, run the whole pipeline on it with the teacher
+One run: write a world, train its teacher CLIP, captioner and fusion LLM (`realsyn teach`), run the whole pipeline on it with the teacher
 (`realsyn run`, conf/world.yaml), then train a student from scratch on each variant, for
 every training seed, on the same exported images:
 - adjacent: each image with the text next to it in its document (the baseline);
@@ -34,7 +34,9 @@ sys.path.insert(0, str(REPO))
 
 from realsyn.jobs.clip_training import TrainSpec, preprocess_all, train_contrastive  # noqa: E402
 from realsyn.jobs.student import candidate_texts, evaluate_folder, read_export  # noqa: E402
+from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.teacher import train_teacher  # noqa: E402
+from realsyn.jobs.world_generators import teach_generators  # noqa: E402
 from realsyn.jobs.world_corpus import write_world  # noqa: E402
 from realsyn.jobs.world_quality import neighbouring_pairs  # noqa: E402
 from realsyn.jobs.world_truth import SceneSpec, all_concepts, class_name  # noqa: E402
@@ -111,8 +113,12 @@ def build(work: Path, args) -> None:
                 n_teacher=args.teacher_pairs)
     teacher = train_teacher(str(world), str(work / "weights"), TrainSpec(steps=args.teacher_steps),
                             threads=args.threads, log=lambda line: None)
-    print(f"world + teacher: {time.time() - started:.0f}s; teacher zero-shot "
-          f"{100 * teacher['trained']['zero_shot_acc']:.1f}%", flush=True)
+    captioner, fusion = teach_generators(str(world), str(work / "weights"), load_config(
+        files=[str(REPO / "conf" / "world.yaml")]), log=lambda line: None)
+    print(f"world + teacher + generators: {time.time() - started:.0f}s; teacher zero-shot "
+          f"{100 * teacher['trained']['zero_shot_acc']:.1f}%; captioner names the concept of "
+          f"{100 * captioner['names_concept']:.1f}% of held-out images; fusion precision on held-out examples "
+          f"{100 * fusion['held_out_precision']['fused']:.1f}%", flush=True)
     print(f"pipeline: {run_pipeline(work):.0f}s", flush=True)
 
 

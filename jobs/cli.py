@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             report = train_teacher(args.world, out, spec, threads=cfg.get("teacher.threads"), force=args.force)
             print(f"teacher: zero-shot accuracy {report['trained']['zero_shot_acc']:.3f} on {args.world}/eval "
                   f"-> {out} (use --set models.weights_dir={out})")
+            if cfg.get("teacher.generators"):
+                from realsyn.jobs.world_generators import teach_generators
+                teach_generators(args.world, out, cfg, force=args.force)
             return 0
         if args.command in ("train", "evaluate"):
             from realsyn.jobs.student_cli import run_student_command

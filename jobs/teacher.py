@@ -9,13 +9,12 @@ unchanged is not trained again.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import asdict
 from typing import Callable
 
+from realsyn.jobs import training_cache
 from realsyn.jobs.clip_training import TrainSpec, preprocess_all, save_weights, train_contrastive
 from realsyn.jobs.zero_shot import evaluate_encoder, read_image_folder
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
@@ -26,21 +25,9 @@ REPORT_FILE = "teacher.json"
 
 def inputs_key(world: str, spec: TrainSpec) -> str:
     """What the teacher is a function of: the pairs file, the settings and the training code."""
-    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
     from realsyn.jobs import clip_training
-    for path in (os.path.join(world, "teacher", "pairs.parquet"), clip_training.__file__, __file__):
-        with open(path, "rb") as fh:
-            h.update(hashlib.sha256(fh.read()).digest())
-    return h.hexdigest()[:16]
-
-
-def cached_report(weights_dir: str, key: str) -> dict | None:
-    path = os.path.join(weights_dir, REPORT_FILE)
-    if not (os.path.exists(path) and os.path.exists(os.path.join(weights_dir, WEIGHTS_FILE))):
-        return None
-    with open(path) as fh:
-        report = json.load(fh)
-    return report if report.get("inputs_key") == key else None
+    return training_cache.inputs_key(asdict(spec), [os.path.join(world, "teacher", "pairs.parquet"),
+                                                    clip_training.__file__, __file__])
 
 
 def train_teacher(world: str, weights_dir: str, spec: TrainSpec = TrainSpec(), threads: int = 2,
@@ -49,7 +36,8 @@ def train_teacher(world: str, weights_dir: str, spec: TrainSpec = TrainSpec(), t
     import pyarrow.parquet as pq
     from PIL import Image
     key = inputs_key(world, spec)
-    if not force and (report := cached_report(weights_dir, key)) is not None:
+    if not force and (report := training_cache.cached_report(
+            os.path.join(weights_dir, REPORT_FILE), os.path.join(weights_dir, WEIGHTS_FILE), key)) is not None:
         log(f"teacher: unchanged inputs ({key}), reusing {os.path.join(weights_dir, WEIGHTS_FILE)}")
         return report
     pairs = pq.read_table(os.path.join(world, "teacher", "pairs.parquet")).to_pylist()
@@ -68,8 +56,7 @@ def train_teacher(world: str, weights_dir: str, spec: TrainSpec = TrainSpec(), t
     report = {"inputs_key": key, "pairs": len(pairs), "train": asdict(spec), "seconds": round(seconds, 1),
               "first_loss": losses[0], "last_loss": sum(losses[-20:]) / len(losses[-20:]),
               "untrained": before, "trained": after}
-    with open(os.path.join(weights_dir, REPORT_FILE), "w") as fh:
-        json.dump(report, fh, indent=1)
+    training_cache.write_report(os.path.join(weights_dir, REPORT_FILE), report)
     log(f"teacher: {len(pairs)} pairs, {spec.steps} steps in {seconds:.0f}s; zero-shot accuracy "
         f"{before['zero_shot_acc']:.3f} untrained -> {after['zero_shot_acc']:.3f}")
     return report

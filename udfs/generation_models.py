@@ -105,6 +105,11 @@ def load_captioner(name: str, local_dir: str, seed: int):
     if local_dir:
         model = AutoModelForVision2Seq.from_pretrained(local_dir, use_safetensors=True)
         processor = AutoProcessor.from_pretrained(local_dir)
+        if not hasattr(processor, "tokenizer") and hasattr(processor, "decode"):
+            # A VisionEncoderDecoder folder holds an image processor and a tokenizer but no
+            # processor joining them, and AutoProcessor then answers with the tokenizer.
+            from transformers import AutoImageProcessor
+            processor = AutoImageProcessor.from_pretrained(local_dir)
         tok = getattr(processor, "tokenizer", None) or AutoTokenizer.from_pretrained(local_dir)
         return model, processor, tok, f"{model.config.model_type}@local:{os.path.basename(local_dir.rstrip('/'))}"
     if name == "tiny":
