@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from realsyn.jobs.clip_training import TrainSpec, learning_rate
@@ -24,30 +23,17 @@ from realsyn.jobs.world_quality import text_precision
 from realsyn.jobs.world_truth import attributes_of
 
 
-@dataclass(frozen=True)
-class GeneratorSpec:
-    steps: int = 800
-    batch_size: int = 32
-    lr: float = 2e-3
-    warmup_steps: int = 50
-    seed: int = 0
-
-
-def _lr(spec: GeneratorSpec, step: int) -> float:
-    """The teacher's schedule (linear warm-up, cosine decay to zero)."""
-    return learning_rate(TrainSpec(steps=spec.steps, lr=spec.lr, warmup_steps=spec.warmup_steps), step)
-
-
-def _fit(model, loss_at: Callable[[int], Any], spec: GeneratorSpec, log: Callable[[str], None],
+def _fit(model, loss_at: Callable[[int], Any], spec: TrainSpec, log: Callable[[str], None],
          name: str) -> list[float]:
-    """AdamW with warm-up and cosine decay; `loss_at(step)` is the step's loss tensor."""
+    """AdamW on the teacher's schedule (linear warm-up, cosine decay to zero);
+    `loss_at(step)` is the step's loss tensor."""
     import torch
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     model.train()
     losses, started = [], time.time()
     for step in range(spec.steps):
         for group in opt.param_groups:
-            group["lr"] = _lr(spec, step)
+            group["lr"] = learning_rate(spec, step)
         loss = loss_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -87,7 +73,7 @@ def build_fusion_llm(tok):
     return model
 
 
-def train_captioner(images: Sequence, texts: Sequence[str], tok, spec: GeneratorSpec,
+def train_captioner(images: Sequence, texts: Sequence[str], tok, spec: TrainSpec,
                     log: Callable[[str], None] = print):
     """(model, processor, losses): the captioner trained on (image, lowercased text) pairs."""
     import torch
@@ -136,7 +122,7 @@ def fusion_examples(seed: int, freq: dict, n: int, noise: FusionNoise, stream: s
     return [fusion_example(rng, freq, noise) for _ in range(n)]
 
 
-def train_fusion(examples: Sequence[dict], template: str, tok, spec: GeneratorSpec,
+def train_fusion(examples: Sequence[dict], template: str, tok, spec: TrainSpec,
                  log: Callable[[str], None] = print):
     """(model, losses): the LLM trained to answer each rendered prompt with its target."""
     import torch
@@ -164,15 +150,13 @@ def train_fusion(examples: Sequence[dict], template: str, tok, spec: GeneratorSp
 
 
 def fuse_examples(model, tok, template: str, examples: Sequence[dict], max_new_tokens: int = 48) -> list[str]:
-    import torch
+    """Greedy fusion as the generate stage runs it (TransformersFusion), 32 prompts a batch."""
+    from realsyn.udfs.generation_models import TransformersFusion
     tok.padding_side = "left"
+    fusion = TransformersFusion(model, tok, "cpu", max_new_tokens)
     out = []
     for i in range(0, len(examples), 32):
-        rendered = [render_example(tok, template, e) for e in examples[i:i + 32]]
-        enc = tok(rendered, return_tensors="pt", padding=True, add_special_tokens=False, return_token_type_ids=False)
-        with torch.inference_mode():
-            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
-        out += tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out += fusion.fuse([render_example(tok, template, e) for e in examples[i:i + 32]])
     return [" ".join(t.split()) for t in out]
 
 

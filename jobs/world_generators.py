@@ -14,11 +14,13 @@ from dataclasses import asdict
 from typing import Callable
 
 from realsyn.jobs import generator_training as gt
+from realsyn.jobs.clip_training import TrainSpec
 from realsyn.jobs import training_cache, world_language, world_truth
 from realsyn.jobs.world_language import FusionNoise
 from realsyn.jobs.world_truth import all_concepts
 
 CAPTIONER, LLM = "captioner", "llm"
+GENERATOR_WEIGHT_DECAY = 0.01   # the CLIP's 0.1 is for a contrastive loss; these are language models
 _CODE = [gt.__file__, world_language.__file__, world_truth.__file__, __file__]
 
 
@@ -35,7 +37,7 @@ def _reuse(weights_dir: str, role: str, key: str, force: bool, log: Callable[[st
     return cached
 
 
-def train_world_captioner(world: str, weights_dir: str, template: str, spec: gt.GeneratorSpec,
+def train_world_captioner(world: str, weights_dir: str, template: str, spec: TrainSpec,
                           log: Callable[[str], None] = print, force: bool = False) -> dict:
     """The captioner from the world's alt-text pairs, scored on the held-out eval images."""
     import pyarrow.parquet as pq
@@ -76,7 +78,7 @@ def train_world_captioner(world: str, weights_dir: str, template: str, spec: gt.
     return report
 
 
-def train_world_fusion(weights_dir: str, template: str, spec: gt.GeneratorSpec, n_examples: int,
+def train_world_fusion(weights_dir: str, template: str, spec: TrainSpec, n_examples: int,
                        noise: FusionNoise = FusionNoise(), log: Callable[[str], None] = print,
                        force: bool = False) -> dict:
     """The fusion LLM from examples of the world's grammar (every concept equally often, so
@@ -118,12 +120,12 @@ def teach_generators(world: str, weights_dir: str, cfg, log: Callable[[str], Non
     import torch
     torch.set_num_threads(cfg.get("teacher.threads"))
     template, seed = cfg.get("generation.prompt_template"), cfg.get("run.seed")
-    captioner = train_world_captioner(world, weights_dir, template, gt.GeneratorSpec(
+    captioner = train_world_captioner(world, weights_dir, template, TrainSpec(
         steps=cfg.get("teacher.captioner_steps"), batch_size=cfg.get("teacher.captioner_batch_size"),
-        lr=cfg.get("teacher.captioner_lr"),
-        seed=seed), log, force)
-    fusion = train_world_fusion(weights_dir, template, gt.GeneratorSpec(
+        lr=cfg.get("teacher.captioner_lr"), weight_decay=GENERATOR_WEIGHT_DECAY, seed=seed),
+        log, force)
+    fusion = train_world_fusion(weights_dir, template, TrainSpec(
         steps=cfg.get("teacher.fusion_steps"), batch_size=cfg.get("teacher.fusion_batch_size"),
-        lr=cfg.get("teacher.fusion_lr"), seed=seed),
+        lr=cfg.get("teacher.fusion_lr"), weight_decay=GENERATOR_WEIGHT_DECAY, seed=seed),
         cfg.get("teacher.fusion_examples"), log=log, force=force)
     return captioner, fusion

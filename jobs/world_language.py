@@ -21,9 +21,8 @@ from dataclasses import dataclass
 
 from realsyn.jobs.world_truth import (BACKGROUND_WORDS, COLOURS, KINDS, PLURALS, Concept, SceneSpec, all_concepts,
                                       class_prompts, describe, distractor_sentence, draw_spec, spec_concepts)
-from realsyn.udfs.generation_models import CHAT_TEMPLATE
+from realsyn.udfs.generation_models import bpe_tokenizer
 
-SPECIALS = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
 # Words a tagger mined from the world's pool might put beside the right ones.
 TAG_NOISE_WORDS = ("background", "picture", "image", "small", "large", "left", "right", "top", "bottom",
                    "shows", "rain", "team", "bread", "council", *{w for ws in BACKGROUND_WORDS.values() for w in ws})
@@ -43,18 +42,8 @@ def language_samples(seed: int, n: int, prompt_template: str) -> list[str]:
 
 def world_tokenizer(seed: int, prompt_template: str, vocab_size: int = 1200):
     """A PreTrainedTokenizerFast for the world (pad, bos, eos and the chat template set)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIALS,
-                                  show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     texts = language_samples(seed, 3000, prompt_template)
-    bpe.train_from_iterator(texts + [t.lower() for t in texts], trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-    tok.chat_template = CHAT_TEMPLATE
-    return tok
+    return bpe_tokenizer(texts + [t.lower() for t in texts], vocab_size=vocab_size, min_frequency=2)
 
 
 @dataclass(frozen=True)

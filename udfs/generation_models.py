@@ -51,15 +51,23 @@ def tiny_tokenizer():
 
 @functools.lru_cache(maxsize=1)
 def _tiny_tokenizer():
+    return bpe_tokenizer([TINY_CORPUS] * 4, vocab_size=400, min_frequency=1)
+
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
+
+
+def bpe_tokenizer(texts: list[str], vocab_size: int, min_frequency: int):
+    """A byte-level BPE trained in memory on `texts` (any text still encodes), with pad, bos,
+    eos and the chat template the generate stage renders prompts with."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    specials = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=400, min_frequency=1, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator([TINY_CORPUS] * 4, trainer=trainer)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS,
+                                  show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(texts, trainer=trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     tok.chat_template = CHAT_TEMPLATE
     return tok

@@ -45,13 +45,13 @@ def test_fusion_examples_target_the_scene_and_are_seeded():
 def test_captioner_and_fusion_train_save_load_in_the_generate_stage_and_are_cached(tmp_path):
     from PIL import Image
 
-    from realsyn.jobs.generator_training import GeneratorSpec
+    from realsyn.jobs.clip_training import TrainSpec
     from realsyn.jobs.world_corpus import write_world
     from realsyn.jobs.world_generators import train_world_captioner, train_world_fusion
     from realsyn.udfs.generation_models import GenSpec, Generators
     world = write_world(str(tmp_path / "world"), n_docs=10, n_images=12, n_eval_per_class=1, n_teacher=48)["out"]
     weights, lines = str(tmp_path / "weights"), []
-    spec = GeneratorSpec(steps=16, batch_size=16, warmup_steps=2)
+    spec = TrainSpec(steps=16, batch_size=16, lr=2e-3, weight_decay=0.01, warmup_steps=2)
     cap = train_world_captioner(world, weights, TEMPLATE, spec, lines.append)
     fusion = train_world_fusion(weights, TEMPLATE, spec, 64, log=lines.append)
     assert cap["pairs"] == 48 and cap["last_loss"] < cap["first_loss"] and cap["eval_images"] == 60
