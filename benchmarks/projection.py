@@ -140,18 +140,24 @@ def faiss_flops_per_s(dim: int, queries: int = 2000, centroids: int = 50_000) ->
     return 2.0 * dim * queries * centroids / (time.perf_counter() - start)
 
 
+# What a row counts towards: a model stage, a search the pipeline runs, or a search shown
+# for comparison only (brute force, and the IVF over centroids that is not built).
+MODEL, SEARCH, COMPARISON = "model", "search", "comparison"
+
+
 @dataclass
 class Row:
     stage: str
     items: float
-    flops: float           # total
-    gpu: bool              # runs on a GPU in the gpu profile
-    cpu_core_h: float = float("nan")
+    flops: float                      # total
+    kind: str = MODEL
+    cpu_core_h: float | None = None   # searches only: at faiss's measured rate per core
 
 
-def search(stage: str, queries: float, centroids: float, dim: int, cpu_rate: float, repeat: float = 1) -> Row:
+def search(stage: str, queries: float, centroids: float, dim: int, cpu_rate: float, repeat: float = 1,
+           kind: str = SEARCH) -> Row:
     flops = 2.0 * dim * queries * centroids * repeat
-    return Row(stage, queries, flops, True, flops / cpu_rate / 3600)
+    return Row(stage, queries, flops, kind, flops / cpu_rate / 3600)
 
 
 def ivf_centroids(centroids: float, nprobe: int) -> float:
@@ -160,21 +166,21 @@ def ivf_centroids(centroids: float, nprobe: int) -> float:
     return nlist + nprobe * centroids / nlist
 
 
-def preset_rows(preset: str, cpu_rate_at, ivf_nprobe: int) -> tuple[list[Row], dict[str, Row]]:
+def preset_rows(preset: str, cpu_rate_at, ivf_nprobe: int) -> list[Row]:
     models = PRESETS[preset]
     image_f, text_f, dim = clip_flops(models["clip"])
     cpu_rate = cpu_rate_at(dim)
     tag_f = RAM_PLUS_GFLOP * 1e9 if models["tagger"] == "ram_plus" else 2.0 * dim * TAG_VOCAB
-    rows = [
-        Row("embed images", IMAGES_EMBEDDED, image_f * IMAGES_EMBEDDED, True),
-        Row("embed sentences", SENTENCES_EMBEDDED, text_f * SENTENCES_EMBEDDED, True),
+    return [
+        Row("embed images", IMAGES_EMBEDDED, image_f * IMAGES_EMBEDDED),
+        Row("embed sentences", SENTENCES_EMBEDDED, text_f * SENTENCES_EMBEDDED),
         Row(f"perplexity ({models['ppl_lm']}, {PPL_TOKENS} tokens)", SENTENCES_PPL,
-            lm_flops(models["ppl_lm"], PPL_TOKENS) * SENTENCES_PPL, True),
+            lm_flops(models["ppl_lm"], PPL_TOKENS) * SENTENCES_PPL),
         Row(f"caption ({models['captioner'].split('/')[-1]})", IMAGES_KEPT,
-            captioner_flops(models["captioner"], CAPTION_TOKENS) * IMAGES_KEPT, True),
-        Row(f"tags ({models['tagger']})", IMAGES_KEPT, tag_f * IMAGES_KEPT, True),
+            captioner_flops(models["captioner"], CAPTION_TOKENS) * IMAGES_KEPT),
+        Row(f"tags ({models['tagger']})", IMAGES_KEPT, tag_f * IMAGES_KEPT),
         Row(f"fusion ({models['llm'].split('/')[-1]}, {FUSION_TOKENS} tokens)", IMAGES_KEPT,
-            lm_flops(models["llm"], FUSION_TOKENS) * IMAGES_KEPT, True),
+            lm_flops(models["llm"], FUSION_TOKENS) * IMAGES_KEPT),
         search("semantic_neighbours: images to dedup centroids", IMAGES_EMBEDDED,
                IMAGES_EMBEDDED / DEDUP_POINTS_PER_CLUSTER, dim, cpu_rate),
         search("semantic_neighbours: sentences to dedup centroids", SENTENCES_EMBEDDED,
@@ -186,14 +192,12 @@ def preset_rows(preset: str, cpu_rate_at, ivf_nprobe: int) -> tuple[list[Row], d
         search("balance: k-means fit", BALANCE_CLUSTERS * KMEANS_POINTS_PER_CENTROID, BALANCE_CLUSTERS, dim,
                cpu_rate, KMEANS_ITERS),
         search("balance: assign pairs", BALANCE_PAIRS, BALANCE_CLUSTERS, dim, cpu_rate),
+        search("brute force (every image x every sentence)", IMAGES_KEPT, SENTENCES_KEPT, dim, cpu_rate,
+               kind=COMPARISON),
+        search(f"semantic_neighbours: sentences, IVF over centroids (nprobe {ivf_nprobe}; not built)",
+               SENTENCES_EMBEDDED, ivf_centroids(SENTENCES_EMBEDDED / DEDUP_POINTS_PER_CLUSTER, ivf_nprobe),
+               dim, cpu_rate, kind=COMPARISON),
     ]
-    extra = {
-        "brute": search("brute force (every image x every sentence)", IMAGES_KEPT, SENTENCES_KEPT, dim, cpu_rate),
-        "ivf": search(f"semantic_neighbours: sentences, IVF over centroids (nprobe {ivf_nprobe}; not built)",
-                      SENTENCES_EMBEDDED, ivf_centroids(SENTENCES_EMBEDDED / DEDUP_POINTS_PER_CLUSTER, ivf_nprobe),
-                      dim, cpu_rate),
-    }
-    return rows, extra
 
 
 def main() -> None:
@@ -240,25 +244,24 @@ def main() -> None:
 
     totals: dict[str, dict[str, float]] = {}
     for preset in PRESETS:
-        rows, extra = preset_rows(preset, cpu_rate_at, args.ivf_nprobe)
+        rows = preset_rows(preset, cpu_rate_at, args.ivf_nprobe)
         print(f"\nPreset `{preset}` ({PRESETS[preset]['clip']}), GPU at {args.gpu_tflops:.0f} TFLOP/s x {args.mfu:.2f}:\n")
         print("| stage | items | GFLOP/item | GPU-hours | (at peak) | CPU core-hours (faiss) |")
         print("|---|---|---|---|---|---|")
-        model_h = search_h = 0.0
-        for r in [*rows, *extra.values()]:
+        for r in rows:
             gpu_h = r.flops / gpu_rate / 3600
             peak_h = r.flops / (args.gpu_tflops * 1e12) / 3600
-            cpu = "" if np.isnan(r.cpu_core_h) else f"{r.cpu_core_h:,.0f}"
+            cpu = "" if r.cpu_core_h is None else f"{r.cpu_core_h:,.0f}"
             print(f"| {r.stage} | {r.items / 1e6:,.0f}M | {r.flops / r.items / 1e9:,.3g} | {gpu_h:,.1f} | "
                   f"{peak_h:,.1f} | {cpu} |")
-            if r in rows:
-                if np.isnan(r.cpu_core_h):
-                    model_h += gpu_h
-                else:
-                    search_h += gpu_h
-        retrieval_h = sum(r.flops for r in rows if r.stage.startswith(("cluster", "retrieve"))) / gpu_rate / 3600
+
+        def gpu_h_of(keep) -> float:
+            return sum(r.flops for r in rows if keep(r)) / gpu_rate / 3600
+        model_h = gpu_h_of(lambda r: r.kind == MODEL)
+        search_h = gpu_h_of(lambda r: r.kind == SEARCH)
+        retrieval_h = gpu_h_of(lambda r: r.kind == SEARCH and r.stage.startswith(("cluster", "retrieve")))
         totals[preset] = dict(model=model_h, search=search_h, retrieval=retrieval_h,
-                              brute=extra["brute"].flops / gpu_rate / 3600)
+                              brute=gpu_h_of(lambda r: r.stage.startswith("brute force")))
         print(f"\nmodel stages {model_h:,.0f} GPU-h; searches {search_h:,.1f} GPU-h; "
               f"cluster + retrieve {retrieval_h:,.1f} GPU-h against brute force {totals[preset]['brute']:,.0f} GPU-h "
               f"(the paper: about 40 for retrieval, more than 10,000 for brute force)")
