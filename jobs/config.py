@@ -95,6 +95,7 @@ RULES: dict[str, tuple] = {
     "export.card_samples": ("range", 0, 1_000),
     "export.card_sim_bins": ("range", 2, 10_000),
     "units.fetch_rows": ("range", 1, 10**10),
+    "units.sentence_rows": ("range", 1, 10**10),
     "units.embed_rows": ("range", 1, 10**10),
     "units.generate_rows": ("range", 1, 10**10),
     "resources.clip_task_gpus": ("range", 0.0, 1.0),

@@ -20,6 +20,7 @@ from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 from realsyn.jobs.models import preset_model, weights_folder, weights_identity
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.units import work_fingerprint, write_in_units
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
 from realsyn.udfs.perplexity import PplSpec, perplexity_batches
@@ -122,6 +123,38 @@ def complexity_reason(p: ExtractSentencesParams, pool: DataFrame, spec: cat.Comp
     return pool.withColumn("reason", F.coalesce(F.col("reason"), check)).drop("cat")
 
 
+def filtered_sentences(pool: DataFrame, p: ExtractSentencesParams, cx: cat.ComplexitySpec | None) -> DataFrame:
+    """silver.sentences rows for distinct sentences (sentence_id, text, n_occurrences): each
+    filter's reason, the cheaper ones first; only sentences that passed them reach the models."""
+    pool = pool.withColumn("n_words", F.size(F.split(F.trim("text"), WORD_SPLIT)).cast("int"))
+    pool = pool.withColumn("entropy", word_entropy(F.col("text")))
+    pool = pool.withColumn("reason", quality_reason(p))
+    if cx:
+        pool = complexity_reason(p, pool, cx)
+    else:
+        pool = (pool.withColumn("complexity", F.lit(None).cast("int"))
+                .withColumn("has_action", F.lit(None).cast("boolean")))
+    pool = pool.withColumn("reason", F.coalesce(
+        F.col("reason"), F.when(F.col("entropy") < p.entropy_min, "low_entropy")))
+    if p.perplexity_filter:
+        ppl_udf = F.pandas_udf(perplexity_batches(p.ppl), "double")
+        pool = pool.withColumn("perplexity", ppl_udf(F.when(F.col("reason").isNull(), F.col("text"))))
+        lo, hi = p.ppl_min, p.ppl_max
+        pool = pool.withColumn("reason", F.coalesce(
+            F.col("reason"),
+            # NaN reaches Spark as null through Arrow: either way the LM gave no value.
+            F.when(F.col("perplexity").isNull() | F.isnan("perplexity"), "ppl_undefined")
+             .when(F.col("perplexity") < lo, "low_perplexity").when(F.col("perplexity") > hi, "high_perplexity")))
+    else:
+        pool = pool.withColumn("perplexity", F.lit(None).cast("double"))
+    return pool.select(
+        "sentence_id", "text", "n_words", "n_occurrences",
+        F.col("complexity").cast("int"), F.col("has_action").cast("string"),
+        F.col("entropy").cast("double"), F.col("perplexity").cast("double"),
+        F.lit(None).cast("string").alias("duplicate_of"),
+        F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
+
+
 def sentence_ledger(n_occurrences: int, written: DataFrame) -> Ledger:
     """In: the sentence occurrences read. Kept and rejected by reason, and every occurrence
     after a sentence's first (duplicate_sentence), all counted from the written rows."""
@@ -137,6 +170,7 @@ class ExtractSentences(Stage):
     outputs = ("silver.sentences",)
     Params = ExtractSentencesParams
     resources = TaskResources(cpus="embedding.torch_threads")   # perplexity LM; in pandas_udfs, which take no ResourceProfile
+    unit_rows = "units.sentence_rows"
 
     def weights(self, p: ExtractSentencesParams) -> dict[str, str]:
         out = weights_identity({"ppl_lm": p.ppl.local_dir}) if p.perplexity_filter else {}
@@ -145,6 +179,10 @@ class ExtractSentences(Stage):
             out.update(weights_identity({"complexity_model": spec.model}) if os.path.isdir(spec.model)
                        else {"complexity_model": cat.package_identity(spec.model)})
         return out
+
+    def filter_key(self, p: ExtractSentencesParams) -> str:
+        """What decides a sentence's row: this module's filters, their settings and models."""
+        return work_fingerprint(("realsyn.jobs.extract_sentences",), {"params": p, "weights": self.weights(p)})
 
     def run(self, ctx: Context, p: ExtractSentencesParams) -> list[Ledger]:
         cx = complexity_spec(p)
@@ -155,40 +193,17 @@ class ExtractSentences(Stage):
         pool = occ.groupBy("sentence_id").agg(F.min("text").alias("text"), F.count("*").alias("n_occurrences"))
         pool = pool.persist()
         n_occurrences = pool.agg(F.sum("n_occurrences")).first()[0] or 0
-        pool = pool.withColumn("n_words", F.size(F.split(F.trim("text"), WORD_SPLIT)).cast("int"))
-        pool = pool.withColumn("entropy", word_entropy(F.col("text")))
-        pool = pool.withColumn("reason", quality_reason(p))
-        if cx:
-            pool = complexity_reason(p, pool, cx)
-        else:
-            pool = (pool.withColumn("complexity", F.lit(None).cast("int"))
-                    .withColumn("has_action", F.lit(None).cast("boolean")))
-        pool = pool.withColumn("reason", F.coalesce(
-            F.col("reason"), F.when(F.col("entropy") < p.entropy_min, "low_entropy")))
+        # Committed in units; a sentence is filtered again only when it is new or its text or
+        # occurrence count changed (new documents repeating it), so a rerun with new input
+        # runs the LM on the new sentences alone.
+        write_in_units(ctx, "silver.sentences", pool, ("sentence_id", "text", "n_occurrences"),
+                       lambda unit, _rows: filtered_sentences(unit, p, cx), self.filter_key(p), ctx.unit_rows)
+        pool.unpersist()
         ppl_on = p.perplexity_filter
-        if ppl_on:  # only sentences that passed the cheaper filters reach the LM
-            ppl_udf = F.pandas_udf(perplexity_batches(p.ppl), "double")
-            pool = pool.withColumn("perplexity", ppl_udf(F.when(F.col("reason").isNull(), F.col("text"))))
-            lo, hi = p.ppl_min, p.ppl_max
-            pool = pool.withColumn("reason", F.coalesce(
-                F.col("reason"),
-                # NaN reaches Spark as null through Arrow: either way the LM gave no value.
-                F.when(F.col("perplexity").isNull() | F.isnan("perplexity"), "ppl_undefined")
-                 .when(F.col("perplexity") < lo, "low_perplexity").when(F.col("perplexity") > hi, "high_perplexity")))
-        else:
-            pool = pool.withColumn("perplexity", F.lit(None).cast("double"))
         ran: dict[str, object] = {"splitter": p.splitter, "emoji": p.reject_emoji, "url": p.reject_urls, "word_count": True, "entropy": True,
                "perplexity": bool(ppl_on),
                # Only with a configured spaCy pipeline: recorded so no run claims it ran.
                "complexity": bool(cx), "complexity_model": cx.model if cx else ""}
-        out = pool.select(
-            "sentence_id", "text", "n_words", "n_occurrences",
-            F.col("complexity").cast("int"), F.col("has_action").cast("string"),
-            F.col("entropy").cast("double"), F.col("perplexity").cast("double"),
-            F.lit(None).cast("string").alias("duplicate_of"),
-            F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
-        ctx.write("silver.sentences", out)
-        pool.unpersist()
         ctx.tracker.dict(ran, "filters_ran.json")
         ctx.tracker.params({f"filter_ran.{k}": str(v) for k, v in ran.items()})
         ledger = sentence_ledger(n_occurrences, ctx.read("silver.sentences"))

@@ -38,10 +38,10 @@ def grown(spark, tmp_path_factory):
     pq.write_table(docs.slice(0, cut), root / "in" / "part-a.parquet")
     pq.write_table(docs.slice(cut), root / "b.parquet")
     cfg = make_config(root / "work", f"run.input={root}/in/*.parquet", f"fetch.file_root={sample}",
-                      "units.fetch_rows=20", "units.embed_rows=50", files=[SAMPLE_CONF])
+                      "units.fetch_rows=20", "units.sentence_rows=200", "units.embed_rows=50", files=[SAMPLE_CONF])
     store = TableStore(spark, cfg)
     run_stages(cfg, say=lambda *_: None)
-    before = {t: store.read(t).count() for t in ("silver.image_fetches", "silver.image_embeddings",
+    before = {t: store.read(t).count() for t in ("silver.image_fetches", "silver.sentences", "silver.image_embeddings",
                                                  "silver.sentence_embeddings", "gold.realsyn")}
     realsyn_version = store.version("gold.realsyn")
     before["retrieved"] = {r[0] for r in store.read("gold.retrievals").select("image_id").distinct().collect()}
@@ -66,6 +66,10 @@ def test_only_the_new_urls_and_rows_are_fetched_and_embedded(grown):
     urls, reused, computed = unit_line(lines, "silver.image_fetches")
     assert reused == before["silver.image_fetches"] and computed == urls - reused > 0
     assert urls == store.read("silver.image_fetches").count()
+    # sentences are filtered again only when new or repeated by B (their occurrence count changed)
+    keys, reused, computed = unit_line(lines, "silver.sentences")
+    assert 0 < reused <= before["silver.sentences"] and 0 < computed == keys - reused
+    assert keys == store.read("silver.sentences").count()
     for table in ("silver.image_embeddings", "silver.sentence_embeddings"):
         keys, reused, computed = unit_line(lines, table)
         assert 0 < reused <= before[table] and computed == keys - reused, table
