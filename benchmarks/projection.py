@@ -37,6 +37,7 @@ PROBES = 6                  # retrieval.probes (conf/defaults.yaml)
 BALANCE_PAIRS = 168.3e6
 BALANCE_CLUSTERS = 1e6
 DEDUP_POINTS_PER_CLUSTER = 200  # embedding.dedup_points_per_cluster
+DEDUP_GROUP_ROWS = 100_000       # embedding.dedup_group_rows
 KMEANS_ITERS = 10
 KMEANS_POINTS_PER_CENTROID = 10  # a fit sample of 10 points per centroid (20M for K = 2M)
 
@@ -141,7 +142,7 @@ def faiss_flops_per_s(dim: int, queries: int = 2000, centroids: int = 50_000) ->
 
 
 # What a row counts towards: a model stage, a search the pipeline runs, or a search shown
-# for comparison only (brute force, and the IVF over centroids that is not built).
+# for comparison only (brute force, and semantic dedup's former one-level routing).
 MODEL, SEARCH, COMPARISON = "model", "search", "comparison"
 
 
@@ -160,13 +161,22 @@ def search(stage: str, queries: float, centroids: float, dim: int, cpu_rate: flo
     return Row(stage, queries, flops, kind, flops / cpu_rate / 3600)
 
 
-def ivf_centroids(centroids: float, nprobe: int) -> float:
-    """Centroids one query compares against with an IVF over the centroids (nlist = sqrt(K))."""
-    nlist = np.sqrt(centroids)
-    return nlist + nprobe * centroids / nlist
+def dedup_groups(rows: float) -> float:
+    """semantic_neighbours' coarse groups (jobs/semantic_neighbours.py coarse_groups)."""
+    return max(np.sqrt(rows / DEDUP_POINTS_PER_CLUSTER), rows / DEDUP_GROUP_ROWS)
 
 
-def preset_rows(preset: str, cpu_rate_at, ivf_nprobe: int) -> list[Row]:
+def dedup_searches(kind: str, rows: float, dim: int, cpu_rate: float) -> list[Row]:
+    """Two-level dedup clusters: every row to the coarse centroids, then each group's own k-means
+    (fit on all its rows, KMEANS_ITERS iterations, and one assignment pass) into fine clusters."""
+    groups = dedup_groups(rows)
+    fine_per_group = rows / groups / DEDUP_POINTS_PER_CLUSTER
+    return [search(f"semantic_neighbours: {kind} to {groups / 1e3:,.1f}k coarse groups", rows, groups, dim, cpu_rate),
+            search(f"semantic_neighbours: {kind}, fine k-means per group ({fine_per_group:,.0f} clusters)",
+                   rows, fine_per_group, dim, cpu_rate, KMEANS_ITERS + 1)]
+
+
+def preset_rows(preset: str, cpu_rate_at) -> list[Row]:
     models = PRESETS[preset]
     image_f, text_f, dim = clip_flops(models["clip"])
     cpu_rate = cpu_rate_at(dim)
@@ -181,10 +191,8 @@ def preset_rows(preset: str, cpu_rate_at, ivf_nprobe: int) -> list[Row]:
         Row(f"tags ({models['tagger']})", IMAGES_KEPT, tag_f * IMAGES_KEPT),
         Row(f"fusion ({models['llm'].split('/')[-1]}, {FUSION_TOKENS} tokens)", IMAGES_KEPT,
             lm_flops(models["llm"], FUSION_TOKENS) * IMAGES_KEPT),
-        search("semantic_neighbours: images to dedup centroids", IMAGES_EMBEDDED,
-               IMAGES_EMBEDDED / DEDUP_POINTS_PER_CLUSTER, dim, cpu_rate),
-        search("semantic_neighbours: sentences to dedup centroids", SENTENCES_EMBEDDED,
-               SENTENCES_EMBEDDED / DEDUP_POINTS_PER_CLUSTER, dim, cpu_rate),
+        *dedup_searches("images", IMAGES_EMBEDDED, dim, cpu_rate),
+        *dedup_searches("sentences", SENTENCES_EMBEDDED, dim, cpu_rate),
         search("cluster: k-means fit", CLUSTERS * KMEANS_POINTS_PER_CENTROID, CLUSTERS, dim, cpu_rate, KMEANS_ITERS),
         search("cluster: assign sentences", SENTENCES_KEPT, CLUSTERS, dim, cpu_rate),
         search("retrieve: coarse (images to centroids)", IMAGES_KEPT, CLUSTERS, dim, cpu_rate),
@@ -194,9 +202,8 @@ def preset_rows(preset: str, cpu_rate_at, ivf_nprobe: int) -> list[Row]:
         search("balance: assign pairs", BALANCE_PAIRS, BALANCE_CLUSTERS, dim, cpu_rate),
         search("brute force (every image x every sentence)", IMAGES_KEPT, SENTENCES_KEPT, dim, cpu_rate,
                kind=COMPARISON),
-        search(f"semantic_neighbours: sentences, IVF over centroids (nprobe {ivf_nprobe}; not built)",
-               SENTENCES_EMBEDDED, ivf_centroids(SENTENCES_EMBEDDED / DEDUP_POINTS_PER_CLUSTER, ivf_nprobe),
-               dim, cpu_rate, kind=COMPARISON),
+        search("semantic_neighbours: sentences, one flat level of K = rows / 200 (the former design)",
+               SENTENCES_EMBEDDED, SENTENCES_EMBEDDED / DEDUP_POINTS_PER_CLUSTER, dim, cpu_rate, kind=COMPARISON),
     ]
 
 
@@ -204,7 +211,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpu-tflops", type=float, default=312.0, help="peak dense bf16/fp16 (A100)")
     ap.add_argument("--mfu", type=float, default=0.35, help="share of the peak a stage sustains")
-    ap.add_argument("--ivf-nprobe", type=int, default=16)
     # measured on this 2-core machine by the benchmark named; rates are for both cores
     ap.add_argument("--ingest-docs-per-s", type=float, default=1606, help="ingest.py")
     ap.add_argument("--extract-images-per-s", type=float, default=123.2,
@@ -244,7 +250,7 @@ def main() -> None:
 
     totals: dict[str, dict[str, float]] = {}
     for preset in PRESETS:
-        rows = preset_rows(preset, cpu_rate_at, args.ivf_nprobe)
+        rows = preset_rows(preset, cpu_rate_at)
         print(f"\nPreset `{preset}` ({PRESETS[preset]['clip']}), GPU at {args.gpu_tflops:.0f} TFLOP/s x {args.mfu:.2f}:\n")
         print("| stage | items | GFLOP/item | GPU-hours | (at peak) | CPU core-hours (faiss) |")
         print("|---|---|---|---|---|---|")

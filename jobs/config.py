@@ -67,6 +67,7 @@ RULES: dict[str, tuple] = {
     "embedding.storage_dtype": ("choice", {"float32", "float16"}),
     "embedding.torch_threads": ("range", 1, 1024),
     "embedding.dedup_points_per_cluster": ("range", 2, 10**9),
+    "embedding.dedup_group_rows": ("range", 2, 10**9),
     "retrieval.sentences_per_cluster": ("range", 1, 10**9),
     "retrieval.num_clusters": ("range", 0, 10**9),
     "retrieval.kmeans_sample": ("range", 1, 10**10),

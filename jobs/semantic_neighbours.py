@@ -1,9 +1,14 @@
 """semantic_neighbours: embeddings -> each item's closest earlier neighbour in its k-means
 cluster (semantic dedup's expensive step, NeMo Curator's way: cluster, then pairwise inside a
 cluster). The threshold is not a parameter here: semantic_dedup applies it as a filter, so
-changing it reruns only that cheap stage, never this one and never the embedding."""
+changing it reruns only that cheap stage, never this one and never the embedding.
+
+Two-level clusters (udfs/semantic_dedup.py): the driver fits sqrt(K) coarse centroids on the
+hash sample, the executors route every row to one, and each coarse group is split into fine
+clusters of about points_per_cluster rows by a k-means of its own, in its task."""
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 
@@ -24,14 +29,24 @@ from realsyn.udfs.vector_search import fit_kmeans
 class SemanticNeighboursParams(StageParams):
     """k-means granularity and the k-means fit (the fit's keys are shared with retrieval)."""
     points_per_cluster: int
+    group_rows: int
     kmeans_sample: int
     kmeans_iters: int
     seed: int
 
     @classmethod
     def from_config(cls, cfg) -> "SemanticNeighboursParams":
-        return cls(cfg.get("embedding.dedup_points_per_cluster"), cfg.get("retrieval.kmeans_sample"),
+        return cls(cfg.get("embedding.dedup_points_per_cluster"), cfg.get("embedding.dedup_group_rows"),
+                   cfg.get("retrieval.kmeans_sample"),
                    cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
+
+
+def coarse_groups(n: int, points_per_cluster: int, group_rows: int) -> int:
+    """Coarse k-means groups for n rows: sqrt of the fine clusters (K = n / points_per_cluster),
+    so routing (n x groups) and the fine fits (about n x K / groups) cost the same order, and
+    no more rows per group on average than group_rows (one task scores a whole group)."""
+    k = max(1, n // points_per_cluster)
+    return max(1, min(k, max(math.isqrt(k - 1) + 1, -(-n // group_rows))))
 
 
 def neighbours(spark: SparkSession, emb: DataFrame, key: str, ranks: DataFrame, p: SemanticNeighboursParams,
@@ -43,16 +58,17 @@ def neighbours(spark: SparkSession, emb: DataFrame, key: str, ranks: DataFrame, 
     if n == 0:
         return spark.createDataFrame([], NEIGHBOURS_DDL.format(key=key))
     dim, dtype = embedding_meta(emb)
-    k = max(1, n // p.points_per_cluster)
+    groups = coarse_groups(n, p.points_per_cluster, p.group_rows)
     fraction = min(1.0, p.kmeans_sample / n)
     _, sample = collect_vectors(hash_sample(kept, key, fraction, p.seed), key, dim, dtype)
-    centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads=max(1, spark.sparkContext.defaultParallelism))
+    centroids = fit_kmeans(sample, groups, p.kmeans_iters, p.seed, threads=max(1, spark.sparkContext.defaultParallelism))
     assigned = (kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1),
                                  f"{key} string, embedding binary, cluster_id int, probe int", profile=profile)
                 .select(key, "embedding", F.col("cluster_id").alias("dedup_cluster"))
                 .join(ranks, key, "left").fillna({"rank": 0}))  # an image with no row ranks as area 0
     return (assigned.groupBy("dedup_cluster")
-            .applyInPandas(cluster_neighbours_fn(key, dim, dtype), NEIGHBOURS_DDL.format(key=key)))
+            .applyInPandas(cluster_neighbours_fn(key, dim, dtype, p.points_per_cluster, p.kmeans_iters, p.seed),
+                           NEIGHBOURS_DDL.format(key=key)))
 
 
 def neighbours_ledger(name: str, emb: DataFrame, key: str, written: DataFrame) -> Ledger:

@@ -158,14 +158,15 @@ def _neighbours(kind: str, key: str, key_comment: str) -> TableSpec:
         f"silver.{kind}_neighbours",
         StructType([
             c(key, StringType(), key_comment, False),
-            c("dedup_cluster", IntegerType(), "semantic dedup k-means cluster (not retrieval's)"),
+            c("dedup_cluster", IntegerType(), "semantic dedup coarse k-means group (not retrieval's clusters)"),
+            c("dedup_subcluster", IntegerType(), "fine k-means cluster inside that group: pairs are scored only inside one"),
             c("rank", LongType(), "keep order inside a cluster, with the id: minus the pixel count for images, 0 for sentences"),
             c("neighbour", StringType(), f"most similar {kind} ranked before this one in its cluster; null for the first"),
             c("max_sim", DoubleType(), "cosine to that neighbour; null for the first"),
         ]),
         keys=(key,),
-        description=f"Semantic dedup scores: every {kind} embedding's closest earlier neighbour in its k-means "
-                    f"cluster (rank: {'largest image' if kind == 'image' else 'smallest id'} first). "
+        description=f"Semantic dedup scores: every {kind} embedding's closest earlier neighbour in its two-level "
+                    f"k-means cluster (rank: {'largest image' if kind == 'image' else 'smallest id'} first). "
                     "A threshold over max_sim is the whole dedup decision.",
         stats_columns=("dedup_cluster",),
     )

@@ -28,6 +28,14 @@ def fit_kmeans(vectors: np.ndarray, k: int, iters: int, seed: int, threads: int 
     return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
 
 
+def nearest(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of each row's most similar centroid (exact, one thread): for small, local centroid
+    sets that are not worth caching (nearest_centroids serves the broadcast ones)."""
+    index = faiss_module(1).IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    return index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)[1][:, 0]
+
+
 @functools.lru_cache(maxsize=4)
 def _centroid_index(key: str, blob: bytes, d: int, gpu: str | None):
     faiss = faiss_module(1)

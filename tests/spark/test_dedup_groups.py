@@ -119,7 +119,7 @@ def test_semantic_dedup_rejects_exactly_the_planted_copies_at_any_threshold(spar
     rows.append(("s9999", None, None, None, "rejected"))         # not encoded: never scored
     emb = spark.createDataFrame(rows, "sentence_id string, embedding binary, dim int, dtype string, status string")
     scores = neighbours(spark, emb, "sentence_id", id_rank(emb, "sentence_id"),
-                        SemanticNeighboursParams(30, 10_000, 10, 42)).localCheckpoint()
+                        SemanticNeighboursParams(30, 100, 10_000, 10, 42)).localCheckpoint()
     assert scores.count() == len(vecs)
     out = {r["sentence_id"]: r for r in verdicts(scores, "sentence_id", 0.98).collect()}
     dropped = {k for k, r in out.items() if r["status"] == "rejected"}

@@ -1,7 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from realsyn.udfs.semantic_dedup import cluster_neighbours_fn, earlier_neighbours
+from realsyn.jobs.semantic_neighbours import coarse_groups
+from realsyn.udfs.semantic_dedup import cluster_neighbours_fn, earlier_neighbours, group_neighbours, split_group
 
 
 def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
@@ -24,7 +25,7 @@ def test_cluster_body_orders_by_rank_then_id():
     v = unit_rows(3, 4, 1)
     group = pd.DataFrame({"image_id": ["c", "a", "b"], "embedding": [x.astype("<f4").tobytes() for x in v],
                           "rank": [-50, -10, -10], "dedup_cluster": [0, 0, 0]})
-    out = cluster_neighbours_fn("image_id", 4, "float32")(group)
+    out = cluster_neighbours_fn("image_id", 4, "float32", 200, 10, 0)(group)
     assert out["image_id"].tolist() == ["c", "a", "b"]       # the largest first, then by id
     assert out["neighbour"].tolist()[0] is None and out["max_sim"].isna().tolist() == [True, False, False]
     assert out["neighbour"].tolist()[1] == "c"
@@ -33,3 +34,47 @@ def test_cluster_body_orders_by_rank_then_id():
 def test_a_large_cluster_is_scored_in_smaller_blocks_with_the_same_answer():
     v = unit_rows(300, 8, 2)
     assert (earlier_neighbours(v)[0] == earlier_neighbours(v, max_cells=300 * 3)[0]).all()
+
+
+def test_a_group_is_split_into_fine_clusters_of_about_the_configured_size_the_same_way_every_time():
+    v = unit_rows(1000, 8, 3)
+    fine = split_group(v, 100, 10, 42)
+    sizes = np.bincount(fine)
+    assert len(sizes) == 10 and sizes.min() > 0 and sizes.max() < 400
+    assert (split_group(v, 100, 10, 42) == fine).all()              # seeded, one thread: any worker
+    assert (split_group(v[:199], 100, 10, 42) == 0).all()           # small enough: one cluster, no fit
+
+
+def test_neighbours_are_searched_only_inside_a_fine_cluster_among_the_rows_ranked_before():
+    v = unit_rows(200, 8, 4)
+    fine = np.random.default_rng(5).integers(0, 7, len(v)).astype(np.int32)
+    idx, best = group_neighbours(v, fine)
+    sims = v @ v.T
+    for i in range(len(v)):
+        earlier = [j for j in range(i) if fine[j] == fine[i]]
+        if not earlier:
+            assert idx[i] == -1 and best[i] == -np.inf
+            continue
+        assert idx[i] == earlier[int(np.argmax(sims[i, earlier]))]
+        assert abs(best[i] - sims[i, earlier].max()) < 1e-5
+
+
+def test_planted_copies_stay_with_their_source_through_both_levels():
+    base = unit_rows(3000, 16, 6)
+    copies = base[:40] + 0.01 * np.random.default_rng(7).standard_normal((40, 16)).astype(np.float32)
+    v = np.concatenate([base, copies / np.linalg.norm(copies, axis=1, keepdims=True)])
+    ids = [f"s{i:05d}" for i in range(len(v))]
+    group = pd.DataFrame({"sentence_id": ids, "embedding": [x.astype("<f4").tobytes() for x in v],
+                          "rank": 0, "dedup_cluster": 0})
+    out = cluster_neighbours_fn("sentence_id", 16, "float32", 100, 10, 0)(group).set_index("sentence_id")
+    assert out["dedup_subcluster"].nunique() == 30
+    for i in range(40):
+        assert out.loc[ids[3000 + i], "neighbour"] == ids[i] and out.loc[ids[3000 + i], "max_sim"] > 0.99
+
+
+def test_coarse_groups_are_the_square_root_of_the_fine_clusters_and_bound_the_group_rows():
+    assert coarse_groups(100, 200, 10**6) == 1
+    assert coarse_groups(200 * 10_000, 200, 10**6) == 100          # K = 10,000 fine clusters
+    assert coarse_groups(200 * 10_001, 200, 10**6) == 101
+    assert coarse_groups(200 * 10_000, 200, 10_000) == 200          # rows per group bound it instead
+    assert coarse_groups(50, 2, 10) == 5
