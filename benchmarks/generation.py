@@ -1,8 +1,9 @@
 """Generation throughput: caption + CLIP tags + LLM fusion with the tiny models over the
 same N images, through the Spark UDF and as a plain loop, in one run.
 
-Both sides run the same per-chunk code (udfs.synthesis.synthesis_rows: decode, tag by
-similarity, caption, render the conf prompt, fuse, post-process) with the conf's batch
+Both sides run the same per-chunk code (udfs.synthesis.synthesis_rows: decode, caption, render
+the conf prompt with the image's tags, fuse, post-process; the tags, a similarity to the
+vocabulary, are computed before either clock starts) with the conf's batch
 size, token limits and prompt. Spark: local[2], the stage's mapInPandas body, one torch
 thread per Python worker (spark.task.cpus), workers warmed (one task per core) before the
 clock starts. Plain: one process, 2 torch threads, models built before the clock starts.
@@ -29,7 +30,7 @@ from realsyn.jobs.embed import arrow_batch_rows, spread  # noqa: E402
 from realsyn.jobs.generate import GenerateParams, gen_spec  # noqa: E402
 from realsyn.jobs.session import get_spark  # noqa: E402
 from realsyn.udfs.generation_models import Generators  # noqa: E402
-from realsyn.udfs.synthesis import COLUMNS, OUTPUT_DDL, synthesis_rows, synthesize  # noqa: E402
+from realsyn.udfs.synthesis import COLUMNS, OUTPUT_DDL, synthesis_rows, synthesize, top_tags  # noqa: E402
 
 WORDS = ("a man walking a dog near the river at sunset while children play in the green field "
          "and a red car waits on the street by an old house under the trees").split()
@@ -44,7 +45,7 @@ def make_inputs(n: int, n_tags: int, seed: int = 0):
     df = pd.DataFrame({"image_id": [f"{i:06d}" for i in range(n)], "embedding": [v.tobytes() for v in vecs[:n]],
                        "r1": texts, "bytes": make_images(n)})
     tags = sorted(set(WORDS))[:n_tags]
-    return df, tags, vecs[n:n + len(tags)].tobytes()
+    return df, tags, vecs[n:n + len(tags)]
 
 
 def plain_loop(spec, rows_fn, df: pd.DataFrame, batch: int) -> tuple[float, int]:
@@ -84,12 +85,13 @@ def main() -> None:
         cfg = load_config("local", overrides=[f"run.work_dir={tmp}", "spark.master=local[2]",
                                               "spark.progress_bar=false", "models.preset=tiny"])
         spec, batch = gen_spec(GenerateParams.from_config(cfg)), cfg.get("generation.batch_size")
-        df, tags, tag_blob = make_inputs(args.images, args.tags, cfg.get("run.seed"))
-        args_ = (cfg.get("generation.prompt_template"), DIM, "float32", tags, tag_blob,
-                 cfg.get("generation.tag_top_m"), cfg.get("generation.tag_min_score"))
-        t_plain, kept_plain = plain_loop(spec, synthesis_rows(*args_), df, batch)
+        df, tags, tag_vecs = make_inputs(args.images, args.tags, cfg.get("run.seed"))
+        vecs = np.stack([np.frombuffer(b, "<f4") for b in df["embedding"]])
+        df["tags"] = top_tags(vecs, tag_vecs, tags, cfg.get("generation.tag_top_m"), cfg.get("generation.tag_min_score"))
+        template = cfg.get("generation.prompt_template")
+        t_plain, kept_plain = plain_loop(spec, synthesis_rows(template), df, batch)
         spark = get_spark(cfg)
-        t_udf, kept_udf = spark_udf(spark, synthesize(spec, *args_, batch), df, batch, tmp)
+        t_udf, kept_udf = spark_udf(spark, synthesize(spec, template, batch), df, batch, tmp)
     udf, plain = len(df) / t_udf, len(df) / t_plain
     print(f"images={len(df)} batch={batch} kept: udf {kept_udf}, plain {kept_plain}")
     print(f"RESULT gen_images_per_s={udf:.2f} plain_images_per_s={plain:.2f} udf_over_plain={udf / plain:.2f}")

@@ -62,10 +62,13 @@ def serve(folder: Path, latency: float) -> tuple[ThreadingHTTPServer, str]:
 
 
 def write_corpus(root: Path, base: str, n_docs: int, n_images: int) -> tuple[Path, Path]:
-    """Base documents over base images; 10% more documents over 10% new images (and some old)."""
+    """Base documents over base images; 10% more documents over 10% new images (and some old).
+    make_images returns more files than pictures (exact and near copies, bad files), so the
+    split is by file: the new documents bring a tenth as many new URLs as the base has."""
     rng = random.Random(5)
     names = make_images(rng, root / "images", n_images + max(1, n_images // 10))
-    old, new = [f"{base}/{n}" for n in names[:n_images]], [f"{base}/{n}" for n in names[n_images:]]
+    cut = len(names) * 10 // 11
+    old, new = [f"{base}/{n}" for n in names[:cut]], [f"{base}/{n}" for n in names[cut:]]
     docs_a = build_documents(rng, old, n_docs)
     docs_b = build_documents(rng, new + rng.sample(old, max(1, len(new) // 4)), max(1, n_docs // 10))
     for name, docs in (("part-a.parquet", docs_a), ("part-b.parquet", docs_b)):

@@ -1,7 +1,6 @@
 """generate: images + R1 -> gold.synthetic (caption, tags, fused syn_text) per image."""
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ from realsyn.jobs.tag_mining import mine_tags
 from realsyn.jobs.units import work_fingerprint, write_in_units
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
 from realsyn.udfs.generation_models import GenSpec, vllm_importable
-from realsyn.udfs.synthesis import OUTPUT_DDL, synthesize
+from realsyn.udfs.synthesis import OUTPUT_DDL, synthesize, tag_fn
 from realsyn.udfs.tag_vocabulary import merge_user_tags
 
 
@@ -81,11 +80,15 @@ class Generate(Stage):
               .join(ctx.read("silver.sentences").select("sentence_id", F.col("text").alias("r1")), "sentence_id")
               .select("image_id", F.col("sentence_id").alias("r1_id"), "r1"))
         kept = kept_vectors(ctx.read, "silver.image_embeddings", "image_id").select("image_id", "embedding")
-        source = kept.join(r1, "image_id", "left")
+        tagged = kept.mapInPandas(tag_fn(dim, dtype, tags, tag_blob, p.tag_top_m, p.tag_min_score),
+                                  "image_id string, tags array<string>")
+        # An image without R1 gets no text, so no tags either (as its rejected row stores them).
+        source = (tagged.join(r1, "image_id", "left")
+                  .withColumn("tags", F.when(F.col("r1").isNull(), F.array().cast("array<string>"))
+                              .otherwise(F.col("tags"))))
         image_bytes = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
         parts = max(1, ctx.spark.sparkContext.defaultParallelism)
-        fn = synthesize(gen_spec(p), p.prompt_template, dim, dtype, tags, tag_blob, p.tag_top_m, p.tag_min_score,
-                        p.batch_size)
+        fn = synthesize(gen_spec(p), p.prompt_template, p.batch_size)
 
         def generate(unit: DataFrame, rows: int) -> DataFrame:
             with_r1 = unit.where(F.col("r1").isNotNull())
@@ -94,17 +97,17 @@ class Generate(Stage):
                     .join(with_r1.select("image_id", "r1_id"), "image_id"))
             no_r1 = unit.where(F.col("r1").isNull()).select(
                 "image_id", F.lit(None).cast("string").alias("r1_id"), F.lit(None).cast("string").alias("caption"),
-                F.array().cast("array<string>").alias("tags"), F.lit(None).cast("string").alias("syn_text"),
+                "tags", F.lit(None).cast("string").alias("syn_text"),
                 F.lit(None).cast("string").alias("models"), F.lit("rejected").alias("status"),
                 F.lit("no_raw_text").alias("reason"))
             out = made.unionByName(no_r1).withColumn("models", F.from_json("models", "map<string,string>"))
             return out.select("image_id", "r1_id", "caption", "tags", "syn_text", "models", "status", "reason")
 
-        # Committed in units; an image is generated again only when it is new, its R1
-        # changed, or what decides every text did (models, prompt, tag vocabulary, code).
-        fingerprint = work_fingerprint(("realsyn.udfs.synthesis",), {
-            "params": p, "weights": self.weights(p), "tags": hashlib.sha256("\n".join(tags).encode()).hexdigest()})
-        report = write_in_units(ctx, "gold.synthetic", source, ("image_id", "r1_id"), generate, fingerprint,
+        # Committed in units; an image is generated again only when it is new, its R1 or its
+        # tags changed (new sentences can change the mined vocabulary), or what decides every
+        # text did (models, prompt, settings, code).
+        fingerprint = work_fingerprint(("realsyn.udfs.synthesis",), {"params": p, "weights": self.weights(p)})
+        report = write_in_units(ctx, "gold.synthetic", source, ("image_id", "r1_id", "tags"), generate, fingerprint,
                                 ctx.unit_rows)
         return [ledger_from_status("synthetic", report.rows_in, ctx.read("gold.synthetic"))]
 

@@ -48,27 +48,41 @@ def top_tags(image_vecs: np.ndarray, tag_vecs: np.ndarray, tags: list[str], m: i
 COLUMNS = ["image_id", "caption", "tags", "syn_text", "models", "status", "reason"]
 
 
-def synthesis_rows(template: str, dim: int, dtype: str, tags: list[str], tag_blob: bytes,
-                   tag_top_m: int, tag_min_score: float):
-    """rows(gen, chunk) -> output tuples for one chunk (image_id, embedding, r1, bytes);
-    a failing chunk is retried row by row so one bad row costs only itself. Shared by the
-    Spark body below and by plain callers (benchmarks/generation.py), so both do the same work."""
+def tag_fn(dim: int, dtype: str, tags: list[str], tag_blob: bytes, tag_top_m: int, tag_min_score: float):
+    """mapInPandas body: image_id, embedding -> image_id, tags (the image's top_m vocabulary
+    words by CLIP similarity, at least tag_min_score). A step of its own, before the units: an
+    image's tags are part of what its text is made from, so a new vocabulary remakes only the
+    texts of images whose tags it changes."""
     tag_vecs = from_bytes([tag_blob[i * dim * 4:(i + 1) * dim * 4] for i in range(len(tags))], dim)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            vecs = from_bytes(batch["embedding"].tolist(), dim, dtype)
+            yield pd.DataFrame({"image_id": batch["image_id"],
+                                "tags": top_tags(vecs, tag_vecs, tags, tag_top_m, tag_min_score)})
+    return run
+
+
+def synthesis_rows(template: str):
+    """rows(gen, chunk) -> output tuples for one chunk (image_id, r1, tags, bytes); a failing
+    chunk is retried row by row so one bad row costs only itself. Every output row carries
+    its input's tags. Shared by the Spark body below and by plain callers
+    (benchmarks/generation.py), so both do the same work."""
 
     def one_batch(gen, chunk: pd.DataFrame) -> list[tuple]:
         ids, rows = chunk["image_id"].tolist(), list[tuple]()
+        all_tags = [list(t) for t in chunk["tags"]]
         images, ok = [], []
         for i, data in enumerate(chunk["bytes"]):
             try:
                 images.append(open_image(data))
                 ok.append(i)
             except Exception:
-                rows.append((ids[i], None, [], None, None, "rejected", "undecodable"))
+                rows.append((ids[i], None, all_tags[i], None, None, "rejected", "undecodable"))
         if not ok:
             return rows
         sub = chunk.iloc[ok]
-        vecs = from_bytes(sub["embedding"].tolist(), dim, dtype)
-        tag_lists = top_tags(vecs, tag_vecs, tags, tag_top_m, tag_min_score)
+        tag_lists = [all_tags[i] for i in ok]
         captions = gen.caption(images)
         prompts = [render_prompt(template, r1, cap, tl)
                    for r1, cap, tl in zip(sub["r1"].tolist(), captions, tag_lists)]
@@ -90,15 +104,14 @@ def synthesis_rows(template: str, dim: int, dtype: str, tags: list[str], tag_blo
                 try:
                     out += one_batch(gen, chunk.iloc[i:i + 1])
                 except Exception as err:
-                    out.append((chunk["image_id"].iloc[i], None, [], None, None, "rejected",
-                                f"generation_error:{type(err).__name__}"))
+                    out.append((chunk["image_id"].iloc[i], None, list(chunk["tags"].iloc[i]), None, None,
+                                "rejected", f"generation_error:{type(err).__name__}"))
             return out
     return rows
 
 
-def synthesize(spec: GenSpec, template: str, dim: int, dtype: str, tags: list[str], tag_blob: bytes,
-               tag_top_m: int, tag_min_score: float, batch_size: int):
-    rows = synthesis_rows(template, dim, dtype, tags, tag_blob, tag_top_m, tag_min_score)
+def synthesize(spec: GenSpec, template: str, batch_size: int):
+    rows = synthesis_rows(template)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         gen = generators_for(spec)

@@ -73,6 +73,9 @@ def test_only_the_new_urls_and_rows_are_fetched_and_embedded(grown):
     for table in ("silver.image_embeddings", "silver.sentence_embeddings"):
         keys, reused, computed = unit_line(lines, table)
         assert 0 < reused <= before[table] and computed == keys - reused, table
+    # texts are made again only for images whose (R1, tags) changed: each row holds what it was made from
+    keys, reused, computed = unit_line(lines, "gold.synthetic")
+    assert computed == keys - reused and keys == store.read("gold.synthetic").count()
     assert any("stored centroids reused" in l or "fitting again" in l for l in lines), lines
     if any("stored centroids reused" in l for l in lines):   # the same centroids: retrieval is incremental
         from realsyn.jobs.embedding_tables import kept_vectors

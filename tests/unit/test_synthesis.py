@@ -3,7 +3,9 @@ from PIL import Image
 
 from realsyn.jobs.config import load_config
 from realsyn.udfs.generation_models import GenSpec, Generators, generators_for
-from realsyn.udfs.synthesis import postprocess, render_prompt, top_tags
+import pandas as pd
+
+from realsyn.udfs.synthesis import postprocess, render_prompt, synthesis_rows, tag_fn, top_tags
 
 SPEC = GenSpec("tiny", "tiny", "", "", 42, 8, 1, 12, 1)
 
@@ -28,6 +30,17 @@ def test_top_tags_respects_m_and_floor():
     tags = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32)
     assert top_tags(img, tags, ["a", "b", "c"], 2, 0.5) == [["a", "b"]]
     assert top_tags(img, tags, ["a", "b", "c"], 3, 0.7) == [["a"]]
+
+
+def test_tags_are_a_step_of_their_own_and_every_text_row_carries_its_input_tags():
+    tags = np.array([[1.0, 0.0], [0.0, 1.0]], dtype="<f4")
+    images = pd.DataFrame({"image_id": ["i1", "i2"],
+                           "embedding": [np.array(v, "<f4").tobytes() for v in ([1, 0], [0.6, 0.8])]})
+    out = pd.concat(tag_fn(2, "float32", ["a", "b"], tags.tobytes(), 1, 0.5)(iter([images])))
+    assert [list(t) for t in out["tags"]] == [["a"], ["b"]]
+    chunk = pd.DataFrame({"image_id": ["i1"], "r1": ["a red cube."], "tags": [np.array(["a"])],
+                          "bytes": [b"not an image"]})
+    assert synthesis_rows("{raw_text}")(None, chunk) == [("i1", None, ["a"], None, None, "rejected", "undecodable")]
 
 
 def test_tiny_models_are_deterministic_with_greedy_decoding():
