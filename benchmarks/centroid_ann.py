@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.gpu_embedding import timed  # noqa: E402
 from benchmarks.scale import topic_vectors  # noqa: E402
 from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def main() -> None:
