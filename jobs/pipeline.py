@@ -16,7 +16,7 @@ from realsyn.jobs.console import StageProgress
 from realsyn.jobs.redact import redact_text
 from realsyn.jobs.resources import stage_resources
 from realsyn.jobs.session import get_spark
-from realsyn.jobs.stage import Context, Ledger, Stage, decide, last_run, params_flat, params_hash, record_run
+from realsyn.jobs.stage import Context, Ledger, Stage, decide, last_runs, params_flat, params_hash, record_run
 from realsyn.jobs.tables import TableStore
 from realsyn.jobs.tracking import Tracker
 
@@ -93,9 +93,10 @@ def run_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
     with tracker.run("pipeline", tags={"realsyn.run": run_id, "profile": cfg.profile}):
         tracker.params(cfg.flat())
         tracker.text(yaml.safe_dump(cfg.redacted(), sort_keys=False), "config/resolved.yaml")
+        previous = last_runs(tables)
         for stage in stages:
             outcomes.append(_run_one(stage, cfg, spark, tables, tracker, run_id, force, say, console,
-                                     full_refresh))
+                                     full_refresh, previous.get(stage.name)))
     written = {}
     for stage in stages:
         for t in stage.outputs:
@@ -119,23 +120,26 @@ def stage_context(stage: Stage, cfg, spark, tables, tracker, run_id: str = "", f
     return params, ctx
 
 
-def run_decision(stage: Stage, params, ctx: Context, tables, input_versions: dict, force: str) -> tuple[str, bool, str]:
-    """(fingerprint, runs, why): the stage's fingerprint now and whether that means running it."""
+def run_decision(stage: Stage, params, ctx: Context, tables, input_versions: dict, force: str,
+                 previous) -> tuple[str, bool, str]:
+    """(fingerprint, runs, why): the stage's fingerprint now and whether that means running
+    it, against `previous`, its last finished run (last_runs)."""
     fingerprint = stage.fingerprint(params, input_versions, stage.external_inputs(ctx, params), stage.weights(params))
     outputs = {t: tables.version(t) for t in stage.outputs}
-    runs, why = decide(last_run(tables, stage.name), fingerprint, ctx.params_hash, input_versions, outputs, force)
+    runs, why = decide(previous, fingerprint, ctx.params_hash, input_versions, outputs, force)
     return fingerprint, runs, why
 
 
 def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None,
-             full_refresh: bool = False) -> StageOutcome:
+             full_refresh: bool = False, previous=None) -> StageOutcome:
     params, ctx = stage_context(stage, cfg, spark, tables, tracker, run_id, full_refresh, say)
     input_versions = {t: tables.version(t) for t in stage.inputs}
     missing = [t for t, v in input_versions.items() if v is None]
     if missing:
         from realsyn.jobs.tables import MissingTable
         raise MissingTable(f"stage {stage.name} needs {', '.join(missing)}; run the earlier stages first")
-    fingerprint, runs, why = run_decision(stage, params, ctx, tables, input_versions, force_flag(force, full_refresh))
+    fingerprint, runs, why = run_decision(stage, params, ctx, tables, input_versions, force_flag(force, full_refresh),
+                                          previous)
     if not runs:
         with tracker.run(stage.name, nested=True, tags={"skipped": "true"}):
             tracker.metrics({"skipped": 1})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from realsyn.jobs.config import Config
 from realsyn.jobs.pipeline import all_stages, force_flag, run_decision, select_stages, stage_context
 from realsyn.jobs.session import get_spark
+from realsyn.jobs.stage import last_runs
 from realsyn.jobs.tables import TableStore
 
 RUN, SKIP, BLOCKED = "would run", "would skip", "cannot run yet"
@@ -39,6 +40,7 @@ def plan_stages(cfg: Config, names: list[str] | None = None, force: bool = False
     tables = TableStore(spark, cfg)
     written_by = writers()
     rewritten: dict[str, str] = {}      # table -> the planned stage that writes it again
+    previous = last_runs(tables)
     plans = []
     for stage in select_stages(names):
         params, ctx = stage_context(stage, cfg, spark, tables, None, full_refresh=full_refresh)
@@ -52,7 +54,8 @@ def plan_stages(cfg: Config, names: list[str] | None = None, force: bool = False
         if upstream and not (force or full_refresh):
             runs, why = True, f"after {', '.join(upstream)} (unless that leaves its input as it was)"
         else:
-            _, runs, why = run_decision(stage, params, ctx, tables, input_versions, force_flag(force, full_refresh))
+            _, runs, why = run_decision(stage, params, ctx, tables, input_versions, force_flag(force, full_refresh),
+                                        previous.get(stage.name))
         plans.append(StagePlan(stage.name, RUN if runs else SKIP, why))
         if runs:
             rewritten.update({t: stage.name for t in stage.outputs})

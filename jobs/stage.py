@@ -239,11 +239,16 @@ class Stage:
 RUNS_TABLE = "meta.stage_runs"
 
 
-def last_run(tables: TableStore, stage: str):
+def last_runs(tables: TableStore) -> dict[str, Any]:
+    """Each stage's last finished run (a meta.stage_runs row), in one query: one row per
+    stage reaches the driver. The runner reads it once per pipeline run; every stage
+    appears once in a run, so a stage's own record cannot change before it is decided."""
     if not tables.exists(RUNS_TABLE):
-        return None
-    return (tables.read(RUNS_TABLE).where(F.col("stage") == stage)
-            .orderBy(F.col("finished_at").desc()).limit(1).first())
+        return {}
+    runs = tables.read(RUNS_TABLE)
+    latest = (runs.groupBy("stage").agg(F.max_by(F.struct(*runs.columns), F.col("finished_at")).alias("r"))
+              .select("r.*").collect())
+    return {r["stage"]: r for r in latest}
 
 
 def decide(previous, fingerprint: str, config_hash: str, input_versions: dict, output_versions: dict,

@@ -48,8 +48,15 @@ class TableStore:
         return self.spark.sql(f"SELECT * FROM {self.identifier(name)} VERSION AS OF {int(version)}")
 
     def version(self, name: str) -> int | None:
+        """The table's latest version. The runner asks it for every input and output of
+        every stage; DESCRIBE HISTORY is a Spark job, while the Delta log's snapshot update
+        only lists the log from the version it already knows."""
         if not self.exists(name):
             return None
+        if self.mode != "catalog":
+            latest = delta_log_version(self.spark, self.path(name))
+            if latest is not None:
+                return latest
         row = self.spark.sql(f"DESCRIBE HISTORY {self.identifier(name)} LIMIT 1").select("version").first()
         return int(row[0])
 
@@ -159,6 +166,20 @@ class TableStore:
                 keys = ", ".join(spec(name).keys)
                 raise ValueError(f"table {name}: a key column ({keys}) holds nulls; nothing was written") from None
             raise
+
+
+def delta_log_version(spark: SparkSession, path: str) -> int | None:
+    """The latest version from open-source Delta's log (DeltaLog.update, the call its own
+    reads make), or None where that class is not on the JVM (a vendor's Delta): the
+    caller falls back to DESCRIBE HISTORY."""
+    from py4j.protocol import Py4JError
+    jvm = spark._jvm
+    try:
+        log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+        none = jvm.scala.Option.empty()
+        return int(log.update(False, none, none).version())
+    except Py4JError:
+        return None
 
 
 NULL_KEY = "realsyn: null key in"

@@ -43,3 +43,18 @@ def test_null_key_is_refused(spark, tmp_path):
     with pytest.raises(ValueError, match="key column"):
         store.append("gold.retrievals", df)
     assert store.read("gold.retrievals").count() == 1
+
+
+def test_version_follows_writes_made_outside_the_store(spark, tmp_path):
+    """The runner's fingerprints rest on version(): it reads the Delta log's latest commit,
+    including one another writer made after the store last looked, as DESCRIBE HISTORY does."""
+    store = TableStore(spark, make_config(tmp_path))
+    schema = spec("gold.retrievals").schema
+    store.write("gold.retrievals", spark.createDataFrame([("a", 1, "s1", 0.5, None)], schema))
+    assert store.version("gold.retrievals") == 0
+    for _ in range(2):   # a writer that is not the store
+        spark.createDataFrame([("b", 1, "s1", 0.5, None)], schema).write.format("delta").mode("append") \
+            .save(store.path("gold.retrievals"))
+    history = spark.sql(f"DESCRIBE HISTORY {store.identifier('gold.retrievals')} LIMIT 1").first()["version"]
+    assert store.version("gold.retrievals") == history == 2
+    assert store.version("gold.image_clusters") is None
