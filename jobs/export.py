@@ -5,6 +5,7 @@ syn_text lowercased; files `train-000NN-of-000MM.parquet`, one folder per cap.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -109,10 +110,8 @@ class Export(Stage):
         out_dir = self.out_dir(p)
         counts, writers = {}, []
         for cap in p.caps:
-            subset = gold.where(F.col("min_cap") <= cap)
-            counts[cap] = subset.count()
             folder = object_files.join(out_dir, f"realsyn_cap{cap}")
-            self.write_release(spark, subset, folder, p.shard_bytes)
+            counts[cap] = self.write_release(spark, gold.where(F.col("min_cap") <= cap), folder, p.shard_bytes)
             writers.append(Ledger(f"release_cap{cap}", counts[cap], spark.read.parquet(folder).count()))
         images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes").dropDuplicates(["image_id"])
         files = ["Release Parquet: `realsyn_cap<t>/train-000NN-of-000MM.parquet`, columns "
@@ -143,16 +142,19 @@ class Export(Stage):
         return [ledger, *writers]
 
     @staticmethod
-    def write_release(spark, subset: DataFrame, folder: str, shard_bytes: int) -> None:
+    def write_release(spark, subset: DataFrame, folder: str, shard_bytes: int) -> int:
+        """Write the subset's release files; returns its rows."""
         release = subset.select(
             "raw_image_url", word_tokenize("text1").alias("text1"), word_tokenize("text2").alias("text2"),
             word_tokenize("text3").alias("text3"), F.lower("syn_text").alias("syn_text")).orderBy("raw_image_url")
-        row_bytes = release.select(F.avg(sum(F.coalesce(F.length(c), F.lit(0)) for c in RELEASE_COLUMNS))).first()[0] or 1
-        n_rows = release.count()
+        size = release.agg(F.avg(sum(F.coalesce(F.length(c), F.lit(0)) for c in RELEASE_COLUMNS)).alias("row_bytes"),
+                           F.count(F.lit(1)).alias("rows")).first()
+        row_bytes, n_rows = size["row_bytes"] or 1, int(size["rows"])
         shards = max(1, int(n_rows * row_bytes // shard_bytes) + (1 if n_rows * row_bytes % shard_bytes else 0))
         tmp = folder + "._tmp"
         release.repartition(shards).write.mode("overwrite").parquet(tmp)
         rename_shards(spark, tmp, folder, shards)
+        return n_rows
 
 
 def rename_shards(spark, tmp: str, folder: str, shards: int) -> None:
@@ -189,14 +191,16 @@ def stage_funnel(ctx: Context, this_run: list[Ledger]) -> list[dict]:
 
 
 def table_counts(ctx: Context) -> dict[str, dict]:
-    """Rows and kept rows of each pipeline table (declared inputs of export, for the card)."""
-    out = {}
+    """Rows and kept rows of each pipeline table (declared inputs of export, for the card),
+    one aggregate per table in a single job."""
+    counts = []
     for name in FUNNEL_TABLES:
         df = ctx.read(name)
         kept = F.count(F.when(F.col("status") == "kept", 1)) if "status" in df.columns else F.count(F.lit(1))
-        row = df.agg(F.count(F.lit(1)).alias("rows"), kept.alias("kept")).first()
-        out[name] = {"rows": int(row["rows"]), "kept": int(row["kept"])}
-    return out
+        counts.append(df.agg(F.lit(name).alias("table"), F.count(F.lit(1)).alias("rows"), kept.alias("kept")))
+    rows = functools.reduce(DataFrame.unionByName, counts).collect()
+    by_name = {r["table"]: {"rows": int(r["rows"]), "kept": int(r["kept"])} for r in rows}
+    return {name: by_name[name] for name in FUNNEL_TABLES}
 
 
 def write_card(ctx: Context, p: ExportParams, gold: DataFrame, images: DataFrame, counts: dict,
