@@ -1,12 +1,21 @@
 """Incremental runs and resume after a kill, against the full recomputation, side by side.
 
 A base corpus (documents linking images served by a local HTTP server that answers each
-request after `--latency` seconds, as a web host does), then 10% more documents with their
-own new images. Timed in one run on the same machine:
+request after `--latency` seconds, as a web host does), then 10% more documents. Timed in
+one run on the same machine:
 - incremental: the pipeline on base + new after a run on base (only new URLs are fetched,
   only new rows embedded), against `--full-refresh` on the same input and tables;
 - resume: a run SIGKILLed half-way (by the clean run's time) plus its rerun, against a
   clean run; both as `realsyn` subprocesses, JVM start included.
+
+Two corpora (`--corpus`):
+- world (default): the learnable world (jobs/world_corpus.py) with its teacher CLIP and
+  generators trained first (`realsyn teach`, not timed), conf/world.yaml; its image URLs
+  are served over HTTP. New sentences change an old image's R1 about as often as real
+  text would.
+- sample: the sample corpus (jobs/sample_corpus.py) on the tiny random models of
+  conf/sample.yaml, whose similarities carry no meaning: a handful of "hub" sentences are
+  every image's R1, so a new hub sentence remakes most synthetic texts.
 
 Prints `RESULT incremental_over_full=... resume_over_clean=...`
 (goals: <= 0.25 and <= 1.15).
@@ -36,8 +45,10 @@ sys.path.insert(0, str(REPO))
 from realsyn.jobs.config import load_config  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
 from realsyn.jobs.sample_corpus import build_documents, make_images  # noqa: E402
+from realsyn.jobs.world_corpus import write_world  # noqa: E402
 
 SAMPLE_CONF = str(REPO / "conf" / "sample.yaml")
+WORLD_CONF = str(REPO / "conf" / "world.yaml")
 SCHEMA = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
                     ("metadata", pa.string()), ("general_metadata", pa.string())])
 
@@ -76,10 +87,55 @@ def write_corpus(root: Path, base: str, n_docs: int, n_images: int) -> tuple[Pat
     return root / "part-a.parquet", root / "part-b.parquet"
 
 
-def overrides(work: Path, inputs: Path) -> list[str]:
-    return [f"run.work_dir={work}", f"run.input={inputs}/*.parquet", "spark.master=local[2]",
-            "spark.progress_bar=false", "mlflow.enabled=false", "fetch.allow_loopback=true",
-            "fetch.concurrency_per_task=4", "units.fetch_rows=100"]
+def write_world_corpus(root: Path, base: str, n_docs: int, n_images: int) -> tuple[Path, Path]:
+    """The world with 10% more documents than the base; its file:// image URLs rewritten to
+    the server's. The base is the first 10/11 of its (shuffled) documents, the rest come
+    later: they bring the images and the descriptions only they hold."""
+    world = root / "world"
+    write_world(str(world), n_docs=n_docs + max(1, n_docs // 10), n_images=n_images)
+    local = (world / "images").as_uri() + "/"
+    docs = pq.read_table(world / "obelics" / "part-00000.parquet").to_pylist()
+    for doc in docs:
+        if doc["images"] is not None:
+            doc["images"] = [u.replace(local, base + "/") if u else u for u in doc["images"]]
+    cut = len(docs) * 10 // 11
+    for name, part in (("part-a.parquet", docs[:cut]), ("part-b.parquet", docs[cut:])):
+        pq.write_table(pa.Table.from_pylist(part, schema=SCHEMA), root / name)
+    return root / "part-a.parquet", root / "part-b.parquet"
+
+
+def teach(root: Path) -> None:
+    """Train the world's teacher CLIP and generators (the pipeline's models), untimed."""
+    args = [sys.executable, "-m", "realsyn", "--conf", WORLD_CONF, "--set", f"models.weights_dir={root / 'weights'}",
+            "teach", "--world", str(root / "world")]
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+class Corpus:
+    """Which corpus and config the runs use."""
+
+    def __init__(self, name: str, root: Path):
+        self.name, self.root = name, root
+        self.conf = WORLD_CONF if name == "world" else SAMPLE_CONF
+
+    def write(self, base: str, n_docs: int, n_images: int) -> tuple[Path, Path]:
+        if self.name == "world":
+            parts = write_world_corpus(self.root, base, n_docs, n_images)
+            teach(self.root)
+            return parts
+        (self.root / "images").mkdir()
+        return write_corpus(self.root, base, n_docs, n_images)
+
+    def served(self) -> Path:
+        return self.root / "world" / "images" if self.name == "world" else self.root / "images"
+
+    def overrides(self, work: Path, inputs: Path) -> list[str]:
+        world = self.root / "world"
+        extra = [f"models.weights_dir={self.root / 'weights'}", f"fetch.file_root={world}", f"export.world={world}"] \
+            if self.name == "world" else []
+        return [f"run.work_dir={work}", f"run.input={inputs}/*.parquet", "spark.master=local[2]",
+                "spark.progress_bar=false", "mlflow.enabled=false", "fetch.allow_loopback=true",
+                "fetch.concurrency_per_task=4", "units.fetch_rows=100", *extra]
 
 
 STAGE_SECONDS: dict[str, dict[str, float]] = {}
@@ -92,9 +148,9 @@ def timed_run(cfg, label: str, **kw) -> float:
     return time.perf_counter() - t0
 
 
-def cli(work: Path, inputs: Path, kill_after: float | None = None) -> float:
-    args = [sys.executable, "-m", "realsyn", "--conf", SAMPLE_CONF]
-    for o in overrides(work, inputs):
+def cli(corpus: Corpus, work: Path, inputs: Path, kill_after: float | None = None) -> float:
+    args = [sys.executable, "-m", "realsyn", "--conf", corpus.conf]
+    for o in corpus.overrides(work, inputs):
         args += ["--set", o]
     t0 = time.perf_counter()
     with open(work.parent / f"{work.name}.log", "ab") as log:
@@ -116,31 +172,32 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=120, help="base documents")
     ap.add_argument("--images", type=int, default=200, help="base images")
     ap.add_argument("--latency", type=float, default=0.3, help="seconds the server waits before each reply")
+    ap.add_argument("--corpus", choices=("world", "sample"), default="world")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "images").mkdir()
-        httpd, base = serve(root / "images", a.latency)
-        part_a, part_b = write_corpus(root, base, a.docs, a.images)
+        corpus = Corpus(a.corpus, root)
+        httpd, base = serve(corpus.served(), a.latency)
+        part_a, part_b = corpus.write(base, a.docs, a.images)
         inputs = root / "in"
         inputs.mkdir()
         os.link(part_a, inputs / part_a.name)
-        cfg = load_config("local", [SAMPLE_CONF], overrides(root / "w", inputs))
+        cfg = load_config("local", [corpus.conf], corpus.overrides(root / "w", inputs))
         t_base = timed_run(cfg, "base")
         os.link(part_b, inputs / part_b.name)
         t_incremental = timed_run(cfg, "incremental")
         t_full = timed_run(cfg, "full_refresh", full_refresh=True)
 
-        t_clean = cli(root / "clean", inputs)
-        t_killed = cli(root / "killed", inputs, kill_after=t_clean / 2)
-        t_resume = cli(root / "killed", inputs)
+        t_clean = cli(corpus, root / "clean", inputs)
+        t_killed = cli(corpus, root / "killed", inputs, kill_after=t_clean / 2)
+        t_resume = cli(corpus, root / "killed", inputs)
         httpd.shutdown()
     for label, stages in STAGE_SECONDS.items():
         print(f"{label:>13}: " + " ".join(f"{n}={t}" for n, t in stages.items()))
     print(json.dumps({"base_s": round(t_base, 1), "incremental_s": round(t_incremental, 1),
                       "full_refresh_s": round(t_full, 1), "clean_s": round(t_clean, 1),
                       "killed_s": round(t_killed, 1), "resume_s": round(t_resume, 1),
-                      "latency_s": a.latency, "docs": a.docs, "images": a.images}))
+                      "latency_s": a.latency, "docs": a.docs, "images": a.images, "corpus": a.corpus}))
     print(f"RESULT incremental_over_full={t_incremental / t_full:.3f} "
           f"resume_over_clean={(t_killed + t_resume) / t_clean:.3f}")
 
