@@ -185,15 +185,9 @@ class Context:
         a stage's latest run changes only together with the outputs it wrote."""
         if not self.stage.reads_run_records:
             raise UndeclaredTable(f"stage {self.stage.name} reads {RUNS_TABLE} but does not declare it")
-        if not self._store.exists(RUNS_TABLE):
-            return []
-        runs = self._store.read(RUNS_TABLE).where(F.col("stage") != self.stage.name).toArrow().to_pylist()
-        latest: dict[str, dict] = {}
-        for r in runs:
-            if r["stage"] not in latest or r["finished_at"] > latest[r["stage"]]["finished_at"]:
-                latest[r["stage"]] = r
+        latest = [r.asDict() for name, r in last_runs(self._store).items() if name != self.stage.name]
         order = {n: i for i, n in enumerate(self.stage_order)}
-        return sorted(latest.values(), key=lambda r: order.get(r["stage"], len(order)))
+        return sorted(latest, key=lambda r: order.get(r["stage"], len(order)))
 
 
 class Stage:
