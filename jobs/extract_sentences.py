@@ -1,6 +1,8 @@
-"""extract_sentences: bronze.documents -> silver.sentences (the global sentence pool).
+"""extract_sentences: bronze.documents -> silver.document_sentences -> silver.sentences (the
+global sentence pool).
 
-text slots -> sentences (pandas UDF splitter) -> distinct by normalised hash ->
+text slots -> sentences (pandas UDF splitter, once per document: silver.document_sentences)
+-> distinct by normalised hash ->
 quality filters (SQL: emoji, URL, word count) -> CAT complexity and action (spaCy parse in a
 pandas UDF, when a pipeline is configured) -> information entropy of each sentence's own
 words (pandas UDF, no corpus statistics) -> perplexity (causal LM UDF, when enabled).
@@ -25,7 +27,7 @@ from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
 from realsyn.udfs.perplexity import PplSpec, perplexity_batches
 from realsyn.udfs.sentence_entropy import entropy_batch
-from realsyn.udfs.sentence_split import sentence_id, split
+from realsyn.udfs.sentence_split import document_sentences
 
 # Emoji and pictographs (Java regex, runs in the JVM / on RAPIDS).
 EMOJI_RE = (r"[\x{1F000}-\x{1FAFF}\x{2600}-\x{27BF}\x{2B00}-\x{2BFF}\x{1F1E6}-\x{1F1FF}"
@@ -41,16 +43,18 @@ log = logging.getLogger("realsyn")
 SPLIT_TYPE = ArrayType(StructType([StructField("sentence_id", StringType()), StructField("text", StringType())]))
 
 
-def splitter_udf(method: str):
+def split_documents(docs: DataFrame, method: str) -> DataFrame:
+    """silver.document_sentences rows (doc_id, sentences) of documents (doc_id, texts)."""
     @F.pandas_udf(SPLIT_TYPE)
     def split_texts(texts: pd.Series) -> pd.Series:
-        return texts.map(lambda t: [{"sentence_id": sentence_id(s), "text": s} for s in split(t, method)])
-    return split_texts
+        return texts.map(lambda ts: document_sentences(ts, method))
+    return docs.select("doc_id", split_texts("texts").alias("sentences"))
 
 
-def sentence_occurrences(docs: DataFrame, method: str) -> DataFrame:
-    texts = docs.select(F.explode("texts").alias("text")).where(F.col("text").isNotNull())
-    return texts.select(F.explode(splitter_udf(method)("text")).alias("s")).select("s.*")
+def sentence_pool(document_sentences: DataFrame) -> DataFrame:
+    """One row per distinct sentence: (sentence_id, text, n_occurrences) over all documents."""
+    occ = document_sentences.select(F.explode("sentences").alias("s")).select("s.*")
+    return occ.groupBy("sentence_id").agg(F.min("text").alias("text"), F.count("*").alias("n_occurrences"))
 
 
 def word_entropy(text: Column) -> Column:
@@ -167,7 +171,7 @@ class ExtractSentences(Stage):
     name = "extract_sentences"
     description = "split, filter and dedup every sentence"
     inputs = ("bronze.documents",)
-    outputs = ("silver.sentences",)
+    outputs = ("silver.document_sentences", "silver.sentences")
     Params = ExtractSentencesParams
     resources = TaskResources(cpus="embedding.torch_threads")   # perplexity LM; in pandas_udfs, which take no ResourceProfile
     unit_rows = "units.sentence_rows"
@@ -180,6 +184,11 @@ class ExtractSentences(Stage):
                        else {"complexity_model": cat.package_identity(spec.model)})
         return out
 
+    def split_key(self, p: ExtractSentencesParams) -> str:
+        """What decides a document's sentences: the splitter's code and method (not the
+        filters, so changing one splits nothing again)."""
+        return work_fingerprint(("realsyn.udfs.sentence_split",), {"splitter": p.splitter})
+
     def filter_key(self, p: ExtractSentencesParams) -> str:
         """What decides a sentence's row: this module's filters, their settings and models."""
         return work_fingerprint(("realsyn.jobs.extract_sentences",), {"params": p, "weights": self.weights(p)})
@@ -189,9 +198,12 @@ class ExtractSentences(Stage):
         if p.complexity_filter and not cx:
             log.warning("sentences.complexity_filter is on but sentences.complexity_model is empty: "
                         "the CAT complexity filter does not run (recorded as filter_ran.complexity=False)")
-        occ = sentence_occurrences(ctx.read("bronze.documents"), p.splitter)
-        pool = occ.groupBy("sentence_id").agg(F.min("text").alias("text"), F.count("*").alias("n_occurrences"))
-        pool = pool.persist()
+        # Each document is split once: a rerun with new input splits the new documents alone
+        # and counts every sentence's occurrences from the stored splits.
+        write_in_units(ctx, "silver.document_sentences", ctx.read("bronze.documents").select("doc_id", "texts"),
+                       "doc_id", lambda unit, _rows: split_documents(unit, p.splitter), self.split_key(p),
+                       ctx.unit_rows)
+        pool = sentence_pool(ctx.read("silver.document_sentences")).persist()
         n_occurrences = pool.agg(F.sum("n_occurrences")).first()[0] or 0
         # Committed in units; a sentence is filtered again only when it is new or its text or
         # occurrence count changed (new documents repeating it), so a rerun with new input

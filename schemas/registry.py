@@ -107,6 +107,19 @@ IMAGES = TableSpec(
     description="Global image pool: every image URL with its fetch, decode, quality and dedup outcome.",
 )
 
+DOCUMENT_SENTENCES = TableSpec(
+    "silver.document_sentences",
+    StructType([
+        c("doc_id", StringType(), "document id (bronze.documents)", False),
+        c("sentences", ArrayType(StructType([
+            StructField("sentence_id", StringType()), StructField("text", StringType())])),
+          "the document's text slots split into sentences, in order, repeats included"),
+    ]),
+    keys=("doc_id",),
+    description="Each document's sentences, written in units: the split runs once per document, "
+                "and silver.sentences counts occurrences from here.",
+)
+
 SENTENCES = TableSpec(
     "silver.sentences",
     StructType([
@@ -311,7 +324,7 @@ STAGE_RUNS = TableSpec(
 )
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
-    DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
+    DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGES, DOCUMENT_SENTENCES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
     IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 

@@ -40,3 +40,10 @@ def normalise(sentence: str) -> str:
 
 def sentence_id(sentence: str) -> str:
     return hashlib.sha256(normalise(sentence).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def document_sentences(texts, method: str = "pysbd") -> list[dict[str, str]]:
+    """Every sentence of a document's text slots, in order and with repeats, as
+    {sentence_id, text}: what silver.document_sentences stores per document."""
+    return [{"sentence_id": sentence_id(s), "text": s}
+            for t in (texts if texts is not None else ()) for s in split(t, method)]

@@ -41,8 +41,9 @@ def grown(spark, tmp_path_factory):
                       "units.fetch_rows=20", "units.sentence_rows=200", "units.embed_rows=50", files=[SAMPLE_CONF])
     store = TableStore(spark, cfg)
     run_stages(cfg, say=lambda *_: None)
-    before = {t: store.read(t).count() for t in ("silver.image_fetches", "silver.sentences", "silver.image_embeddings",
-                                                 "silver.sentence_embeddings", "gold.realsyn")}
+    before = {t: store.read(t).count() for t in ("bronze.documents", "silver.image_fetches", "silver.sentences",
+                                                 "silver.image_embeddings", "silver.sentence_embeddings",
+                                                 "gold.realsyn")}
     realsyn_version = store.version("gold.realsyn")
     before["retrieved"] = {r[0] for r in store.read("gold.retrievals").select("image_id").distinct().collect()}
     shutil.copy(root / "b.parquet", root / "in" / "part-b.parquet")
@@ -62,10 +63,18 @@ def test_each_document_once_and_no_image_kept_twice(grown):
 
 
 def test_only_the_new_urls_and_rows_are_fetched_and_embedded(grown):
-    store, _, before, _, lines, _ = grown
+    store, cfg, before, _, lines, _ = grown
     urls, reused, computed = unit_line(lines, "silver.image_fetches")
     assert reused == before["silver.image_fetches"] and computed == urls - reused > 0
     assert urls == store.read("silver.image_fetches").count()
+    # only B's new documents are split; the occurrence counts are still those of all documents
+    docs, reused, computed = unit_line(lines, "silver.document_sentences")
+    assert reused == before["bronze.documents"] and 0 < computed == docs - reused
+    assert docs == store.read("bronze.documents").count()
+    from realsyn.jobs.extract_sentences import sentence_pool, split_documents
+    resplit = sentence_pool(split_documents(store.read("bronze.documents"), cfg.get("sentences.splitter")))
+    stored = store.read("silver.sentences").select("sentence_id", "text", "n_occurrences")
+    assert resplit.count() == stored.count() and not resplit.exceptAll(stored).take(1)
     # sentences are filtered again only when new or repeated by B (their occurrence count changed)
     keys, reused, computed = unit_line(lines, "silver.sentences")
     assert 0 < reused <= before["silver.sentences"] and 0 < computed == keys - reused

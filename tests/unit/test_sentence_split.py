@@ -1,4 +1,4 @@
-from realsyn.udfs.sentence_split import normalise, sentence_id, split
+from realsyn.udfs.sentence_split import document_sentences, normalise, sentence_id, split
 
 
 def test_pysbd_handles_abbreviations():
@@ -15,3 +15,10 @@ def test_ids_collapse_exact_duplicates_after_normalisation():
     assert normalise("  The  DOG\u00a0runs. ") == "the dog runs."
     assert sentence_id("The dog runs.") == sentence_id("the  dog runs.")
     assert sentence_id("The dog runs.") != sentence_id("The dog sits.")
+
+
+def test_document_sentences_keep_order_and_repeats_and_skip_empty_slots():
+    got = document_sentences([None, "One here. Two there.", "", "One here."], "regex")
+    assert [g["text"] for g in got] == ["One here.", "Two there.", "One here."]
+    assert got[0]["sentence_id"] == got[2]["sentence_id"] == sentence_id("one  HERE.")
+    assert document_sentences(None) == []
