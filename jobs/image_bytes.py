@@ -16,7 +16,7 @@ def kept_image_bytes(read) -> DataFrame:
 
 
 def with_image_bytes(read, rows: DataFrame) -> DataFrame:
-    """rows (with image_id) and each one's bytes; null where the image is not kept. Only these
-    rows' bytes are joined (and cached by write_in_units), not every kept image's."""
+    """rows (with image_id) and each one's bytes; null where the image is not kept. Only the
+    fetches of these rows' images are joined, so a unit of new images reads no old bytes."""
     return rows.join(kept_image_bytes(read).join(rows.select("image_id"), "image_id", "left_semi"),
                      "image_id", "left")
