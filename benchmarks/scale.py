@@ -130,7 +130,7 @@ def generate(args) -> None:
     cols = {f.name: pa.nulls(n, pa.string()) for f in spec("silver.images").schema.fields}
     cols.update({"url_id": ids, "url": ids, "image_id": ids, "width": width, "height": height,
                  "phash": phash, "status": np.array(["kept"] * n)})
-    cols["http_status"] = pa.nulls(n, pa.int32())
+    cols["bytes"], cols["http_status"] = pa.nulls(n, pa.binary()), pa.nulls(n, pa.int32())
     write_parquet(pa.table(cols), f"{tmp}/images.parquet")
     img = topic_vectors(rng, n, d, max(50, n // 2000))
     s_groups_img = plant_copies(rng, img, n // 100)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 
 from realsyn.jobs.embedding_tables import check_same_model
-from realsyn.jobs.image_bytes import BYTES_TABLES, with_image_bytes
 from realsyn.jobs.models import encoder_spec, weights_identity
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.session import session_conf
@@ -53,7 +52,7 @@ def spread(df: DataFrame, parallelism: int, n_rows: int, batch: int) -> DataFram
 class Embed(Stage):
     name = "embed"
     description = "CLIP image and text embeddings"
-    inputs = (*BYTES_TABLES, "silver.sentences")  # kept rows only
+    inputs = ("silver.images", "silver.sentences")  # kept rows only
     outputs = ("silver.image_embeddings", "silver.sentence_embeddings")
     Params = EmbedParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")
@@ -83,11 +82,11 @@ class Embed(Stage):
                                 profile=ctx.task_profile))
 
         # Committed in units; only rows without a vector from the same encoder are encoded.
-        images = ctx.read("silver.images").where("status = 'kept'").select("image_id")
+        images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
         sentences = ctx.read("silver.sentences").where("status = 'kept'").select("sentence_id", "text")
         with arrow_batch_rows(ctx.spark, size):
             done_images = write_in_units(ctx, "silver.image_embeddings", images, "image_id", embed_images,
-                                         key, ctx.unit_rows, attach=lambda rows: with_image_bytes(ctx.read, rows))
+                                         key, ctx.unit_rows)
             done_sentences = write_in_units(ctx, "silver.sentence_embeddings", sentences, "sentence_id",
                                             embed_texts, key, ctx.unit_rows)
         check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")

@@ -16,7 +16,6 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.image_bytes import kept_image_bytes
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.webdataset_export import write_shards
@@ -114,7 +113,7 @@ class Export(Stage):
             folder = object_files.join(out_dir, f"realsyn_cap{cap}")
             counts[cap] = self.write_release(spark, gold.where(F.col("min_cap") <= cap), folder, p.shard_bytes)
             writers.append(Ledger(f"release_cap{cap}", counts[cap], spark.read.parquet(folder).count()))
-        images = kept_image_bytes(ctx.read)
+        images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes").dropDuplicates(["image_id"])
         files = ["Release Parquet: `realsyn_cap<t>/train-000NN-of-000MM.parquet`, columns "
                  + ", ".join(RELEASE_COLUMNS) + "."]
         if p.webdataset:

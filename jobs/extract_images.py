@@ -96,7 +96,7 @@ class ExtractImages(Stage):
         # URLs without an outcome under the same fetch settings are fetched.
         write_in_units(ctx, "silver.image_fetches", urls.select("url_id", "url"), "url_id", fetch,
                        self.fetch_key(p), ctx.unit_rows)
-        fetched = ctx.read("silver.image_fetches").drop("bytes")   # bytes stay in the fetches (jobs/image_bytes.py)
+        fetched = ctx.read("silver.image_fetches")
         pool = urls.drop("n_slots").join(fetched, "url_id")
         pool = pool.withColumn("reason", F.coalesce(
             F.col("fetch_reason"), quality_reason(p.min_side_px, p.max_aspect_ratio)))
@@ -115,6 +115,7 @@ class ExtractImages(Stage):
                             .when(F.col("reason") == "duplicate_exact", F.col("image_id"))))
         out = pool.select(
             "url_id", "url", "doc_id", "alt_text", "image_id",
+            F.when(F.col("reason").isNull(), F.col("bytes")).alias("bytes"),
             F.col("width").cast("int"), F.col("height").cast("int"), "format", F.col("phash").cast("long"),
             F.col("http_status").cast("int"), "duplicate_of",
             F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")

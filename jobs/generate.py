@@ -8,7 +8,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
-from realsyn.jobs.image_bytes import BYTES_TABLES, with_image_bytes
 from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weights_identity
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
@@ -54,7 +53,7 @@ def gen_spec(p: GenerateParams) -> GenSpec:
 class Generate(Stage):
     name = "generate"
     description = "caption + tags + LLM fusion into one synthetic text per image"
-    inputs = (*BYTES_TABLES, "silver.image_embeddings", "silver.image_dedup", "silver.sentences", "gold.retrievals")
+    inputs = ("silver.images", "silver.image_embeddings", "silver.image_dedup", "silver.sentences", "gold.retrievals")
     outputs = ("gold.synthetic",)
     Params = GenerateParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.generation_task_gpus")
@@ -87,12 +86,13 @@ class Generate(Stage):
         source = (tagged.join(r1, "image_id", "left")
                   .withColumn("tags", F.when(F.col("r1").isNull(), F.array().cast("array<string>"))
                               .otherwise(F.col("tags"))))
+        image_bytes = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
         parts = max(1, ctx.spark.sparkContext.defaultParallelism)
         fn = synthesize(gen_spec(p), p.prompt_template, p.batch_size)
 
         def generate(unit: DataFrame, rows: int) -> DataFrame:
             with_r1 = unit.where(F.col("r1").isNotNull())
-            made = (with_r1.drop("r1_id").repartition(parts, "image_id")
+            made = (with_r1.drop("r1_id").join(image_bytes, "image_id").repartition(parts, "image_id")
                     .mapInPandas(fn, OUTPUT_DDL, profile=ctx.task_profile)
                     .join(with_r1.select("image_id", "r1_id"), "image_id"))
             no_r1 = unit.where(F.col("r1").isNull()).select(
@@ -108,7 +108,7 @@ class Generate(Stage):
         # text did (models, prompt, settings, code).
         fingerprint = work_fingerprint(("realsyn.udfs.synthesis",), {"params": p, "weights": self.weights(p)})
         report = write_in_units(ctx, "gold.synthetic", source, ("image_id", "r1_id", "tags"), generate, fingerprint,
-                                ctx.unit_rows, attach=lambda rows: with_image_bytes(ctx.read, rows))
+                                ctx.unit_rows)
         return [ledger_from_status("synthetic", report.rows_in, ctx.read("gold.synthetic"))]
 
 

@@ -82,16 +82,12 @@ class UnitReport:
 
 
 def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...],
-                   compute: Callable[[DataFrame, int], DataFrame], fingerprint: str, unit_rows: int,
-                   attach: Callable[[DataFrame], DataFrame] | None = None) -> UnitReport:
+                   compute: Callable[[DataFrame, int], DataFrame], fingerprint: str, unit_rows: int) -> UnitReport:
     """Write compute(slice, rows_in_slice) for every slice of `source` (one row per key)
     that `table` does not hold yet under `fingerprint`, one Delta commit per unit. The
     output of compute must hold one row per input key (failures as rejected rows). The key
     may be several columns: the table key plus what a row was computed from (generate's
-    image and R1), so a row whose inputs changed is stale and computed again.
-    `attach(rows)` adds what compute needs beyond the source (image bytes) to the pending
-    rows alone, before they are cached: the source stays small and the done rows' payload
-    is never read."""
+    image and R1), so a row whose inputs changed is stale and computed again."""
     spark = ctx.spark
     keys = (key,) if isinstance(key, str) else tuple(key)
     reuse = ctx.store_has(table) and not ctx.full_refresh and ctx.table_property(table, WORK_FINGERPRINT_PROPERTY) == fingerprint
@@ -103,8 +99,6 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
     pending = without(source, ctx.read(table, start), keys) if reuse else source
     n_pending = pending.count() if reuse else n_in
     units = unit_count(n_pending, unit_rows)
-    if attach is not None:
-        pending = attach(pending)
     pending = (pending.withColumn(UNIT_COL, unit_of(keys, max(units, 1))).sortWithinPartitions(UNIT_COL)
                .persist(StorageLevel.MEMORY_AND_DISK))   # filled by the first unit's job
     removed = 0

@@ -20,7 +20,6 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from realsyn.jobs.config import load_config
-from realsyn.jobs.image_bytes import kept_image_bytes
 from realsyn.jobs.session import get_spark
 from realsyn.jobs.tables import TableStore
 
@@ -82,8 +81,9 @@ for r in examples:
 # MAGIC %md ## Sample grid: images with text1 and the synthetic text
 
 # COMMAND ----------
-pairs = (tables.read("gold.realsyn").join(kept_image_bytes(tables.read), "image_id")
-         .orderBy("image_id").limit(6).collect())
+pairs = (tables.read("gold.realsyn").join(
+    tables.read("silver.images").where("status = 'kept'").select("image_id", "bytes"), "image_id")
+    .orderBy("image_id").limit(6).collect())
 fig, axes = plt.subplots(2, 3, figsize=(9, 6.5))
 for ax in axes.flat:
     ax.axis("off")

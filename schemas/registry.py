@@ -94,6 +94,7 @@ IMAGES = TableSpec(
         c("doc_id", StringType(), "first document (by id) the URL appeared in"),
         c("alt_text", StringType(), "alt text from the slot metadata"),
         c("image_id", StringType(), "sha256 of the fetched bytes (content address)"),
+        c("bytes", BinaryType(), "fetched image bytes (kept images only)"),
         c("width", IntegerType(), "pixels"),
         c("height", IntegerType(), "pixels"),
         c("format", StringType(), "decoded format (JPEG, PNG, ...)"),

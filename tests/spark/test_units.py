@@ -96,26 +96,6 @@ def test_new_keys_only_stale_keys_removed_and_a_new_work_key_redoes_all(spark, t
     assert refresh.rows_seen == 35 and {m for _, m in table_rows(ctx)} == {"m3"}
 
 
-def test_attach_adds_the_payload_to_the_pending_rows_only(spark, tmp_path):
-    """embed's image bytes: joined to the rows a run computes, never to the done ones."""
-    ctx = make_ctx(spark, tmp_path)
-    write_in_units(ctx, TABLE, source(spark, 30), "image_id", Computer(), "k1", 10)
-    attached: list[int] = []
-
-    def attach(rows):
-        attached.append(rows.count())
-        return rows.withColumn("payload", F.concat(F.lit("p-"), "image_id"))
-
-    class NeedsPayload(Computer):
-        def __call__(self, unit, rows):
-            assert unit.where(F.col("payload") != F.concat(F.lit("p-"), "image_id")).count() == 0
-            return super().__call__(unit.drop("payload"), rows)
-
-    grown = NeedsPayload()
-    report = write_in_units(ctx, TABLE, source(spark, 35), "image_id", grown, "k1", 10, attach=attach)
-    assert attached == [5] and grown.rows_seen == 5 and report.reused == 30
-
-
 def test_a_unit_committed_twice_is_written_once(spark, tmp_path):
     """The unit's Delta transaction id: a retried commit of the same unit is a no-op."""
     from realsyn.jobs.units import TXN_APP_ID, TXN_VERSION
