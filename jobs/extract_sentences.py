@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from realsyn.jobs.models import preset_model, weights_folder, weights_identity
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.units import work_fingerprint, write_in_units
+from realsyn.schemas import spec
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
 from realsyn.udfs.perplexity import PplSpec, perplexity_batches
@@ -40,7 +40,8 @@ WORD_SPLIT = r"\s+"
 
 log = logging.getLogger("realsyn")
 
-SPLIT_TYPE = ArrayType(StructType([StructField("sentence_id", StringType()), StructField("text", StringType())]))
+# The splitter UDF returns the stored column's own type.
+SPLIT_TYPE = spec("silver.document_sentences").schema["sentences"].dataType
 
 
 def split_documents(docs: DataFrame, method: str) -> DataFrame:
