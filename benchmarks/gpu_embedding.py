@@ -4,7 +4,7 @@ each checked against the CPU and timed.
 1. Embedding: the same `Encoder` the Spark UDF uses (same seed, so the same weights), mixed
    precision on the GPU against float32 on the CPU over the same images; reports images/s of
    both and the lowest cosine between a GPU vector and its CPU twin.
-2. Centroid search: the retrieve stage's `nearest_centroids` (faiss flat inner product) on the
+2. Centroid search: the retrieve stage's `nearest_clusters` over one flat level (faiss flat inner product) on the
    CPU against the GPU (faiss's GPU index where faiss has GPU support, else torch on CUDA: the
    same exact product); reports queries/s and the share of queries whose nearest centroid
    agrees (near-ties aside, 1.0).
@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.embedding import make_images  # noqa: E402
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec, open_image  # noqa: E402
-from realsyn.udfs.vector_search import faiss_module, nearest_centroids  # noqa: E402
+from realsyn.udfs.centroid_levels import CentroidLevels, nearest_clusters  # noqa: E402
+from realsyn.udfs.vector_search import faiss_module  # noqa: E402
 
 
 def encoder_on(arch: str, device: str, mixed_precision: bool, threads: int) -> Encoder:
@@ -99,7 +100,7 @@ def main() -> None:
         + rng.standard_normal((args.queries, d)).astype(np.float32) * 0.05
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     blob = centroids.astype("<f4").tobytes()
-    (_, cpu_ids), cpu_s = timed(lambda: nearest_centroids(queries, blob, d, 1))
+    (_, cpu_ids), cpu_s = timed(lambda: nearest_clusters(queries, CentroidLevels.flat(blob, d), 1))
     gpu_nearest(queries[:1024], centroids, args.device)       # warm-up
     (gpu_ids, how), gpu_s = timed(lambda: gpu_nearest(queries, centroids, args.device))
     agree = float(np.mean(gpu_ids == cpu_ids[:, 0]))

@@ -1,7 +1,9 @@
-"""cluster: sentence embeddings -> gold.text_centroids + gold.sentence_clusters.
+"""cluster: sentence embeddings -> gold.text_centroids (+ gold.text_coarse_centroids) +
+gold.sentence_clusters.
 
 k-means (faiss, spherical) is fitted on a deterministic hash sample collected to the
-driver; the centroids are broadcast and every sentence is assigned on the executors.
+driver, in two levels from retrieval.coarse_min_clusters clusters up (udfs/centroid_levels.py);
+the centroids are broadcast and every sentence is assigned on the executors.
 The assignment table is stored clustered by cluster_id, so retrieval needs no shuffle
 of the sentence corpus.
 """
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from realsyn.jobs.centroid_tables import read_levels
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
@@ -20,7 +23,7 @@ from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, work_fingerprint
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
 from realsyn.udfs.centroid_assign import assign_arrow_fn
-from realsyn.udfs.vector_search import fit_kmeans, nearest_centroids
+from realsyn.udfs.centroid_levels import CentroidLevels, coarse_groups, fit_levels, nearest_clusters
 
 
 RANGE_SAMPLE = 20_000   # sample rows routed to estimate the cluster sizes for file boundaries
@@ -46,23 +49,24 @@ class ClusterParams(StageParams):
     seed: int
     refit: bool
     refit_drift: float
+    coarse_min_clusters: int
 
     @classmethod
     def from_config(cls, cfg) -> "ClusterParams":
         r = "retrieval."
         return cls(cfg.get(r + "num_clusters"), cfg.get(r + "sentences_per_cluster"), cfg.get(r + "kmeans_sample"),
                    cfg.get(r + "kmeans_iters"), cfg.get(r + "max_cluster_rows"), cfg.get("run.seed"),
-                   bool(cfg.get(r + "refit")), cfg.get(r + "refit_drift"))
+                   bool(cfg.get(r + "refit")), cfg.get(r + "refit_drift"), cfg.get(r + "coarse_min_clusters"))
 
 
 FIT_COSINE = "realsyn.fit_mean_cosine"
 
 
-def mean_fit(sample: np.ndarray, blob: bytes, dim: int) -> float:
-    """Mean cosine of the sample to its nearest centroid: how well the centroids fit it."""
+def mean_fit(sample: np.ndarray, levels: CentroidLevels) -> float:
+    """Mean cosine of the sample to its cluster's centroid: how well the centroids fit it."""
     if not len(sample):
         return 1.0
-    scores, _ = nearest_centroids(sample, blob, dim, 1)
+    scores, _ = nearest_clusters(sample, levels, 1)
     return float(scores[:, 0].mean())
 
 
@@ -70,17 +74,18 @@ class Cluster(Stage):
     name = "cluster"
     description = "k-means of the sentence embeddings; every sentence assigned to a centroid"
     inputs = ("silver.sentence_embeddings", "silver.sentence_dedup")
-    outputs = ("gold.text_centroids", "gold.sentence_clusters")
+    outputs = ("gold.text_centroids", "gold.text_coarse_centroids", "gold.sentence_clusters")
     Params = ClusterParams
     resources = TaskResources(cpus=1)   # centroid assignment: one faiss thread per task
 
     def fit_fingerprint(self, p: ClusterParams, model: str | None) -> str:
         """What decides a fit: the k-means code, its settings and the embedding model."""
-        return work_fingerprint(("realsyn.udfs.vector_search",), {
+        return work_fingerprint(("realsyn.udfs.centroid_levels",), {
             "k": (p.num_clusters, p.sentences_per_cluster), "sample": p.kmeans_sample, "iters": p.kmeans_iters,
-            "seed": p.seed, "model": model})
+            "seed": p.seed, "model": model, "coarse_min_clusters": p.coarse_min_clusters})
 
-    def stored_centroids(self, ctx: Context, p: ClusterParams, model, sample: np.ndarray, dim: int):
+    def stored_centroids(self, ctx: Context, p: ClusterParams, model, sample: np.ndarray,
+                         dim: int) -> CentroidLevels | None:
         """The stored centroids, when they came from the same fit settings and model and still
         fit the (grown) sample: its mean cosine to the nearest centroid fell by at most
         retrieval.refit_drift since the fit. None: fit again."""
@@ -88,17 +93,31 @@ class Cluster(Stage):
         if (p.refit or ctx.full_refresh or not ctx.store_has(table)
                 or ctx.table_property(table, WORK_FINGERPRINT_PROPERTY) != self.fit_fingerprint(p, model)):
             return None
-        rows = ctx.read(table).orderBy("cluster_id").select("centroid").toArrow().column(0).to_pylist()
-        centroids = np.stack([np.frombuffer(b, dtype="<f4") for b in rows]) if rows else np.zeros((0, dim), "f4")
+        levels, _ = read_levels(ctx.read, dim)
+        if not levels.clusters:
+            return None
         fitted = float(ctx.table_property(table, FIT_COSINE) or "nan")
-        now = mean_fit(sample, centroids.tobytes(), dim)
-        drift = fitted - now
+        drift = fitted - mean_fit(sample, levels)
         ctx.tracker.metrics({"centroid_drift": drift})
-        if not len(centroids) or not drift <= p.refit_drift:
+        if not drift <= p.refit_drift:
             ctx.say(f"[{self.name}] stored centroids drifted by {drift:.4f} (bound {p.refit_drift}): fitting again")
             return None
-        ctx.say(f"[{self.name}] {len(centroids)} stored centroids reused (drift {drift:.4f} <= {p.refit_drift})")
-        return centroids
+        ctx.say(f"[{self.name}] {levels.clusters} stored centroids reused (drift {drift:.4f} <= {p.refit_drift})")
+        return levels
+
+    def write_levels(self, ctx: Context, p: ClusterParams, model, levels: CentroidLevels, fit: float) -> None:
+        fine, coarse, group = levels.arrays()
+        ctx.write("gold.text_coarse_centroids", ctx.spark.createDataFrame(
+            [(g, coarse[g].tobytes(), model) for g in range(len(coarse))],
+            "coarse_id int, centroid binary, model string"))
+        # Written last: its fingerprint marks the pair as one finished fit.
+        ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
+            [(i, fine[i].tobytes(), model, int(group[i])) for i in range(len(fine))],
+            "cluster_id int, centroid binary, model string, coarse_id int"),
+            extra_properties={"work_fingerprint": self.fit_fingerprint(p, model), "fit_mean_cosine": repr(fit)})
+        with tempfile.TemporaryDirectory() as tmp:
+            np.savez(f"{tmp}/text_centroids.npz", fine=fine, coarse=coarse, group=group)
+            ctx.tracker.artifact(f"{tmp}/text_centroids.npz", "centroids")
 
     def run(self, ctx: Context, p: ClusterParams) -> list[Ledger]:
         emb = ctx.read("silver.sentence_embeddings")
@@ -111,36 +130,28 @@ class Cluster(Stage):
         _, sample = collect_vectors(hash_sample(kept, "sentence_id", fraction, p.seed),
                                     "sentence_id", dim, dtype)
         parallelism = max(1, ctx.spark.sparkContext.defaultParallelism)
-        centroids = self.stored_centroids(ctx, p, model, sample, dim)
-        if centroids is None:
+        levels = self.stored_centroids(ctx, p, model, sample, dim)
+        if levels is None:
             # The executors are idle while the driver fits: give faiss their cores.
-            centroids = fit_kmeans(sample, k, p.kmeans_iters, p.seed, threads=parallelism)
-            blob = centroids.astype("<f4").tobytes()
-            ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
-                [(i, centroids[i].astype("<f4").tobytes(), model) for i in range(len(centroids))],
-                "cluster_id int, centroid binary, model string"),
-                extra_properties={"work_fingerprint": self.fit_fingerprint(p, model),
-                                  "fit_mean_cosine": repr(mean_fit(sample, blob, dim))})
-            with tempfile.TemporaryDirectory() as tmp:
-                np.save(f"{tmp}/text_centroids.npy", centroids)
-                ctx.tracker.artifact(f"{tmp}/text_centroids.npy", "centroids")
-        blob = centroids.astype("<f4").tobytes()
+            levels = fit_levels(sample, k, coarse_groups(k, p.coarse_min_clusters), p.kmeans_iters, p.seed,
+                                threads=parallelism)
+            self.write_levels(ctx, p, model, levels, mean_fit(sample, levels))
         # Range-partitioned and sorted: every file holds a run of whole clusters, so retrieve
         # reads a cluster's rows straight from one file (no shuffle of the sentences), and no
         # file is bigger than a task's share.
         files = max(parallelism, -(-n // p.max_cluster_rows))
         # File boundaries need only rough cluster sizes: route a subsample, not all of it.
         step = max(1, len(sample) // RANGE_SAMPLE)
-        _, sample_ids = nearest_centroids(sample[::step], blob, dim, 1)
-        bounds, keys = range_files(ctx.spark, sample_ids[:, 0], len(centroids), files)
-        assigned = kept.mapInArrow(assign_arrow_fn(blob, dim, dtype, bounds, keys),
+        _, sample_ids = nearest_clusters(sample[::step], levels, 1)
+        bounds, keys = range_files(ctx.spark, sample_ids[:, 0], levels.clusters, files)
+        assigned = kept.mapInArrow(assign_arrow_fn(levels, dtype, bounds, keys),
                                    "cluster_id int, sentence_id string, embedding binary, part long",
                                    profile=ctx.task_profile)
         clustered = (assigned.repartition(len(keys), "part")
                      .sortWithinPartitions("cluster_id", "sentence_id").drop("part"))
         ctx.write("gold.sentence_clusters", clustered)
         written = ctx.read("gold.sentence_clusters").count()
-        ctx.tracker.metrics({"clusters": len(centroids), "kmeans_sample": len(sample)})
+        ctx.tracker.metrics({"clusters": levels.clusters, "coarse_groups": levels.groups, "kmeans_sample": len(sample)})
         return [Ledger("sentence_clusters", n, written, {})]
 
 

@@ -73,6 +73,8 @@ RULES: dict[str, tuple] = {
     "retrieval.kmeans_sample": ("range", 1, 10**10),
     "retrieval.kmeans_iters": ("range", 1, 1000),
     "retrieval.probes": ("range", 1, 10**6),
+    "retrieval.coarse_min_clusters": ("range", 0, 10**9),
+    "retrieval.coarse_probes": ("range", 1, 10**6),
     "retrieval.top_k": ("range", 1, 5),
     "retrieval.min_score": ("range", -1.0, 1.0),
     "retrieval.max_cluster_rows": ("range", 1, 10**9),

@@ -1,6 +1,7 @@
 """retrieve: image embeddings x clustered sentences -> gold.retrievals (top-k per image).
 
-Coarse: each image goes to its top-p centroids (broadcast, faiss flat index per worker).
+Coarse: each image goes to its top-p clusters (broadcast centroids, one faiss index per
+worker: exact over one flat level, or inside the image's nearest coarse groups over two).
 Fine: gold.sentence_clusters is stored sorted by cluster_id, so the sentences are never
 shuffled: the driver plans buckets (one file's run of small clusters, or one slice of a
 giant cluster) from a one-column pass, only the routed images are shuffled to their
@@ -11,7 +12,6 @@ images without a candidate their reason row.
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,20 +27,22 @@ from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.jobs.stored_rows import open_file
 from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, work_fingerprint
+from realsyn.jobs.centroid_tables import read_levels
+from realsyn.udfs.centroid_levels import CentroidLevels, nearest_clusters
 from realsyn.udfs.cluster_plan import Piece, plan_pieces
 from realsyn.udfs.vector_codec import arrow_vectors
-from realsyn.udfs.vector_search import nearest_centroids, search_clusters
+from realsyn.udfs.vector_search import search_clusters
 
 ROUTED_DDL = "image_id string, embedding binary, cluster_id int, bucket long"
 CANDIDATES_DDL = "image_id string, sentence_id string, score float"
 CLUSTERS_VERSION = "realsyn.sentence_clusters_version"   # the gold.sentence_clusters the stored top-k saw
 
 
-def route_fn(blob: bytes, dim: int, dtype: str, probes: int, routes: dict[int, list[int]],
-             bucket_keys: np.ndarray):
+def route_fn(levels: CentroidLevels, dtype: str, probes: int, coarse_probes: int,
+             routes: dict[int, list[int]], bucket_keys: np.ndarray):
     """mapInArrow body: one row per (image, probed cluster, bucket holding that cluster); the
     bucket column holds the bucket's shuffle key (see partition_keys)."""
-    n_clusters = len(blob) // (4 * dim)
+    n_clusters = levels.clusters
     count = np.zeros(n_clusters + 1, np.int64)     # last slot: faiss's -1 (fewer centroids)
     for cid, bs in routes.items():
         count[cid] = len(bs)
@@ -51,8 +53,8 @@ def route_fn(blob: bytes, dim: int, dtype: str, probes: int, routes: dict[int, l
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            _, ids = nearest_centroids(arrow_vectors(batch.column("embedding"), dim, dtype),
-                                       blob, dim, probes)
+            _, ids = nearest_clusters(arrow_vectors(batch.column("embedding"), levels.dim, dtype),
+                                      levels, probes, coarse_probes)
             ids = ids.reshape(-1)
             n = count[ids]                           # clusters with no sentences route nowhere
             rows = np.repeat(np.repeat(np.arange(batch.num_rows), ids.size // batch.num_rows), n)
@@ -117,13 +119,14 @@ def search_fn(buckets: list[list[Piece]], bucket_keys: np.ndarray, dim: int, dty
     return run
 
 
-def probes_fn(blob: bytes, dim: int, dtype: str, probes: int):
+def probes_fn(levels: CentroidLevels, dtype: str, probes: int, coarse_probes: int):
     """mapInArrow body: one row per (image, probed cluster), clusters without sentences too."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            _, ids = nearest_centroids(arrow_vectors(batch.column("embedding"), dim, dtype), blob, dim, probes)
+            _, ids = nearest_clusters(arrow_vectors(batch.column("embedding"), levels.dim, dtype), levels,
+                                      probes, coarse_probes)
             rows = np.repeat(np.arange(batch.num_rows), ids.shape[1])
             yield pa.RecordBatch.from_arrays([batch.column("image_id").take(pa.array(rows)),
                                               pa.array(ids.reshape(-1).astype(np.int32))],
@@ -150,33 +153,34 @@ class RetrieveParams(StageParams):
     probes: int
     min_score: float
     max_cluster_rows: int
+    coarse_probes: int
 
     @classmethod
     def from_config(cls, cfg) -> "RetrieveParams":
         r = "retrieval."
         return cls(cfg.get(r + "top_k"), cfg.get(r + "probes"), cfg.get(r + "min_score"),
-                   cfg.get(r + "max_cluster_rows"))
+                   cfg.get(r + "max_cluster_rows"), cfg.get(r + "coarse_probes"))
 
 
 class Retrieve(Stage):
     name = "retrieve"
     description = "hierarchical top-k retrieval of realistic sentences per image"
     inputs = ("silver.image_embeddings", "silver.image_dedup", "silver.sentence_embeddings", "gold.text_centroids",
-              "gold.sentence_clusters")
+              "gold.text_coarse_centroids", "gold.sentence_clusters")
     outputs = ("gold.retrievals",)
     Params = RetrieveParams
     resources = TaskResources(cpus=1)   # routing (faiss, one thread) and dense numpy search on the CPU
 
-    def work_key(self, ctx: Context, p: RetrieveParams, blob: bytes) -> str:
+    def work_key(self, ctx: Context, p: RetrieveParams, levels: CentroidLevels) -> str:
         """What decides every image's top-k besides the sentence rows: the search code and
         settings, the centroids, and the code and models of both embeddings."""
         return work_fingerprint(("realsyn.jobs.retrieve",), {
-            "params": p, "centroids": hashlib.sha256(blob).hexdigest(),
+            "params": p, "centroids": levels.digest,
             "vectors": [ctx.table_property(t, WORK_FINGERPRINT_PROPERTY)
                         for t in ("silver.image_embeddings", "silver.sentence_embeddings")]})
 
-    def images_to_search(self, ctx: Context, images: DataFrame, blob: bytes, dim: int, dtype: str,
-                         probes: int, key: str) -> DataFrame | None:
+    def images_to_search(self, ctx: Context, images: DataFrame, levels: CentroidLevels, dtype: str,
+                         p: RetrieveParams, key: str) -> DataFrame | None:
         """Incremental: the kept images with no stored top-k, and those that probe a cluster
         whose sentences changed since the stored top-k was computed. None: search all (no
         stored result from the same search settings, centroids and vectors)."""
@@ -198,7 +202,7 @@ class Retrieve(Stage):
         stored = ctx.read(table).select("image_id").distinct()
         new = images.join(stored, "image_id", "left_anti").select("image_id")
         touched = (images.join(stored, "image_id", "left_semi")
-                   .mapInArrow(probes_fn(blob, dim, dtype, probes), "image_id string, cluster_id int",
+                   .mapInArrow(probes_fn(levels, dtype, p.probes, p.coarse_probes), "image_id string, cluster_id int",
                                profile=ctx.task_profile)
                    .where(F.col("cluster_id").isin(sorted(changed))).select("image_id").distinct())
         todo = new.unionByName(touched).distinct().localCheckpoint()
@@ -209,13 +213,12 @@ class Retrieve(Stage):
     def run(self, ctx: Context, p: RetrieveParams) -> list[Ledger]:
         spark = ctx.spark
         image_model = check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
-        centroids = ctx.read("gold.text_centroids").orderBy("cluster_id").select("centroid", "model").collect()
-        models = {r["model"] for r in centroids}
+        emb = ctx.read("silver.image_embeddings")
+        dim, dtype = embedding_meta(emb)
+        levels, models = read_levels(ctx.read, dim)
         if image_model and models and models != {image_model}:
             raise InputError(f"centroids were fitted on {sorted(models)} but images use {image_model}; "
                              "re-run cluster")
-        emb = ctx.read("silver.image_embeddings")
-        dim, dtype = embedding_meta(emb)
         images = kept_vectors(ctx.read, "silver.image_embeddings", "image_id").select("image_id", "embedding")
         n_images = images.count()
         k, probes, min_score = p.top_k, p.probes, p.min_score
@@ -229,15 +232,14 @@ class Retrieve(Stage):
         buckets, routes = plan_pieces(layout, p.max_cluster_rows,
                                       total // (4 * parallelism) + 1)
 
-        blob = b"".join(r["centroid"] for r in centroids)
-        key = self.work_key(ctx, p, blob)
+        key = self.work_key(ctx, p, levels)
         clusters_version = ctx.table_version("gold.sentence_clusters")
-        todo = self.images_to_search(ctx, images, blob, dim, dtype, probes, key)
+        todo = self.images_to_search(ctx, images, levels, dtype, p, key)
         searched = images if todo is None else images.join(todo, "image_id", "left_semi")
         # One task per bucket, exactly: AQE does not coalesce an explicit repartition (a
         # bucket is CPU-heavy for its bytes), and the keys avoid hash collisions.
         keys = partition_keys(spark, max(1, len(buckets)))
-        routed = searched.mapInArrow(route_fn(blob, dim, dtype, probes, routes, keys),
+        routed = searched.mapInArrow(route_fn(levels, dtype, probes, p.coarse_probes, routes, keys),
                                    ROUTED_DDL, profile=ctx.task_profile)
         candidates = (routed.repartition(len(keys), "bucket").groupBy("bucket")
                       .applyInArrow(search_fn(buckets, keys, dim, dtype, k, min_score), CANDIDATES_DDL))

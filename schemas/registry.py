@@ -212,15 +212,29 @@ TEXT_CENTROIDS = TableSpec(
         c("cluster_id", IntegerType(), "k-means cluster", False),
         c("centroid", BinaryType(), "L2-normalised float32 centroid"),
         c("model", StringType(), "encoder the centroids were fitted on"),
+        c("coarse_id", IntegerType(), "coarse group the centroid was fitted in (0: one flat level)", False),
     ]),
     keys=("cluster_id",),
-    description="k-means centroids of the sentence embeddings (coarse retrieval level).",
+    description="k-means centroids of the sentence embeddings (retrieval's first step).",
+)
+
+TEXT_COARSE_CENTROIDS = TableSpec(
+    "gold.text_coarse_centroids",
+    StructType([
+        c("coarse_id", IntegerType(), "coarse k-means group", False),
+        c("centroid", BinaryType(), "L2-normalised float32 centroid"),
+        c("model", StringType(), "encoder the centroids were fitted on"),
+    ]),
+    keys=("coarse_id",),
+    description="Coarse groups of gold.text_centroids (two levels from retrieval.coarse_min_clusters "
+                "clusters up; no rows for one flat level): a row's cluster is its nearest centroid "
+                "in its nearest group.",
 )
 
 SENTENCE_CLUSTERS = TableSpec(
     "gold.sentence_clusters",
     StructType([
-        c("cluster_id", IntegerType(), "nearest centroid", False),
+        c("cluster_id", IntegerType(), "nearest centroid (in the nearest coarse group)", False),
         c("sentence_id", StringType(), "sentence hash", False),
         c("embedding", BinaryType(), "sentence vector, stored clustered to avoid a shuffle per run"),
     ]),
@@ -325,7 +339,7 @@ STAGE_RUNS = TableSpec(
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
     DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGES, DOCUMENT_SENTENCES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
-    IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
+    IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, TEXT_COARSE_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from realsyn.udfs.centroid_levels import CentroidLevels, nearest_clusters
 from realsyn.udfs.vector_codec import arrow_vectors
-from realsyn.udfs.vector_search import nearest_centroids
 
 OUT_SCHEMA = pa.schema([("image_id", pa.string()), ("sim", pa.float32()),
                         ("reason", pa.string()), ("cluster_id", pa.int32())])
@@ -40,7 +40,7 @@ def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim
     keep = has_text & (sim >= sim_min) & (sim <= sim_max)
     cluster = np.zeros(n, dtype=np.int32)
     if centroids_blob is not None and keep.any():
-        _, ids = nearest_centroids(a[keep[has_text]], centroids_blob, dim, 1)
+        _, ids = nearest_clusters(a[keep[has_text]], CentroidLevels.flat(centroids_blob, dim), 1)
         cluster[keep] = ids[:, 0]
     return pa.RecordBatch.from_arrays(
         [batch.column("image_id"), pa.array(sim, mask=~has_text),

@@ -1,13 +1,8 @@
-"""faiss pieces of hierarchical retrieval: k-means fit, nearest-centroid routing, and exact
-top-k inside one cluster. Pure functions over numpy arrays (float32, L2-normalised rows)."""
+"""faiss pieces of hierarchical retrieval: k-means fit, nearest centroid, and exact top-k
+inside one cluster. Pure functions over numpy arrays (float32, L2-normalised rows)."""
 from __future__ import annotations
 
-import functools
-import hashlib
-
 import numpy as np
-
-from realsyn.udfs.task_device import assigned_gpu
 
 
 def faiss_module(threads: int = 1):
@@ -28,33 +23,12 @@ def fit_kmeans(vectors: np.ndarray, k: int, iters: int, seed: int, threads: int 
     return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
 
 
-def nearest(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of each row's most similar centroid (exact, one thread): for small, local centroid
-    sets that are not worth caching (nearest_centroids serves the broadcast ones)."""
-    index = faiss_module(1).IndexFlatIP(centroids.shape[1])
+def nearest(vectors: np.ndarray, centroids: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Index of each row's most similar centroid (exact): for centroid sets that are not worth
+    caching (nearest_clusters in centroid_levels.py serves the broadcast ones)."""
+    index = faiss_module(threads).IndexFlatIP(centroids.shape[1])
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     return index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)[1][:, 0]
-
-
-@functools.lru_cache(maxsize=4)
-def _centroid_index(key: str, blob: bytes, d: int, gpu: str | None):
-    faiss = faiss_module(1)
-    centroids = np.frombuffer(blob, dtype="<f4").reshape(-1, d)
-    index = faiss.IndexFlatIP(d)
-    index.add(np.ascontiguousarray(centroids))
-    if gpu is not None and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), int(gpu), index)
-    return index
-
-
-def nearest_centroids(vectors: np.ndarray, centroids_blob: bytes, d: int,
-                      probes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, cluster ids) of the `probes` nearest centroids of each row; one index per worker,
-    on the GPU Spark assigned to the task when faiss has GPU support."""
-    key = hashlib.sha1(centroids_blob).hexdigest()
-    index = _centroid_index(key, centroids_blob, d, assigned_gpu())
-    probes = min(probes, index.ntotal)
-    return index.search(np.ascontiguousarray(vectors, dtype=np.float32), probes)
 
 
 def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:

@@ -146,3 +146,36 @@ def test_new_sentences_in_one_region_search_again_only_the_images_that_probe_it(
     assert n_new == 10 and n_new < n_search < len(more_imgs), searched
     assert retrieved(store) == two_level(store, more_sents, more_imgs, 2, 3)
     assert store.read("gold.retrievals").select("image_id").distinct().count() == len(more_imgs)
+
+
+def stored_levels(store):
+    fine = store.read("gold.text_centroids").orderBy("cluster_id").collect()
+    coarse = store.read("gold.text_coarse_centroids").orderBy("coarse_id").collect()
+    return (np.stack([np.frombuffer(r["centroid"], "<f4") for r in fine]),
+            np.stack([np.frombuffer(r["centroid"], "<f4") for r in coarse]),
+            np.array([r["coarse_id"] for r in fine]))
+
+
+def test_two_levels_route_inside_the_nearest_group_and_all_groups_give_exact(spark, tmp_path):
+    sents, imgs = planted(np.random.default_rng(5))
+    # K = 12 clusters from 4 up: 4 coarse groups of about 3 clusters each.
+    store, _ = run(spark, tmp_path / "one", sents, imgs, "retrieval.coarse_min_clusters=4", "retrieval.probes=1",
+                   "retrieval.coarse_probes=1")
+    fine, coarse, group = stored_levels(store)
+    assert len(coarse) == 4 and set(group) == set(range(4))
+
+    def cluster_of(v):
+        g = np.argmax(v @ coarse.T, axis=1)
+        return np.argmax(np.where(group[None, :] == g[:, None], v @ fine.T, -np.inf), axis=1)
+    assigned = {r["sentence_id"]: r["cluster_id"] for r in store.read("gold.sentence_clusters").collect()}
+    sent_cluster = cluster_of(sents)
+    assert [assigned[f"s{j:05d}"] for j in range(len(sents))] == sent_cluster.tolist()
+    expect = {}
+    for i, c in enumerate(cluster_of(imgs)):
+        members = np.flatnonzero(sent_cluster == c)
+        expect[f"i{i:05d}"] = [f"s{j:05d}" for j in members[np.argsort(-(sents[members] @ imgs[i]), kind="stable")[:3]]]
+    assert retrieved(store) == expect
+
+    store, _ = run(spark, tmp_path / "all", sents, imgs, "retrieval.coarse_min_clusters=4", "retrieval.probes=12",
+                   "retrieval.coarse_probes=4")
+    assert retrieved(store) == exact(sents, imgs, 3)

@@ -5,7 +5,8 @@ import pytest
 
 from realsyn.udfs.cluster_plan import plan_pieces
 from realsyn.udfs.vector_codec import arrow_vectors
-from realsyn.udfs.vector_search import fit_kmeans, nearest_centroids, search_clusters, top_k
+from realsyn.udfs.centroid_levels import CentroidLevels, nearest_clusters
+from realsyn.udfs.vector_search import fit_kmeans, search_clusters, top_k
 
 
 def unit(rng, n, d):
@@ -34,7 +35,7 @@ def test_kmeans_is_deterministic_and_routes_to_nearest():
     x = unit(rng, 2000, 16)
     c1, c2 = fit_kmeans(x, 20, 10, seed=3), fit_kmeans(x, 20, 10, seed=3)
     assert np.array_equal(c1, c2) and c1.shape == (20, 16)
-    _, ids = nearest_centroids(x[:100], c1.astype("<f4").tobytes(), 16, probes=2)
+    _, ids = nearest_clusters(x[:100], CentroidLevels.flat(c1.astype("<f4").tobytes(), 16), probes=2)
     assert np.array_equal(ids[:, 0], np.argmax(x[:100] @ c1.T, axis=1))
 
 
