@@ -34,6 +34,8 @@ SENTENCES_EMBEDDED = 1.16e9  # after the semantic filters: embedded, deduplicate
 SENTENCES_KEPT = 0.84e9     # clustered, searched
 CLUSTERS = 2e6
 PROBES = 6                  # retrieval.probes (conf/defaults.yaml)
+COARSE_PROBES = 3           # retrieval.coarse_probes
+COARSE_GROUPS = np.ceil(np.sqrt(CLUSTERS))   # udfs/centroid_levels.py coarse_groups (K >= coarse_min_clusters)
 BALANCE_PAIRS = 168.3e6
 BALANCE_CLUSTERS = 1e6
 DEDUP_POINTS_PER_CLUSTER = 200  # embedding.dedup_points_per_cluster
@@ -176,6 +178,20 @@ def dedup_searches(kind: str, rows: float, dim: int, cpu_rate: float) -> list[Ro
                    rows, fine_per_group, dim, cpu_rate, KMEANS_ITERS + 1)]
 
 
+def retrieval_centroid_searches(dim: int, cpu_rate: float) -> list[Row]:
+    """Retrieval's two-level centroids: the coarse fit and each group's fit on the sample, every
+    sentence to its group then among the group's K/G centroids, every image to COARSE_PROBES
+    groups then among their centroids. Counted at the flat search's rate: faiss scans an IVF
+    list slower per product than it multiplies a flat block, so the CPU column is a floor."""
+    sample, per_group = CLUSTERS * KMEANS_POINTS_PER_CENTROID, CLUSTERS / COARSE_GROUPS
+    return [search(f"cluster: k-means fit, {COARSE_GROUPS:,.0f} groups x {per_group:,.0f} centroids", sample,
+                   COARSE_GROUPS + per_group, dim, cpu_rate, KMEANS_ITERS),
+            search("cluster: assign sentences (group, then its centroids)", SENTENCES_KEPT,
+                   COARSE_GROUPS + per_group, dim, cpu_rate),
+            search(f"retrieve: coarse (images to {COARSE_PROBES} groups, then their centroids)", IMAGES_KEPT,
+                   COARSE_GROUPS + COARSE_PROBES * per_group, dim, cpu_rate)]
+
+
 def preset_rows(preset: str, cpu_rate_at) -> list[Row]:
     models = PRESETS[preset]
     image_f, text_f, dim = clip_flops(models["clip"])
@@ -193,9 +209,7 @@ def preset_rows(preset: str, cpu_rate_at) -> list[Row]:
             lm_flops(models["llm"], FUSION_TOKENS) * IMAGES_KEPT),
         *dedup_searches("images", IMAGES_EMBEDDED, dim, cpu_rate),
         *dedup_searches("sentences", SENTENCES_EMBEDDED, dim, cpu_rate),
-        search("cluster: k-means fit", CLUSTERS * KMEANS_POINTS_PER_CENTROID, CLUSTERS, dim, cpu_rate, KMEANS_ITERS),
-        search("cluster: assign sentences", SENTENCES_KEPT, CLUSTERS, dim, cpu_rate),
-        search("retrieve: coarse (images to centroids)", IMAGES_KEPT, CLUSTERS, dim, cpu_rate),
+        *retrieval_centroid_searches(dim, cpu_rate),
         search(f"retrieve: fine ({PROBES} probes)", IMAGES_KEPT, PROBES * SENTENCES_KEPT / CLUSTERS, dim, cpu_rate),
         search("balance: k-means fit", BALANCE_CLUSTERS * KMEANS_POINTS_PER_CENTROID, BALANCE_CLUSTERS, dim,
                cpu_rate, KMEANS_ITERS),
@@ -204,6 +218,9 @@ def preset_rows(preset: str, cpu_rate_at) -> list[Row]:
                kind=COMPARISON),
         search("semantic_neighbours: sentences, one flat level of K = rows / 200 (the former design)",
                SENTENCES_EMBEDDED, SENTENCES_EMBEDDED / DEDUP_POINTS_PER_CLUSTER, dim, cpu_rate, kind=COMPARISON),
+        search("cluster + retrieve centroids, one flat level of K (the former design: fit, assign, coarse)",
+               CLUSTERS * KMEANS_POINTS_PER_CENTROID * KMEANS_ITERS + SENTENCES_KEPT + IMAGES_KEPT, CLUSTERS, dim,
+               cpu_rate, kind=COMPARISON),
     ]
 
 

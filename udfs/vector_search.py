@@ -16,8 +16,11 @@ def fit_kmeans(vectors: np.ndarray, k: int, iters: int, seed: int, threads: int 
     faiss = faiss_module(threads)
     n, d = vectors.shape
     k = max(1, min(k, n))
+    # min_points_per_centroid=1: faiss only warns (on stderr, once per fit) below that many
+    # points per centroid; the sample size is the conf's choice, and the two-level fits
+    # would print one warning per coarse group.
     km = faiss.Kmeans(d, k, niter=iters, seed=seed, spherical=True, verbose=False,
-                      max_points_per_centroid=max(256, (n + k - 1) // k))
+                      max_points_per_centroid=max(256, (n + k - 1) // k), min_points_per_centroid=1)
     km.train(np.ascontiguousarray(vectors, dtype=np.float32))
     c = km.centroids.astype(np.float32)
     return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
