@@ -175,6 +175,13 @@ def test_two_levels_route_inside_the_nearest_group_and_all_groups_give_exact(spa
         members = np.flatnonzero(sent_cluster == c)
         expect[f"i{i:05d}"] = [f"s{j:05d}" for j in members[np.argsort(-(sents[members] @ imgs[i]), kind="stable")[:3]]]
     assert retrieved(store) == expect
+    # A rerun reads both levels back and reuses them: same clusters, same top-k.
+    lines: list[str] = []
+    cfg = make_config(tmp_path / "one", "retrieval.sentences_per_cluster=100", "mlflow.enabled=false",
+                      "retrieval.coarse_min_clusters=4", "retrieval.probes=1", "retrieval.coarse_probes=1")
+    run_stages(cfg, ["cluster", "retrieve"], force=True, say=lines.append)
+    assert any("stored centroids reused" in line for line in lines), lines
+    assert retrieved(store) == expect
 
     store, _ = run(spark, tmp_path / "all", sents, imgs, "retrieval.coarse_min_clusters=4", "retrieval.probes=12",
                    "retrieval.coarse_probes=4")
