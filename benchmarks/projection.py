@@ -157,6 +157,11 @@ class Row:
     cpu_core_h: float | None = None   # searches only: at faiss's measured rate per core
 
 
+def hours(h: float) -> str:
+    """One decimal, or two where one would print a search as 0.0."""
+    return f"{h:,.1f}" if h >= 0.95 else f"{h:.2f}"
+
+
 def search(stage: str, queries: float, centroids: float, dim: int, cpu_rate: float, repeat: float = 1,
            kind: str = SEARCH) -> Row:
     flops = 2.0 * dim * queries * centroids * repeat
@@ -275,8 +280,8 @@ def main() -> None:
             gpu_h = r.flops / gpu_rate / 3600
             peak_h = r.flops / (args.gpu_tflops * 1e12) / 3600
             cpu = "" if r.cpu_core_h is None else f"{r.cpu_core_h:,.0f}"
-            print(f"| {r.stage} | {r.items / 1e6:,.0f}M | {r.flops / r.items / 1e9:,.3g} | {gpu_h:,.1f} | "
-                  f"{peak_h:,.1f} | {cpu} |")
+            print(f"| {r.stage} | {r.items / 1e6:,.0f}M | {r.flops / r.items / 1e9:,.3g} | {hours(gpu_h)} | "
+                  f"{hours(peak_h)} | {cpu} |")
 
         def gpu_h_of(keep) -> float:
             return sum(r.flops for r in rows if keep(r)) / gpu_rate / 3600
@@ -286,9 +291,9 @@ def main() -> None:
         totals[preset] = dict(model=model_h, search=search_h, retrieval=retrieval_h,
                               brute=gpu_h_of(lambda r: r.stage.startswith("brute force")))
         print(f"\nmodel stages {model_h:,.0f} GPU-h; searches {search_h:,.1f} GPU-h; "
-              f"cluster + retrieve {retrieval_h:,.1f} GPU-h against brute force {totals[preset]['brute']:,.0f} GPU-h "
+              f"cluster + retrieve {hours(retrieval_h)} GPU-h against brute force {totals[preset]['brute']:,.0f} GPU-h "
               f"(the paper: about 40 for retrieval, more than 10,000 for brute force)")
-    print(f"\nRESULT paper_retrieval_gpu_h={totals['paper']['retrieval']:.1f} "
+    print(f"\nRESULT paper_retrieval_gpu_h={totals['paper']['retrieval']:.2f} "
           f"paper_brute_force_gpu_h={totals['paper']['brute']:.0f} paper_model_gpu_h={totals['paper']['model']:.0f} "
           f"base_model_gpu_h={totals['base']['model']:.0f} cpu_core_h={cpu_total:.0f}")
 
