@@ -21,13 +21,13 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from realsyn.jobs.centroid_tables import read_levels
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.jobs.stored_rows import open_file
 from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, work_fingerprint
-from realsyn.jobs.centroid_tables import read_levels
 from realsyn.udfs.centroid_levels import CentroidLevels, nearest_clusters
 from realsyn.udfs.cluster_plan import Piece, plan_pieces
 from realsyn.udfs.vector_codec import arrow_vectors
