@@ -30,6 +30,7 @@ from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_
 from realsyn.jobs.stored_rows import StoredRows, Tables
 from realsyn.jobs.vector_sample import sample_key
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound, sampled_in_window, score_and_assign
+from realsyn.udfs.centroid_levels import CentroidLevels
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_texts
 from realsyn.udfs.vector_codec import arrow_vectors
@@ -119,9 +120,9 @@ def balance_stored(store: Tables, name: str, dim: int, dtype: str,
     pairs = StoredRows(store, name, list(PAIR_COLUMNS), key="sample_key")
     # The driver fits k-means while the executors wait: give faiss their cores.
     centroids = fit_centroids(pairs, dim, dtype, p, driver_threads())
-    blob = None if centroids is None else centroids.astype("<f4").tobytes()
+    levels = None if centroids is None else CentroidLevels.from_arrays(centroids)
     score = partial(score_and_assign, dim=dim, dtype=dtype, sim_min=p.sim_min, sim_max=p.sim_max,
-                    centroids_blob=blob)
+                    centroids=levels)
     scored = pairs.map(score, SCORED_DDL)
     # Rejected pairs get no rank: spread over buckets, with null sort keys (cheap to sort).
     kept = F.col("cluster_id").isNotNull()

@@ -22,6 +22,7 @@ from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.shuffle_keys import partition_keys
 from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, work_fingerprint
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
+from realsyn.schemas import spec
 from realsyn.udfs.centroid_assign import assign_arrow_fn
 from realsyn.udfs.centroid_levels import CentroidLevels, coarse_groups, fit_levels, nearest_clusters
 
@@ -108,12 +109,10 @@ class Cluster(Stage):
     def write_levels(self, ctx: Context, p: ClusterParams, model, levels: CentroidLevels, fit: float) -> None:
         fine, coarse, group = levels.arrays()
         ctx.write("gold.text_coarse_centroids", ctx.spark.createDataFrame(
-            [(g, coarse[g].tobytes(), model) for g in range(len(coarse))],
-            "coarse_id int, centroid binary, model string"))
+            [(g, coarse[g].tobytes(), model) for g in range(len(coarse))], spec("gold.text_coarse_centroids").schema))
         # Written last: its fingerprint marks the pair as one finished fit.
         ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
-            [(i, fine[i].tobytes(), model, int(group[i])) for i in range(len(fine))],
-            "cluster_id int, centroid binary, model string, coarse_id int"),
+            [(i, fine[i].tobytes(), model, int(group[i])) for i in range(len(fine))], spec("gold.text_centroids").schema),
             extra_properties={"work_fingerprint": self.fit_fingerprint(p, model), "fit_mean_cosine": repr(fit)})
         with tempfile.TemporaryDirectory() as tmp:
             np.savez(f"{tmp}/text_centroids.npz", fine=fine, coarse=coarse, group=group)

@@ -19,7 +19,7 @@ SAMPLE_BUCKETS = 1_000_000
 
 
 def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim_min: float, sim_max: float,
-                     centroids_blob: bytes | None) -> pa.RecordBatch:
+                     centroids: CentroidLevels | None) -> pa.RecordBatch:
     """image_id, embedding, text_vec -> image_id, sim, reason, cluster_id.
 
     Pairs outside [sim_min, sim_max] get a reason (above: ocr_like, below: mismatch); a null
@@ -39,12 +39,12 @@ def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim
     reason[has_text & (sim < sim_min)] = "mismatch"
     keep = has_text & (sim >= sim_min) & (sim <= sim_max)
     cluster = np.zeros(n, dtype=np.int32)
-    if centroids_blob is not None and keep.any():
-        _, ids = nearest_clusters(a[keep[has_text]], CentroidLevels.flat(centroids_blob, dim), 1)
+    if centroids is not None and keep.any():
+        _, ids = nearest_clusters(a[keep[has_text]], centroids, 1)
         cluster[keep] = ids[:, 0]
     return pa.RecordBatch.from_arrays(
         [batch.column("image_id"), pa.array(sim, mask=~has_text),
-         pa.array(reason, pa.string()), pa.array(cluster, mask=~keep if centroids_blob is not None else np.ones(n, bool))],
+         pa.array(reason, pa.string()), pa.array(cluster, mask=~keep if centroids is not None else np.ones(n, bool))],
         schema=OUT_SCHEMA)
 
 

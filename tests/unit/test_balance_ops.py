@@ -2,6 +2,7 @@ import numpy as np
 import pyarrow as pa
 
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound, sampled_in_window, score_and_assign
+from realsyn.udfs.centroid_levels import CentroidLevels
 from realsyn.udfs.vector_codec import arrow_vectors
 
 
@@ -18,7 +19,7 @@ def test_score_and_assign_reasons_and_clusters():
         "sample_key": pa.array([3, 7, 0, 999_999], pa.int32()),
         "embedding": pa.array(_blobs(img), pa.binary()),
         "text_vec": pa.array([None if t is None else t.astype("<f4").tobytes() for t in txt], pa.binary())})
-    cents = np.stack([e[1], e[0]]).astype("<f4").tobytes()
+    cents = CentroidLevels.flat(np.stack([e[1], e[0]]).astype("<f4").tobytes(), 4)
     out = score_and_assign(batch, 4, "float32", 0.5, 0.9, cents).to_pydict()
     assert out["reason"] == ["ocr_like", None, "mismatch", "encode_error"]
     assert out["cluster_id"] == [None, 0, None, None]
