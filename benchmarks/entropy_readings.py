@@ -121,7 +121,7 @@ def udf_over_sql(table) -> tuple[float, float]:
     difference between the two scores."""
     import time
     from pyspark.sql import functions as F
-    from realsyn.jobs.extract_sentences import word_entropy
+    from realsyn.jobs.sentence_filters import word_entropy
     df = table.select("text").repartition(2).cache()
     df.count()
     sides = {"udf": word_entropy(F.col("text")), "sql": sql_entropy()}

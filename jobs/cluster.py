@@ -20,7 +20,7 @@ from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.shuffle_keys import partition_keys
-from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, work_fingerprint
+from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
 from realsyn.schemas import spec
 from realsyn.udfs.centroid_assign import assign_arrow_fn
@@ -78,10 +78,11 @@ class Cluster(Stage):
     outputs = ("gold.text_centroids", "gold.text_coarse_centroids", "gold.sentence_clusters")
     Params = ClusterParams
     resources = TaskResources(cpus=1)   # centroid assignment: one faiss thread per task
+    work_code = {"gold.text_centroids": ("realsyn.udfs.centroid_levels",)}
 
     def fit_fingerprint(self, p: ClusterParams, model: str | None) -> str:
         """What decides a fit: the k-means code, its settings and the embedding model."""
-        return work_fingerprint(("realsyn.udfs.centroid_levels",), {
+        return self.work_fingerprint("gold.text_centroids", {
             "k": (p.num_clusters, p.sentences_per_cluster), "sample": p.kmeans_sample, "iters": p.kmeans_iters,
             "seed": p.seed, "model": model, "coarse_min_clusters": p.coarse_min_clusters})
 

@@ -13,7 +13,7 @@ from realsyn.jobs.models import encoder_spec, weights_identity
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.session import session_conf
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.units import work_fingerprint, write_in_units
+from realsyn.jobs.units import write_in_units
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow, embed_texts_arrow
 
@@ -57,13 +57,14 @@ class Embed(Stage):
     Params = EmbedParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")
     unit_rows = "units.embed_rows"
+    work_code = {t: ("realsyn.udfs.embed_batches",) for t in outputs}
 
     def weights(self, p: EmbedParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights})
 
     def embed_key(self, p: EmbedParams) -> str:
         """What decides a vector: the encoder code, model, weights and storage dtype."""
-        return work_fingerprint(("realsyn.udfs.embed_batches",), {"encoder": p.encoder, "weights": self.weights(p),
+        return self.work_fingerprint("silver.image_embeddings", {"encoder": p.encoder, "weights": self.weights(p),
                                                            "dtype": p.storage_dtype})
 
     def run(self, ctx: Context, p: EmbedParams) -> list[Ledger]:

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from realsyn.jobs.perceptual_dedup import perceptual_representatives
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.units import work_fingerprint, write_in_units
+from realsyn.jobs.units import write_in_units
 from realsyn.udfs.fetch import FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
 from realsyn.udfs.image_decode import DecodeLimits
@@ -74,11 +74,12 @@ class ExtractImages(Stage):
     Params = ExtractImagesParams
     resources = TaskResources(cpus=1)   # fetch + decode: I/O-bound threads (fetch.concurrency_per_task), one core
     unit_rows = "units.fetch_rows"
+    work_code = {"silver.image_fetches": ("realsyn.udfs.image_pool",)}
 
     def fetch_key(self, p: ExtractImagesParams) -> str:
         """What decides a fetch outcome: the fetch and decode code and settings (not the
         filters and dedup after it, so changing those refetches nothing)."""
-        return work_fingerprint(("realsyn.udfs.image_pool",), {"fetch": p.fetch, "decode": p.decode})
+        return self.work_fingerprint("silver.image_fetches", {"fetch": p.fetch, "decode": p.decode})
 
     def run(self, ctx: Context, p: ExtractImagesParams) -> list[Ledger]:
         spark = ctx.spark

@@ -15,28 +15,19 @@ import sys
 from dataclasses import dataclass
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.models import preset_model, weights_folder, weights_identity
 from realsyn.jobs.resources import TaskResources
+from realsyn.jobs.sentence_filters import SentenceFilters, filtered_sentences
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.units import work_fingerprint, write_in_units
+from realsyn.jobs.units import write_in_units
 from realsyn.schemas import spec
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
-from realsyn.udfs.perplexity import PplSpec, perplexity_batches
-from realsyn.udfs.sentence_entropy import entropy_batch
+from realsyn.udfs.perplexity import PplSpec
 from realsyn.udfs.sentence_split import document_sentences
-
-# Emoji and pictographs (Java regex, runs in the JVM / on RAPIDS).
-EMOJI_RE = (r"[\x{1F000}-\x{1FAFF}\x{2600}-\x{27BF}\x{2B00}-\x{2BFF}\x{1F1E6}-\x{1F1FF}"
-            r"\x{FE0F}\x{200D}\x{2300}-\x{23FF}]")
-URL_RE = (r"(?i)(\b(https?|ftp)://\S+|\bwww\.\S+|\b[a-z0-9-]+(\.[a-z0-9-]+)*"
-          r"\.(com|org|net|edu|gov|io|co|uk|de|fr|info|biz|ly|me|tv)(/\S*)?\b)")
-# C0/C1 controls (not tab, newline, carriage return) and bidi overrides: never caption text.
-CONTROL_RE = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\x{202A}-\x{202E}\x{2066}-\x{2069}]"
-WORD_SPLIT = r"\s+"
 
 log = logging.getLogger("realsyn")
 
@@ -58,53 +49,24 @@ def sentence_pool(document_sentences: DataFrame) -> DataFrame:
     return occ.groupBy("sentence_id").agg(F.min("text").alias("text"), F.count("*").alias("n_occurrences"))
 
 
-def word_entropy(text: Column) -> Column:
-    """Normalised entropy of the sentence's own word distribution (udfs/sentence_entropy.py)."""
-    return F.pandas_udf(entropy_batch, "double")(text)
-
-
 @dataclass(frozen=True)
 class ExtractSentencesParams(StageParams):
     splitter: str
-    reject_emoji: bool
-    reject_urls: bool
-    min_words: int
-    max_words: int
     complexity_filter: bool
     complexity_model: str
     complexity_batch_size: int
-    min_complexity: int
-    require_action: bool
-    entropy_min: float
-    perplexity_filter: bool
-    ppl_min: float
-    ppl_max: float
-    ppl: PplSpec
+    filters: SentenceFilters
 
     @classmethod
     def from_config(cls, cfg) -> "ExtractSentencesParams":
         s = "sentences."
         ppl = PplSpec(preset_model(cfg, "ppl_lm"), weights_folder(cfg, "ppl_lm"), cfg.get("run.seed"),
                       cfg.get(s + "ppl_batch_size"), cfg.get(s + "ppl_max_tokens"), cfg.get("embedding.torch_threads"))
+        filters = SentenceFilters(**{k: cfg.get(s + k) for k in (
+            "reject_emoji", "reject_urls", "min_words", "max_words", "min_complexity", "require_action",
+            "entropy_min", "perplexity_filter", "ppl_min", "ppl_max")}, ppl=ppl)
         return cls(**{k: cfg.get(s + k) for k in (
-            "splitter", "reject_emoji", "reject_urls", "min_words", "max_words", "complexity_filter",
-            "complexity_model", "complexity_batch_size", "min_complexity", "require_action", "entropy_min",
-            "perplexity_filter", "ppl_min", "ppl_max")}, ppl=ppl)
-
-
-def quality_reason(p: ExtractSentencesParams) -> F.Column:
-    reason = F.lit(None).cast("string")
-    checks = [(F.col("text").rlike(CONTROL_RE), "control_characters")]
-    if p.reject_emoji:
-        checks.append((F.col("text").rlike(EMOJI_RE), "emoji"))
-    if p.reject_urls:
-        checks.append((F.col("text").rlike(URL_RE), "url"))
-    checks.append((F.col("n_words") < p.min_words, "too_few_words"))
-    checks.append((F.col("n_words") > p.max_words, "too_many_words"))
-    expr = None
-    for cond, name in checks:
-        expr = F.when(cond, name) if expr is None else expr.when(cond, name)
-    return expr if expr is not None else reason
+            "splitter", "complexity_filter", "complexity_model", "complexity_batch_size")}, filters=filters)
 
 
 def complexity_spec(p: ExtractSentencesParams) -> cat.ComplexitySpec | None:
@@ -115,49 +77,6 @@ def complexity_spec(p: ExtractSentencesParams) -> cat.ComplexitySpec | None:
         return cat.ComplexitySpec(cat.resolve(p.complexity_model), p.complexity_batch_size)
     except cat.ComplexityModelError as err:
         raise InputError(str(err)) from None
-
-
-def complexity_reason(p: ExtractSentencesParams, pool: DataFrame, spec: cat.ComplexitySpec) -> DataFrame:
-    """Parse only sentences no cheaper filter rejected (others reach the UDF as null)."""
-    parse = F.pandas_udf(cat.complexity_batches(spec), cat.OUTPUT_DDL)
-    pool = pool.withColumn("cat", parse(F.when(F.col("reason").isNull(), F.col("text"))))
-    pool = pool.withColumn("complexity", F.col("cat.complexity")).withColumn("has_action", F.col("cat.has_action"))
-    check = F.when(F.col("complexity") < p.min_complexity, "low_complexity")
-    if p.require_action:
-        check = check.when(~F.col("has_action"), "no_action")
-    return pool.withColumn("reason", F.coalesce(F.col("reason"), check)).drop("cat")
-
-
-def filtered_sentences(pool: DataFrame, p: ExtractSentencesParams, cx: cat.ComplexitySpec | None) -> DataFrame:
-    """silver.sentences rows for distinct sentences (sentence_id, text, n_occurrences): each
-    filter's reason, the cheaper ones first; only sentences that passed them reach the models."""
-    pool = pool.withColumn("n_words", F.size(F.split(F.trim("text"), WORD_SPLIT)).cast("int"))
-    pool = pool.withColumn("entropy", word_entropy(F.col("text")))
-    pool = pool.withColumn("reason", quality_reason(p))
-    if cx:
-        pool = complexity_reason(p, pool, cx)
-    else:
-        pool = (pool.withColumn("complexity", F.lit(None).cast("int"))
-                .withColumn("has_action", F.lit(None).cast("boolean")))
-    pool = pool.withColumn("reason", F.coalesce(
-        F.col("reason"), F.when(F.col("entropy") < p.entropy_min, "low_entropy")))
-    if p.perplexity_filter:
-        ppl_udf = F.pandas_udf(perplexity_batches(p.ppl), "double")
-        pool = pool.withColumn("perplexity", ppl_udf(F.when(F.col("reason").isNull(), F.col("text"))))
-        lo, hi = p.ppl_min, p.ppl_max
-        pool = pool.withColumn("reason", F.coalesce(
-            F.col("reason"),
-            # NaN reaches Spark as null through Arrow: either way the LM gave no value.
-            F.when(F.col("perplexity").isNull() | F.isnan("perplexity"), "ppl_undefined")
-             .when(F.col("perplexity") < lo, "low_perplexity").when(F.col("perplexity") > hi, "high_perplexity")))
-    else:
-        pool = pool.withColumn("perplexity", F.lit(None).cast("double"))
-    return pool.select(
-        "sentence_id", "text", "n_words", "n_occurrences",
-        F.col("complexity").cast("int"), F.col("has_action").cast("string"),
-        F.col("entropy").cast("double"), F.col("perplexity").cast("double"),
-        F.lit(None).cast("string").alias("duplicate_of"),
-        F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
 
 
 def sentence_ledger(n_occurrences: int, written: DataFrame) -> Ledger:
@@ -176,9 +95,12 @@ class ExtractSentences(Stage):
     Params = ExtractSentencesParams
     resources = TaskResources(cpus="embedding.torch_threads")   # perplexity LM; in pandas_udfs, which take no ResourceProfile
     unit_rows = "units.sentence_rows"
+    work_code = {"silver.document_sentences": ("realsyn.udfs.sentence_split",),
+                 "silver.sentences": ("realsyn.jobs.sentence_filters",)}
 
     def weights(self, p: ExtractSentencesParams) -> dict[str, str]:
-        out = weights_identity({"ppl_lm": p.ppl.local_dir}) if p.perplexity_filter else {}
+        f = p.filters
+        out = weights_identity({"ppl_lm": f.ppl.local_dir}) if f.perplexity_filter else {}
         spec = complexity_spec(p)
         if spec:
             out.update(weights_identity({"complexity_model": spec.model}) if os.path.isdir(spec.model)
@@ -188,11 +110,13 @@ class ExtractSentences(Stage):
     def split_key(self, p: ExtractSentencesParams) -> str:
         """What decides a document's sentences: the splitter's code and method (not the
         filters, so changing one splits nothing again)."""
-        return work_fingerprint(("realsyn.udfs.sentence_split",), {"splitter": p.splitter})
+        return self.work_fingerprint("silver.document_sentences", {"splitter": p.splitter})
 
     def filter_key(self, p: ExtractSentencesParams) -> str:
-        """What decides a sentence's row: this module's filters, their settings and models."""
-        return work_fingerprint(("realsyn.jobs.extract_sentences",), {"params": p, "weights": self.weights(p)})
+        """What decides a sentence's row: the filters' code (jobs/sentence_filters.py), their
+        settings, whether the CAT parser runs, and the models by content."""
+        return self.work_fingerprint("silver.sentences", {
+            "filters": p.filters, "complexity": bool(complexity_spec(p)), "weights": self.weights(p)})
 
     def run(self, ctx: Context, p: ExtractSentencesParams) -> list[Ledger]:
         cx = complexity_spec(p)
@@ -210,10 +134,10 @@ class ExtractSentences(Stage):
         # occurrence count changed (new documents repeating it), so a rerun with new input
         # runs the LM on the new sentences alone.
         write_in_units(ctx, "silver.sentences", pool, ("sentence_id", "text", "n_occurrences"),
-                       lambda unit, _rows: filtered_sentences(unit, p, cx), self.filter_key(p), ctx.unit_rows)
+                       lambda unit, _rows: filtered_sentences(unit, p.filters, cx), self.filter_key(p), ctx.unit_rows)
         pool.unpersist()
-        ppl_on = p.perplexity_filter
-        ran: dict[str, object] = {"splitter": p.splitter, "emoji": p.reject_emoji, "url": p.reject_urls, "word_count": True, "entropy": True,
+        ppl_on = p.filters.perplexity_filter
+        ran: dict[str, object] = {"splitter": p.splitter, "emoji": p.filters.reject_emoji, "url": p.filters.reject_urls, "word_count": True, "entropy": True,
                "perplexity": bool(ppl_on),
                # Only with a configured spaCy pipeline: recorded so no run claims it ran.
                "complexity": bool(cx), "complexity_model": cx.model if cx else ""}

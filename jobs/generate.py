@@ -12,7 +12,7 @@ from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weig
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.tag_mining import mine_tags
-from realsyn.jobs.units import work_fingerprint, write_in_units
+from realsyn.jobs.units import write_in_units
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
 from realsyn.udfs.generation_models import GenSpec, vllm_importable
 from realsyn.udfs.synthesis import OUTPUT_DDL, synthesize, tag_fn
@@ -58,6 +58,7 @@ class Generate(Stage):
     Params = GenerateParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.generation_task_gpus")
     unit_rows = "units.generate_rows"
+    work_code = {"gold.synthetic": ("realsyn.udfs.synthesis",)}
 
     def weights(self, p: GenerateParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights, "captioner": p.models.captioner_dir,
@@ -106,7 +107,7 @@ class Generate(Stage):
         # Committed in units; an image is generated again only when it is new, its R1 or its
         # tags changed (new sentences can change the mined vocabulary), or what decides every
         # text did (models, prompt, settings, code).
-        fingerprint = work_fingerprint(("realsyn.udfs.synthesis",), {"params": p, "weights": self.weights(p)})
+        fingerprint = self.work_fingerprint("gold.synthetic", {"params": p, "weights": self.weights(p)})
         report = write_in_units(ctx, "gold.synthetic", source, ("image_id", "r1_id", "tags"), generate, fingerprint,
                                 ctx.unit_rows)
         return [ledger_from_status("synthetic", report.rows_in, ctx.read("gold.synthetic"))]

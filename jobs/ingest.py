@@ -15,9 +15,11 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
+from realsyn.jobs.input_files import content_hashes
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.schemas import spec
+from realsyn.udfs.locations import Location
 
 EXPECTED_TYPES = {"images": ArrayType(StringType()), "texts": ArrayType(StringType()),
                   "metadata": StringType(), "general_metadata": StringType()}
@@ -85,7 +87,7 @@ def raw_json(df: DataFrame, cols: list[str], limit: int):
 
 @dataclass(frozen=True)
 class IngestParams(StageParams):
-    input: str
+    input: Location   # the files are identified by content (external_inputs), not by this glob
     max_slots: int
     max_text_chars: int
     max_url_chars: int
@@ -105,14 +107,15 @@ class Ingest(Stage):
     resources = TaskResources(cpus=1)   # SQL over the documents; no Python per row
 
     def external_inputs(self, ctx: Context, p: IngestParams) -> dict:
-        files = list_input_files(ctx.spark, p.input)
+        """The input files by content (jobs/input_files.py): moving or copying them with the
+        same bytes is not new input."""
         jvm = ctx.spark._jvm
-        out = {}
-        for f in files:
+        stats = []
+        for f in list_input_files(ctx.spark, p.input):
             path = jvm.org.apache.hadoop.fs.Path(f)
             st = path.getFileSystem(ctx.spark._jsc.hadoopConfiguration()).getFileStatus(path)
-            out[f] = [st.getLen(), st.getModificationTime()]
-        return out
+            stats.append((f, st.getLen(), st.getModificationTime()))
+        return {"files": content_hashes(stats, ctx.state_uri("input_files.json"), say=ctx.say)}
 
     def run(self, ctx: Context, p: IngestParams) -> list[Ledger]:
         spark = ctx.spark

@@ -15,11 +15,13 @@ from pyspark.sql import functions as F
 
 import realsyn
 from realsyn.jobs.config import Config
+from realsyn.jobs.decisive import decisive
 from realsyn.jobs.redact import flat_strings
 from realsyn.jobs.module_graph import source_hash
 from realsyn.jobs.resources import TaskResources, spark_profile
 from realsyn.jobs.tables import TableStore
 from realsyn.jobs.tracking import Tracker
+from realsyn.jobs.units import work_fingerprint
 from realsyn.schemas import spec
 
 
@@ -91,7 +93,8 @@ def params_dict(params: StageParams) -> dict[str, Any]:
 
 
 def params_hash(params: StageParams) -> str:
-    blob = json.dumps(params_dict(params), sort_keys=True, default=str).encode()
+    """What of the parameters decides the stage's output (locations left out: decisive)."""
+    blob = json.dumps(decisive(params), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -151,6 +154,10 @@ class Context:
         self._declared(name)
         return self._store.property(name, key)
 
+    def state_uri(self, name: str) -> str:
+        """Where the stage keeps a small file of its own between runs (a cache, never a table)."""
+        return self._store.state_uri(f"{self.stage.name}/{name}")
+
     def _run_properties(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {"stage": self.stage.name, "config_hash": self.params_hash,
                 "pipeline_run": self.run_id, "version": realsyn.__version__, **(extra or {})}
@@ -207,6 +214,16 @@ class Stage:
     # 0: the stage commits its outputs whole. Not in the fingerprint: units change how
     # work is committed, never what is written.
     unit_rows: int | str = 0
+    # The code that computes each row-reusing output (unit tables, stored fits and top-k):
+    # table -> modules. Its work fingerprint (jobs/units.py) covers these modules and what
+    # they import, never the runtime (module_graph.RUNTIME), so an edit elsewhere reuses
+    # every row. tests/unit/test_code_fingerprint.py holds every stage to it.
+    work_code: dict[str, tuple[str, ...]] = {}
+
+    def work_fingerprint(self, table: str, decides: object) -> str:
+        """What decides `table`'s rows: its declared work code and `decides` (settings, weights
+        by content, upstream work fingerprints)."""
+        return work_fingerprint(self.work_code[table], decides)
 
     def run(self, ctx: Context, params: Any) -> list[Ledger]:
         raise NotImplementedError
@@ -224,7 +241,7 @@ class Stage:
         return source_hash(type(self).__module__)
 
     def fingerprint(self, params: Any, input_versions: dict, external: dict, weights: dict) -> str:
-        blob = json.dumps({"code": self.code_hash(), "params": params_dict(params), "weights": weights,
+        blob = json.dumps({"code": self.code_hash(), "params": decisive(params), "weights": weights,
                            "inputs": input_versions, "external": external},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -29,6 +29,11 @@ class TableStore:
         layer, table = name.split(".", 1)
         return f"{self.warehouse}/{layer}/{table}"
 
+    def state_uri(self, name: str) -> str:
+        """A file beside the tables (`_state/` under the warehouse; caches such as the input
+        files' content hashes)."""
+        return f"{self.warehouse}/_state/{name}"
+
     def identifier(self, name: str) -> str:
         if self.mode == "catalog":
             return f"{self.prefix}{name}"

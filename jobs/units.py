@@ -24,7 +24,8 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.module_graph import source_hash
+from realsyn.jobs.decisive import decisive
+from realsyn.jobs.module_graph import work_code_hash
 from realsyn.jobs.session import session_conf
 
 WORK_FINGERPRINT_PROPERTY = "realsyn.work_fingerprint"
@@ -35,9 +36,10 @@ UNIT_COL = "_realsyn_unit"
 
 
 def work_fingerprint(code_modules: tuple[str, ...], decides: object) -> str:
-    """What decides an output row: the source of the modules that compute it (with their
-    imports) and the parameters / weights they use."""
-    blob = json.dumps({"code": [source_hash(m) for m in code_modules], "decides": decides},
+    """What decides an output row: the behaviour of the modules that compute it (with their
+    imports, never the runtime: module_graph.RUNTIME) and the parameters and weights (by
+    content) they use; locations are left out (jobs/decisive.py)."""
+    blob = json.dumps({"code": [work_code_hash(m) for m in code_modules], "decides": decisive(decides)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

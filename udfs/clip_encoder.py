@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from realsyn.udfs.locations import Location
 from realsyn.udfs.task_device import assigned_gpu
 
 import numpy as np
@@ -24,7 +25,7 @@ TINY: dict[str, Any] = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, he
 class EncoderSpec:
     arch: str            # "tiny" or an open_clip model name
     pretrained: str      # open_clip pretrained tag, "" for none
-    weights: str         # local .safetensors file or folder, "" for none
+    weights: Location    # local .safetensors file or folder, "" for none (identified by content)
     seed: int
     threads: int
     mixed_precision: bool

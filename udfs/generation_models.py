@@ -18,6 +18,8 @@ import os
 from typing import Any
 from dataclasses import dataclass
 
+from realsyn.udfs.locations import Location
+
 TINY_CORPUS = (
     "a photo of a person dog cat car street house tree field river city people man woman child "
     "walking riding standing sitting playing holding near under on with in the of and at by "
@@ -32,8 +34,8 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|
 class GenSpec:
     captioner: str        # "tiny" or a model name
     llm: str
-    captioner_dir: str    # local save_pretrained folders ("" = none)
-    llm_dir: str
+    captioner_dir: Location   # local save_pretrained folders ("" = none), identified by content
+    llm_dir: Location
     seed: int
     caption_max_new_tokens: int
     caption_num_beams: int

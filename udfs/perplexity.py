@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from realsyn.udfs.locations import Location
+
 
 @dataclass(frozen=True)
 class PplSpec:
     model: str
-    local_dir: str
+    local_dir: Location   # a save_pretrained folder ("" = by name), identified by content
     seed: int
     batch_size: int
     max_tokens: int

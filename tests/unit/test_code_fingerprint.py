@@ -1,4 +1,5 @@
-"""A stage's fingerprint covers the source of every project module it imports, and no other.
+"""A stage's fingerprint covers the behaviour of every project module it imports, and no other;
+a unit table's work fingerprint covers its declared work code and never the runtime.
 
 Works on a copy of the source tree (the real files are never edited). The set of modules a
 stage reaches is checked against an independent reader, the standard library's
@@ -6,6 +7,7 @@ modulefinder, which scans the compiled bytecode (imports inside functions includ
 """
 from __future__ import annotations
 
+import ast
 import modulefinder
 import shutil
 
@@ -44,7 +46,24 @@ def test_the_import_graph_matches_modulefinder(tree):
         assert set(module_graph.project_imports(module, tree)) == reached_by_bytecode(module, tree), stage.name
 
 
-def test_editing_a_module_changes_exactly_the_stages_that_import_it(tree, monkeypatch):
+def no_behaviour_edits(source: str) -> list[str]:
+    """Edits that cannot change what runs: a comment (at the top, so every line moves), a
+    docstring reworded, blank lines, and the whole module reformatted by ast.unparse (which
+    also drops every comment)."""
+    edits = ["# an edit\n" + source + "\n\n# another\n", ast.unparse(ast.parse(source)) + "\n"]
+    tree = ast.parse(source)
+    doc = tree.body[0] if tree.body and module_graph._is_docstring(tree.body[0]) else None
+    if doc is not None:
+        lines = source.splitlines(keepends=True)
+        lines[doc.lineno - 1] = lines[doc.lineno - 1].replace('"""', '"""Reworded. ', 1)
+        edits.append("".join(lines))
+    return edits
+
+
+CODE_EDIT = "\n_REALSYN_EDIT = 1\n"   # one statement: what runs changes
+
+
+def test_only_behaviour_edits_change_fingerprints_and_exactly_the_importers(tree, monkeypatch):
     monkeypatch.setattr(module_graph, "ROOT", tree)      # the stages hash the copy
     cfg = load_config("local")
     stages = all_stages()
@@ -56,22 +75,106 @@ def test_editing_a_module_changes_exactly_the_stages_that_import_it(tree, monkey
 
     before = fingerprints()
     wrong = []
+    docstrings = 0
     for module, path in sorted(project_modules(tree).items()):
         source = path.read_text()
-        path.write_text(source + "\n# an edit\n")
+        edits = no_behaviour_edits(source)
+        docstrings += len(edits) == 3
         try:
+            for edit in edits:
+                path.write_text(edit)
+                changed = [s for s, f in fingerprints().items() if f != before[s]]
+                if changed:
+                    wrong.append(f"{module}: a comment, docstring or format edit changed {changed}")
+            path.write_text(source + CODE_EDIT)
             after = fingerprints()
         finally:
             path.write_text(source)
         for s in stages:
             if (after[s.name] != before[s.name]) != (module in reached[s.name]):
-                wrong.append((s.name, module, module in reached[s.name]))
-    assert not wrong, f"(stage, edited module, imported): fingerprint wrong for {wrong}"
+                wrong.append(f"{module}: a code edit {'changed' if after[s.name] != before[s.name] else 'missed'} "
+                             f"{s.name} (imported: {module in reached[s.name]})")
+    assert not wrong, "\n".join(wrong)
     assert fingerprints() == before
-    # Not vacuous: each stage imports some udfs module, and no stage imports every module.
+    # Not vacuous: most modules have a docstring to reword; each stage imports some udfs
+    # module, and no stage imports every module.
+    assert docstrings > len(project_modules(tree)) // 2
     for s in stages:
         assert any(m.startswith("realsyn.udfs.") for m in reached[s.name]) or s.name == "ingest"
         assert len(reached[s.name]) < len(project_modules(tree))
+
+
+def work_code(stages) -> dict[str, tuple[str, ...]]:
+    return {f"{s.name}:{table}": modules for s in stages for table, modules in s.work_code.items()}
+
+
+def test_the_work_code_of_every_unit_table_reaches_no_runtime_module():
+    declared = work_code(all_stages())
+    assert {"extract_images:silver.image_fetches", "extract_sentences:silver.sentences",
+            "embed:silver.image_embeddings", "generate:gold.synthetic", "retrieve:gold.retrievals",
+            "cluster:gold.text_centroids"} <= set(declared)
+    for name, modules in declared.items():
+        for module in modules:
+            reached = set(module_graph.project_imports(module))
+            assert module_graph.module_file(module) is not None, f"{name}: no module {module}"
+            assert reached & module_graph.RUNTIME <= {"realsyn"}, (
+                f"{name}: its work code {module} reaches the runtime {sorted(reached & module_graph.RUNTIME)}")
+
+
+def test_a_code_edit_in_the_runtime_changes_no_work_fingerprint_and_one_in_the_work_code_does(tree):
+    declared = work_code(all_stages())
+    modules = project_modules(tree)
+    runtime = sorted(m for m in module_graph.RUNTIME if m in modules)
+    assert {"realsyn.jobs.config", "realsyn.jobs.tracking", "realsyn.jobs.console", "realsyn.jobs.redact",
+            "realsyn.jobs.session", "realsyn.jobs.spark_conf_check", "realsyn.jobs.cli",
+            "realsyn.jobs.pipeline", "realsyn.jobs.stage"} <= set(runtime)
+
+    def hashes():
+        return {name: [module_graph.work_code_hash(m, tree) for m in mods] for name, mods in declared.items()}
+
+    before = hashes()
+    wrong = []
+    for module in sorted(modules):
+        path = modules[module]
+        source = path.read_text()
+        path.write_text(source + CODE_EDIT)
+        try:
+            after = hashes()
+        finally:
+            path.write_text(source)
+        for name, mods in declared.items():
+            reached = set().union(*(module_graph.project_imports(m, tree, skip=module_graph.RUNTIME) for m in mods))
+            if (after[name] != before[name]) != (module in reached):
+                wrong.append(f"{module}: {name} {'changed' if after[name] != before[name] else 'unchanged'}")
+            if module in runtime and after[name] != before[name]:
+                wrong.append(f"runtime {module} changed {name}")
+    assert not wrong, "\n".join(wrong)
+    assert hashes() == before
+
+
+def test_every_work_fingerprint_goes_through_the_declared_work_code():
+    """No stage hashes code of its own choosing: units.work_fingerprint is called by
+    Stage.work_fingerprint alone, with the stage's declared work_code."""
+    callers = []
+    for path in sorted((module_graph.ROOT / "jobs").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "work_fingerprint"):
+                callers.append(path.stem)
+    assert callers == ["stage"]
+
+
+def test_docstrings_and_positions_are_not_behaviour_but_constants_names_and_signatures_are():
+    def digest(source: str) -> str:
+        return module_graph.behaviour(ast.parse(source))
+
+    base = '"""Module."""\nX = 1\n\nclass A:\n    """A."""\n    def f(self, a):\n        """F."""\n        return a + X\n'
+    same = ['X = 1\nclass A:\n    def f(self, a):\n        return a + X  # a comment\n',
+            '"""Other."""\n\n\nX = 1\nclass A:\n    """B."""\n    def f(self, a):\n        return (a +\n                X)\n']
+    different = [base.replace("X = 1", "X = 2"), base.replace("def f(self, a)", "def f(self, a, b=0)"),
+                 base.replace("a + X", "a - X"), base.replace("return a + X", "y = 'F.'\n        return a + X")]
+    assert all(digest(s) == digest(base) for s in same)
+    assert all(digest(d) != digest(base) for d in different)
 
 
 def test_a_lazy_import_inside_a_function_counts(tmp_path):
