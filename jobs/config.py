@@ -97,6 +97,8 @@ RULES: dict[str, tuple] = {
     "export.mds_shard_bytes": ("range", 1_000, 10**12),
     "export.card_samples": ("range", 0, 1_000),
     "export.card_sim_bins": ("range", 2, 10_000),
+    "units.target_seconds": ("range", 0, 86400),
+    "units.first_rows_per_task": ("range", 1, 10**9),
     "units.fetch_rows": ("range", 1, 10**10),
     "units.sentence_rows": ("range", 1, 10**10),
     "units.embed_rows": ("range", 1, 10**10),

@@ -115,8 +115,13 @@ def stage_context(stage: Stage, cfg, spark, tables, tracker, run_id: str = "", f
     """The stage's parameters from the config and the context the runner hands it."""
     params = stage.Params.from_config(cfg)
     unit_rows = cfg.get(stage.unit_rows) if isinstance(stage.unit_rows, str) else stage.unit_rows
+    target_s, first_rows = 0.0, 0
+    if unit_rows:   # units sized by time (jobs/units.UnitPlan): a few rows per task slot first
+        target_s = float(cfg.get("units.target_seconds"))
+        first_rows = int(cfg.get("units.first_rows_per_task")) * spark.sparkContext.defaultParallelism
     ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params), tuple(stage_names()),
-                  stage_resources(stage.resources, cfg), full_refresh, int(unit_rows), say)
+                  stage_resources(stage.resources, cfg), full_refresh, int(unit_rows), say,
+                  unit_target_s=target_s, unit_first_rows=first_rows)
     return params, ctx
 
 

@@ -122,8 +122,10 @@ class Context:
     stage_order: tuple[str, ...] = ()   # pipeline order, for reports over several stages
     resources: TaskResources | None = None
     full_refresh: bool = False          # recompute unit work (jobs/units.py) instead of resuming it
-    unit_rows: int = 0                  # rows per unit of the stage's unit work (0: the stage has none)
+    unit_rows: int = 0                  # most rows per unit of the stage's unit work (0: the stage has none)
     say: Any = print                    # the run's console
+    unit_target_s: float = 0.0          # seconds a unit should take (jobs/units.UnitPlan; 0: units of unit_rows)
+    unit_first_rows: int = 0            # rows of a run's first unit, which measures the rate
 
     @functools.cached_property
     def task_profile(self):

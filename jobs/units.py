@@ -51,9 +51,52 @@ def unit_count(pending_rows: int, unit_rows: int) -> int:
     return max(1, math.ceil(pending_rows / max(1, unit_rows)))
 
 
-def unit_of(keys: tuple[str, ...], units: int):
-    """The unit of each row: a hash of its key, so the split is the same in every run."""
-    return F.pmod(F.xxhash64(*[F.col(k) for k in keys]), F.lit(units)).cast("int")
+def bucket_of(keys: tuple[str, ...], buckets: int):
+    """The bucket of each row: a hash of its key (units are runs of buckets)."""
+    return F.pmod(F.xxhash64(*[F.col(k) for k in keys]), F.lit(buckets)).cast("int")
+
+
+MAX_BUCKETS = 1 << 16   # the finest cut of the pending rows: a unit is a run of these buckets
+
+
+@dataclass(frozen=True)
+class UnitPlan:
+    """How a run's pending rows are cut into units, each one Delta commit.
+
+    The rows are hashed into buckets and a unit takes the next run of buckets. With a
+    target (`units.target_seconds`), the first unit holds `first_rows` (a few rows per task
+    slot: it measures the step's rate), and each next one the rows the last rate says fit
+    in the target, at most `growth` times the last unit and `max_rows`: a kill then loses
+    about one target's worth of the step, whatever the rows cost. Without a target every
+    unit holds max_rows (`units.<step>_rows`)."""
+
+    pending: int
+    max_rows: int
+    first_rows: int = 0
+    target_s: float = 0.0
+    growth: float = 4.0
+
+    @property
+    def adaptive(self) -> bool:
+        return self.target_s > 0 and self.first_rows > 0
+
+    @property
+    def buckets(self) -> int:
+        return max(1, min(self.pending, MAX_BUCKETS))
+
+    def first(self) -> int:
+        return max(1, min(self.first_rows, self.max_rows) if self.adaptive else self.max_rows)
+
+    def next_rows(self, rows: float, seconds: float) -> int:
+        """Rows for the next unit after one of `rows` took `seconds`."""
+        if not self.adaptive:
+            return self.max_rows
+        fits = rows / max(seconds, 1e-3) * self.target_s
+        return int(min(self.max_rows, max(self.first_rows, min(self.growth * rows, fits))))
+
+    def width(self, rows: float) -> int:
+        """Buckets holding about `rows` rows."""
+        return max(1, round(rows * self.buckets / max(1, self.pending)))
 
 
 def without(rows: DataFrame, others: DataFrame, keys: tuple[str, ...]) -> DataFrame:
@@ -100,8 +143,8 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
     # a recomputation while units commit.
     pending = without(source, ctx.read(table, start), keys) if reuse else source
     n_pending = pending.count() if reuse else n_in
-    units = unit_count(n_pending, unit_rows)
-    pending = (pending.withColumn(UNIT_COL, unit_of(keys, max(units, 1))).sortWithinPartitions(UNIT_COL)
+    plan = UnitPlan(n_pending, max(1, unit_rows), ctx.unit_first_rows, ctx.unit_target_s)
+    pending = (pending.withColumn(UNIT_COL, bucket_of(keys, plan.buckets)).sortWithinPartitions(UNIT_COL)
                .persist(StorageLevel.MEMORY_AND_DISK))   # filled by the first unit's job
     removed = 0
     if reuse:   # rows whose key left the input (or whose inputs changed) go before new ones come
@@ -111,12 +154,17 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
             ctx.delete_keys(table, keys, stale)
     app_id = f"realsyn/{ctx.stage.name}/{table}/{fingerprint}/{-1 if start is None else start}/{ctx.run_id}"
     props = {"work_fingerprint": fingerprint}
-    if not reuse and units == 0:   # empty input: an empty table under this work fingerprint
+    if not reuse and n_pending == 0:   # empty input: an empty table under this work fingerprint
         ctx.write(table, compute(pending.drop(UNIT_COL), 0), extra_properties=props)
-    for unit in range(units):
+    unit, lo, rows, done = 0, 0, plan.first(), 0.0
+    while n_pending and lo < plan.buckets:
+        hi = min(plan.buckets, lo + plan.width(rows))
+        expected = n_pending * (hi - lo) / plan.buckets
         t0 = time.perf_counter()
-        part = compute(pending.where(F.col(UNIT_COL) == unit).drop(UNIT_COL), math.ceil(n_pending / units))
-        meta = json.dumps({"stage": ctx.stage.name, "unit": unit, "units": units, "work_fingerprint": fingerprint})
+        part = compute(pending.where((F.col(UNIT_COL) >= lo) & (F.col(UNIT_COL) < hi)).drop(UNIT_COL),
+                       math.ceil(expected))
+        meta = json.dumps({"stage": ctx.stage.name, "unit": unit, "buckets": [lo, hi, plan.buckets],
+                           "work_fingerprint": fingerprint})
         with ExitStack() as txn:
             for conf, value in ((TXN_APP_ID, app_id), (TXN_VERSION, str(unit)), (USER_METADATA, meta)):
                 txn.enter_context(session_conf(spark, conf, value))
@@ -124,7 +172,12 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
                 ctx.write(table, part, extra_properties=props)   # replaces rows of another work fingerprint
             else:
                 ctx.append(table, part)
-        ctx.say(f"[{ctx.stage.name}] {table}: unit {unit + 1}/{units} committed ({time.perf_counter() - t0:.1f}s)")
+        seconds = time.perf_counter() - t0
+        done += expected
+        ctx.say(f"[{ctx.stage.name}] {table}: unit {unit + 1} committed, about {done / n_pending:.0%} of "
+                f"{n_pending} rows ({seconds:.1f}s)")
+        unit, lo, rows = unit + 1, hi, plan.next_rows(expected, seconds)
+    units = unit
     for df in (pending, source):
         df.unpersist()
     report = UnitReport(table, n_in, n_in - n_pending, n_pending, units, removed)

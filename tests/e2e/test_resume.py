@@ -20,7 +20,7 @@ from tests.e2e.test_faults import content_hash
 from tests.fuzz_corpus import SCHEMA, doc
 from tests.http_fixture import Handler, Server
 
-N_URLS = 30
+N_URLS = 100   # more than the first unit at default unit settings (16 rows per task slot)
 TEXT = "A fisherman repairs the wooden boat near the harbor at sunset."
 
 
@@ -39,7 +39,7 @@ def write_corpus(root: Path, base: str, kind: str = "pic", n: int = N_URLS) -> s
     return f"{root}/*.parquet"
 
 
-SETTINGS = ("fetch.allow_loopback=true", "fetch.retries=0", "fetch.concurrency_per_task=2", "units.fetch_rows=10",
+SETTINGS = ("fetch.allow_loopback=true", "fetch.retries=0", "fetch.concurrency_per_task=2",
             "mlflow.enabled=false")
 STAGES = ["ingest", "extract_images"]
 
