@@ -47,9 +47,11 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
         p.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
         p.add_argument("--plan", action="store_true", help=PLAN_HELP)
     refetch = sub.add_parser("refetch", parents=[common],
-                             help="fetch again the image URLs rejected for some reasons, then run the pipeline")
-    refetch.add_argument("--reasons", required=True,
-                         help="comma-separated, e.g. timeout,connection_error,http_5xx")
+                             help="fetch again the image URLs rejected for some reasons (or all), then run the pipeline")
+    which = refetch.add_mutually_exclusive_group(required=True)
+    which.add_argument("--reasons", help="comma-separated, e.g. timeout,connection_error,http_5xx")
+    which.add_argument("--all", action="store_true",
+                       help="forget every stored response: every URL is fetched again (the web has changed)")
     refetch.add_argument("--stages", default=None, help="comma-separated stage names to run after (default all)")
     sample = sub.add_parser("sample", parents=[common], help="write the bundled sample corpus")
     sample.add_argument("--out", default="work/sample", help="output folder")
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         before = None
         if args.command == "refetch":
             from realsyn.jobs.refetch import parse_reasons, refetch_before_run
-            before = refetch_before_run(parse_reasons(args.reasons))
+            before = refetch_before_run(None if args.all else parse_reasons(args.reasons))
         if args.command in ("run", "refetch"):
             stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else (
                 cfg.get("run.stages") or None)

@@ -1,8 +1,11 @@
 """extract_images: bronze.documents -> silver.images (the global image pool).
 
-image slots -> distinct URLs -> fetch + decode (mapInPandas, committed in units to
-silver.image_fetches, only URLs not fetched before) -> quality filter (SQL)
--> exact dedup (content hash) -> perceptual dedup (pHash bands + connected components).
+image slots -> distinct URLs -> fetch (mapInPandas, committed in units to
+silver.image_fetches, only URLs with no response yet: what the web said is kept, not
+recomputed) -> decode the stored bytes (committed in units to silver.image_decodes, one row
+per distinct content, only contents not decoded under the same decoder and limits) ->
+quality filter (SQL) -> exact dedup (content hash) -> perceptual dedup (pHash bands +
+connected components).
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_
 from realsyn.jobs.units import write_in_units
 from realsyn.udfs.fetch import FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
+from realsyn.udfs.decode_rows import DECODE_DDL, decode_fn
+from realsyn.udfs.fetch_rows import FETCH_DDL, fetch_fn
 from realsyn.udfs.image_decode import DecodeLimits
-from realsyn.udfs.image_pool import OUTPUT_DDL, partition_fn
 
 
 def image_slots(docs: DataFrame) -> DataFrame:
@@ -70,16 +74,24 @@ class ExtractImages(Stage):
     name = "extract_images"
     description = "fetch, decode, filter and dedup every image URL"
     inputs = ("bronze.documents",)
-    outputs = ("silver.image_fetches", "silver.images")
+    outputs = ("silver.image_fetches", "silver.image_decodes", "silver.images")
     Params = ExtractImagesParams
     resources = TaskResources(cpus=1)   # fetch + decode: I/O-bound threads (fetch.concurrency_per_task), one core
     unit_rows = "units.fetch_rows"
-    work_code = {"silver.image_fetches": ("realsyn.udfs.image_pool",)}
+    # A fetch is an observation, not a function of the code: its key is what changes the
+    # request itself. Decoding is a function of the stored bytes, its code and limits.
+    work_code = {"silver.image_fetches": (), "silver.image_decodes": ("realsyn.udfs.decode_rows",)}
 
     def fetch_key(self, p: ExtractImagesParams) -> str:
-        """What decides a fetch outcome: the fetch and decode code and settings (not the
-        filters and dedup after it, so changing those refetches nothing)."""
-        return self.work_fingerprint("silver.image_fetches", {"fetch": p.fetch, "decode": p.decode})
+        """What decides the response a URL gets: the user agent, the opt-out policy and the
+        address policy. Timeouts, retries and size caps decide only whether a response
+        arrives (`realsyn refetch` asks again); decoding, filters and dedup come after."""
+        return self.work_fingerprint("silver.image_fetches", {
+            "user_agent": p.fetch.user_agent, "honour_opt_out": p.fetch.honour_opt_out, "policy": p.fetch.policy})
+
+    def decode_key(self, p: ExtractImagesParams) -> str:
+        """What decides a content's decode: the decoder's code, its limits and the size cap."""
+        return self.work_fingerprint("silver.image_decodes", {"decode": p.decode, "max_bytes": p.fetch.max_bytes})
 
     def run(self, ctx: Context, p: ExtractImagesParams) -> list[Ledger]:
         spark = ctx.spark
@@ -88,23 +100,39 @@ class ExtractImages(Stage):
         counts = urls.agg(F.count("*").alias("urls"), F.sum("n_slots").alias("slots")).first()
         n_urls, n_slots = counts["urls"], counts["slots"] or 0
 
+        parallelism = spark.sparkContext.defaultParallelism
+
         def fetch(unit: DataFrame, rows: int) -> DataFrame:
-            parts = max(spark.sparkContext.defaultParallelism, rows // 500 + 1)
+            parts = max(parallelism, rows // 500 + 1)
             return (unit.repartition(parts, "url_id")
-                    .mapInPandas(partition_fn(p.fetch, p.decode), OUTPUT_DDL, profile=ctx.task_profile))
+                    .mapInPandas(fetch_fn(p.fetch), FETCH_DDL, profile=ctx.task_profile))
 
         # Fetching is the expensive, non-repeatable part: committed in units, and only the
-        # URLs without an outcome under the same fetch settings are fetched.
+        # URLs without a response under the same request settings are fetched.
         write_in_units(ctx, "silver.image_fetches", urls.select("url_id", "url"), "url_id", fetch,
                        self.fetch_key(p), ctx.unit_rows)
         fetched = ctx.read("silver.image_fetches")
-        pool = urls.drop("n_slots").join(fetched, "url_id")
+        contents = fetched.where(F.col("image_id").isNotNull())
+
+        def decode(unit: DataFrame, rows: int) -> DataFrame:
+            stored = (contents.select("image_id", "bytes").join(F.broadcast(unit), "image_id")
+                      .dropDuplicates(["image_id"]))
+            return (stored.repartition(max(parallelism, rows // 500 + 1), "image_id")
+                    .mapInPandas(decode_fn(p.decode, p.fetch.max_bytes), DECODE_DDL, profile=ctx.task_profile))
+
+        # Each distinct content decoded once; again only when the decoder or its limits change.
+        write_in_units(ctx, "silver.image_decodes", contents.select("image_id").distinct(), "image_id", decode,
+                       self.decode_key(p), ctx.unit_rows)
+        decoded = ctx.read("silver.image_decodes")
+        pool = urls.drop("n_slots").join(fetched, "url_id").join(decoded, "image_id", "left")
         pool = pool.withColumn("reason", F.coalesce(
-            F.col("fetch_reason"), quality_reason(p.min_side_px, p.max_aspect_ratio)))
+            F.col("fetch_reason"), F.col("decode_reason"), quality_reason(p.min_side_px, p.max_aspect_ratio)))
         first_copy = Window.partitionBy("image_id").orderBy("url_id")
         pool = pool.withColumn("copy", F.when(F.col("reason").isNull(), F.row_number().over(first_copy)))
         pool = pool.withColumn("reason", F.when(F.col("copy") > 1, "duplicate_exact").otherwise(F.col("reason")))
-        pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
+        # Kept by name so it is the one unpersisted: a cached plan left behind would answer
+        # later reads of the replaced fetch or decode tables in this session with stale rows.
+        cached = pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
 
         candidates = pool.where(F.col("reason").isNull()).select("image_id", "phash", "width", "height")
         rep = perceptual_representatives(candidates, p.phash_max_hamming, p.phash_bucket_max).localCheckpoint()
@@ -121,7 +149,7 @@ class ExtractImages(Stage):
             F.col("http_status").cast("int"), "duplicate_of",
             F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")
         ctx.write("silver.images", out)
-        for df in (pool, urls):
+        for df in (cached, urls):
             df.unpersist()
         ledger = ledger_from_status("images", n_slots, ctx.read("silver.images"))
         ledger.rejected["duplicate_url"] = n_slots - n_urls

@@ -1,6 +1,8 @@
 """`realsyn refetch --reasons ...`: forget the fetch outcomes rejected for those reasons, so
 the next run of extract_images fetches exactly those URLs again (and only them); the later
-stages then rerun on the changed pool, ledgers and funnel counted from the new rows."""
+stages then rerun on the changed pool, ledgers and funnel counted from the new rows.
+`realsyn refetch --all` forgets every stored response: a stored response is what the web
+said then, and no code or decode change fetches it again (docs/decisions.md)."""
 from __future__ import annotations
 
 import re
@@ -11,10 +13,13 @@ from pyspark.sql import functions as F
 from realsyn.jobs.config import ConfigError
 
 FETCHES = "silver.image_fetches"
-# Failures a later attempt can cure. Decode and policy rejections (bad bytes, too large,
-# opt-out, refused addresses) give the same answer every time and are not offered.
+# Failures a later attempt or a larger limit can cure. Policy rejections (opt-out, refused
+# addresses) give the same answer every time and are not offered; decode rejections live in
+# silver.image_decodes and are decided again from the stored bytes, never fetched again.
+# too_large and too_many_redirects are offered for after raising fetch.max_bytes or
+# fetch.max_redirects.
 RETRYABLE_REASONS = ("timeout", "connection_error", "tls_error", "bad_response", "fetch_error", "read_error",
-                     "too_many_redirects")
+                     "too_many_redirects", "too_large")
 HTTP_REASON = re.compile(r"^http_(\d{3}|[45]xx)$")
 
 
@@ -40,20 +45,23 @@ def reason_matches(reasons: list[str]) -> Column:
     return cond
 
 
-def forget_failed(tables, reasons: list[str]) -> int:
-    """Delete the fetch outcomes rejected for `reasons` (one commit); how many were deleted."""
+def forget_failed(tables, reasons: list[str] | None) -> int:
+    """Delete the fetch outcomes rejected for `reasons`, or every outcome for None (one
+    commit); how many were deleted."""
     if not tables.exists(FETCHES):
         raise ConfigError(f"refetch: {FETCHES} does not exist yet; run extract_images first")
-    cond = reason_matches(reasons)
+    cond = reason_matches(reasons) if reasons is not None else F.lit(True)
     n = tables.read(FETCHES).where(cond).count()
     if n:
         tables.delete_where(FETCHES, cond)
     return n
 
 
-def refetch_before_run(reasons: list[str]):
-    """The step `realsyn refetch` runs on the pipeline's session before its stages."""
+def refetch_before_run(reasons: list[str] | None):
+    """The step `realsyn refetch` runs on the pipeline's session before its stages (reasons
+    None: `--all`)."""
     def forget(tables, say) -> None:
         n = forget_failed(tables, reasons)
-        say(f"refetch: {n} image URL(s) rejected for {', '.join(reasons)} will be fetched again")
+        which = f"rejected for {', '.join(reasons)}" if reasons is not None else "stored (--all)"
+        say(f"refetch: {n} image URL(s) {which} will be fetched again")
     return forget

@@ -146,6 +146,9 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
     plan = UnitPlan(n_pending, max(1, unit_rows), ctx.unit_first_rows, ctx.unit_target_s)
     pending = (pending.withColumn(UNIT_COL, bucket_of(keys, plan.buckets)).sortWithinPartitions(UNIT_COL)
                .persist(StorageLevel.MEMORY_AND_DISK))   # filled by the first unit's job
+    if ctx.store_has(table) and not reuse and not ctx.full_refresh:
+        ctx.say(f"[{ctx.stage.name}] {table}: what decides its rows changed (code or settings in its work "
+                f"fingerprint): all {n_in} rows are computed again")
     removed = 0
     if reuse:   # rows whose key left the input (or whose inputs changed) go before new ones come
         stale = without(ctx.read(table, start), source, keys).select(*keys).localCheckpoint()

@@ -71,19 +71,32 @@ IMAGE_FETCHES = TableSpec(
     "silver.image_fetches",
     StructType([
         c("url_id", StringType(), "sha256 of the image URL", False),
-        c("bytes", BinaryType(), "fetched bytes, when they decoded"),
+        c("bytes", BinaryType(), "the response body as fetched (at most fetch.max_bytes), when one arrived"),
         c("http_status", IntegerType(), "last HTTP status, when fetched over HTTP"),
         c("image_id", StringType(), "sha256 of the fetched bytes (content address)"),
+        c("fetch_reason", StringType(), "why no body arrived (timeout, http_404, opt_out, ...); null when one did"),
+    ]),
+    keys=("url_id",),
+    description="What the web answered for each image URL, written in units (the fetch's resume point) and "
+                "kept: decoding changes never fetch again (silver.image_decodes decodes the stored bytes).",
+    stats_columns=("fetch_reason",),
+)
+
+IMAGE_DECODES = TableSpec(
+    "silver.image_decodes",
+    StructType([
+        c("image_id", StringType(), "sha256 of the fetched bytes (content address)", False),
         c("width", IntegerType(), "pixels"),
         c("height", IntegerType(), "pixels"),
         c("format", StringType(), "decoded format (JPEG, PNG, ...)"),
         c("phash", LongType(), "64-bit DCT perceptual hash"),
-        c("fetch_reason", StringType(), "why the fetch or the decode failed; null when the image decoded"),
+        c("decode_reason", StringType(), "why the bytes cannot be used (not_an_image, decompression_bomb, ...); "
+                                         "null when they decoded"),
     ]),
-    keys=("url_id",),
-    description="One fetch and decode outcome per image URL, written in units (the fetch's resume point); "
-                "silver.images filters and dedups it.",
-    stats_columns=("fetch_reason",),
+    keys=("image_id",),
+    description="One decode per distinct fetched content, written in units under the decoder's work "
+                "fingerprint (its code and limits); silver.images joins it to the fetches.",
+    stats_columns=("decode_reason",),
 )
 
 IMAGES = TableSpec(
@@ -338,7 +351,7 @@ STAGE_RUNS = TableSpec(
 )
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
-    DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGES, DOCUMENT_SENTENCES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
+    DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGE_DECODES, IMAGES, DOCUMENT_SENTENCES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
     IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, TEXT_COARSE_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 

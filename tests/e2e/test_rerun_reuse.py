@@ -12,7 +12,7 @@ import pytest
 from realsyn.jobs import module_graph
 from tests.conftest import SAMPLE_CONF, make_config
 
-UNIT_TABLES = ("silver.image_fetches", "silver.document_sentences", "silver.sentences",
+UNIT_TABLES = ("silver.image_fetches", "silver.image_decodes", "silver.document_sentences", "silver.sentences",
                "silver.image_embeddings", "silver.sentence_embeddings", "gold.synthetic")
 # Tables whose rows a rerun reuses: after a runtime edit, each keeps its version.
 REUSED_TABLES = UNIT_TABLES + ("gold.text_centroids", "gold.retrievals")

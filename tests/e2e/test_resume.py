@@ -122,5 +122,35 @@ def test_refetch_asks_again_only_for_the_urls_that_failed_for_those_reasons(serv
 
 
 def test_refetch_refuses_reasons_that_cannot_change():
-    out = realsyn("refetch", "--reasons", "too_large,timeout")
-    assert out.returncode == 2 and "cannot retry too_large" in out.stderr and "Traceback" not in out.stderr
+    out = realsyn("refetch", "--reasons", "opt_out,timeout")
+    assert out.returncode == 2 and "cannot retry opt_out" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_decode_change_and_a_fetcher_edit_decode_the_stored_bytes_again_and_fetch_nothing(
+        server, spark, tmp_path, monkeypatch):
+    """A fetch is an observation: what the web said is kept. A new decode limit and a code
+    edit in the fetcher decide the verdicts again from the stored bytes, with no request."""
+    import shutil
+    from realsyn.jobs import module_graph
+    from realsyn.jobs.pipeline import run_stages
+    corpus = write_corpus(tmp_path / "corpus", server.base, kind="pic", n=20)
+    work = tmp_path / "work"
+    run_here(corpus, work)
+    images = spark.read.format("delta").load(str(work / "warehouse" / "silver" / "images"))
+    assert images.where("status = 'kept' or reason like 'duplicate%'").count() == 20
+    tree = tmp_path / "src" / "realsyn"
+    shutil.copytree(module_graph.ROOT, tree, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    fetcher = tree / "udfs" / "fetch.py"
+    fetcher.write_text("# a comment\n" + fetcher.read_text() + "\n_REALSYN_FETCH_EDIT = 1\n")
+    monkeypatch.setattr(module_graph, "ROOT", tree)
+    before = hits("/pic/")
+    lines: list[str] = []
+    # 160 x 120 pictures: a limit of 10,000 pixels now refuses every one of them
+    run_stages(make_config(work, f"run.input={corpus}", *SETTINGS, "images.max_pixels=10000"), STAGES,
+               say=lines.append)
+    assert hits("/pic/") == before, "\n".join(lines)
+    assert any("silver.image_fetches: 20 keys, 20 already done, 0 computed" in line for line in lines), lines
+    assert any("silver.image_decodes: what decides its rows changed" in line for line in lines), lines
+    images = spark.read.format("delta").load(str(work / "warehouse" / "silver" / "images"))
+    reasons = {r[0]: r[1] for r in images.groupBy("reason").count().collect()}
+    assert reasons == {"decompression_bomb": 20}, reasons

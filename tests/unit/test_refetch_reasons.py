@@ -10,7 +10,7 @@ def test_retryable_reasons_statuses_and_families_are_accepted():
         "timeout", "http_503", "http_5xx", "connection_error"]
 
 
-@pytest.mark.parametrize("text, bad", [("too_large", "too_large"), ("http_6xx", "http_6xx"), ("opt_out,timeout", "opt_out"),
+@pytest.mark.parametrize("text, bad", [("not_an_image", "not_an_image"), ("http_6xx", "http_6xx"), ("opt_out,timeout", "opt_out"),
                                        ("http_50", "http_50")])
 def test_rejections_a_retry_cannot_change_are_refused(text, bad):
     with pytest.raises(ConfigError, match=f"cannot retry {bad}"):
