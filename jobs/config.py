@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ RULES: dict[str, tuple] = {
     "ingest.max_slots": ("range", 1, 10_000_000),
     "ingest.max_text_chars": ("range", 1, 10**10),
     "ingest.max_url_chars": ("range", 16, 1_000_000),
+    "ingest.max_metadata_chars": ("range", 2, 10**9),
     "ingest.rejects_sample_chars": ("range", 0, 1_000_000),
     "fetch.connect_timeout_s": ("range", 0.01, 600),
     "fetch.read_timeout_s": ("range", 0.01, 3600),
@@ -97,6 +99,7 @@ RULES: dict[str, tuple] = {
     "export.mds_shard_bytes": ("range", 1_000, 10**12),
     "export.card_samples": ("range", 0, 1_000),
     "export.card_sim_bins": ("range", 2, 10_000),
+    "run.seed": ("range", 0, 2**32 - 1),   # numpy's and faiss's seeds are 32-bit
     "units.target_seconds": ("range", 0, 86400),
     "units.first_rows_per_task": ("range", 1, 10**9),
     "units.fetch_rows": ("range", 1, 10**10),
@@ -157,11 +160,35 @@ class Config:
         return redact_value("", self.data)
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML without aliases (a few hundred bytes of nested aliases expand to billions of
+    nodes) and without duplicate keys (where the last one would silently win)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"line {event.start_mark.line + 1}: aliases (*name) are not allowed in a config")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def strict_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=StrictLoader)   # noqa: S506 - a SafeLoader subclass
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = strict_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}".splitlines()[0]) from None
     if loaded is None:
@@ -235,7 +262,42 @@ def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: str = ""
             sources[dotted] = source
 
 
+def _leaves(tree: dict, prefix: str = ""):
+    for k, v in tree.items():
+        dotted = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            yield from _leaves(v, dotted)
+        else:
+            yield dotted, v
+
+
+def _check_values(data: dict, sources: dict) -> None:
+    """Rules for every value: numbers finite and within what a 64-bit setting holds (NaN or
+    1e30 fail later, far from the key), no control characters in a string that goes into
+    a request line (a CR/LF in the user agent failed every fetch), and a prompt template
+    that names the inputs it is filled with."""
+    for key, value in _leaves(data):
+        source = sources.get(key, "conf/defaults.yaml")
+        numbers = value if isinstance(value, list) else [value]
+        for v in numbers:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{source}: '{key}' = {v!r} must be a finite number")
+            if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
+                raise ConfigError(f"{source}: '{key}' = {v!r} is out of range for a 64-bit integer")
+    agent = Config(data).get("fetch.user_agent")
+    if any(ord(c) < 32 or ord(c) == 127 for c in agent):
+        raise ConfigError(f"{sources.get('fetch.user_agent', 'conf/defaults.yaml')}: 'fetch.user_agent' must not "
+                          "hold control characters (a CR or LF would end the request line)")
+    template = Config(data).get("generation.prompt_template")
+    missing = [p for p in ("{raw_text}", "{caption}") if p not in template]
+    if missing:
+        raise ConfigError(f"{sources.get('generation.prompt_template', 'conf/defaults.yaml')}: "
+                          f"'generation.prompt_template' must contain {' and '.join(missing)} (it is filled "
+                          "with {raw_text}, {caption} and {tags}; other braces are kept as text)")
+
+
 def _check_rules(data: dict, sources: dict) -> None:
+    _check_values(data, sources)
     cfg = Config(data)
     for key, rule in RULES.items():
         value = cfg.get(key)
@@ -279,8 +341,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"--set: empty key in {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = strict_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        if "aliases" in str(err) or "duplicate key" in str(err):
+            raise ConfigError(f"--set {key}: {err}") from None
         value = raw
     return key, value
 

@@ -2,6 +2,11 @@
 
 Release texts follow the public release: realistic texts lowercased and word-tokenized,
 syn_text lowercased; files `train-000NN-of-000MM.parquet`, one folder per cap.
+
+All or nothing: every file is written under `<out>/.staging/` (a hidden name no
+`realsyn_cap*` glob picks up), then swapped in while `<out>/_INCOMPLETE` says so; `_SUCCESS`
+(run id and counts) is written last. A kill or a full disk before the swap leaves the
+previous export whole; one during the swap leaves `_INCOMPLETE` until a rerun finishes.
 """
 from __future__ import annotations
 
@@ -107,7 +112,9 @@ class Export(Stage):
         # updated and deleted (an incremental run changes few).
         ctx.merge_replace("gold.realsyn", realsyn_rows(ctx), change_data_feed=True)
         gold = ctx.read("gold.realsyn")
-        out_dir = self.out_dir(p)
+        final_dir = self.out_dir(p)
+        out_dir = object_files.join(final_dir, STAGING)
+        object_files.remove_tree(out_dir)                 # a killed run's leftovers
         counts, writers = {}, []
         for cap in p.caps:
             folder = object_files.join(out_dir, f"realsyn_cap{cap}")
@@ -138,6 +145,8 @@ class Export(Stage):
                 ctx.tracker.artifact(path, "dataset_card")
                 if card_dir != out_dir:
                     object_files.upload(path, object_files.join(out_dir, os.path.basename(path)))
+        swap_in(spark, out_dir, final_dir, {"run": ctx.run_id, "subsets": counts,
+                                            "writers": {w.name: w.kept for w in writers}})
         ctx.tracker.metrics({f"subset_{c}": n for c, n in counts.items()})
         return [ledger, *writers]
 
@@ -155,6 +164,36 @@ class Export(Stage):
         release.repartition(shards).write.mode("overwrite").parquet(tmp)
         rename_shards(spark, tmp, folder, shards)
         return n_rows
+
+
+STAGING = ".staging"
+INCOMPLETE, SUCCESS = "_INCOMPLETE", "_SUCCESS"
+
+
+def swap_in(spark, staged: str, final: str, summary: dict) -> None:
+    """Replace each entry of `final` that `staged` holds with the staged one, under an
+    _INCOMPLETE marker; then _SUCCESS with `summary`, and the staging folder removed."""
+    jvm = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path
+    fs = path(final).getFileSystem(spark._jsc.hadoopConfiguration())
+
+    def write(name: str, text: str) -> None:
+        out = fs.create(path(f"{final}/{name}"), True)
+        out.write(bytearray(text.encode()))
+        out.close()
+
+    fs.delete(path(f"{final}/{SUCCESS}"), False)
+    write(INCOMPLETE, f"run {summary['run']} is replacing these files; until _SUCCESS appears they may "
+                      "disagree with README.md\n")
+    for entry in fs.listStatus(path(staged)):
+        name = entry.getPath().getName()
+        target = path(f"{final}/{name}")
+        if fs.exists(target):
+            fs.delete(target, True)
+        fs.rename(entry.getPath(), target)
+    fs.delete(path(staged), True)
+    write(SUCCESS, json.dumps(summary, sort_keys=True) + "\n")
+    fs.delete(path(f"{final}/{INCOMPLETE}"), False)
 
 
 def rename_shards(spark, tmp: str, folder: str, shards: int) -> None:

@@ -58,13 +58,16 @@ def type_problems(schema) -> list[str]:
     return problems
 
 
-def reason_expr(max_slots: int, max_chars: int, max_url: int):
-    """First failing rule for a row, or null when the document is valid."""
+def reason_expr(max_slots: int, max_chars: int, max_url: int, max_metadata: int):
+    """First failing rule for a row, or null when the document is valid. The cheap bounds
+    come first: no JSON is parsed nor UTF-8 checked in a metadata column over its bound."""
     return F.expr(f"""
     CASE
       WHEN images IS NULL OR texts IS NULL THEN 'null_lists'
       WHEN size(images) != size(texts) THEN 'unequal_lengths'
       WHEN size(images) > {max_slots} THEN 'too_many_slots'
+      WHEN octet_length(metadata) > {max_metadata} OR octet_length(general_metadata) > {max_metadata}
+        THEN 'metadata_too_large'
       WHEN exists(texts, t -> t IS NOT NULL AND NOT is_valid_utf8(t))
         OR exists(images, i -> i IS NOT NULL AND NOT is_valid_utf8(i))
         OR NOT is_valid_utf8(coalesce(metadata, '')) OR NOT is_valid_utf8(coalesce(general_metadata, ''))
@@ -91,12 +94,14 @@ class IngestParams(StageParams):
     max_slots: int
     max_text_chars: int
     max_url_chars: int
+    max_metadata_chars: int
     rejects_sample_chars: int
 
     @classmethod
     def from_config(cls, cfg) -> "IngestParams":
         return cls(cfg.get("run.input"), cfg.get("ingest.max_slots"), cfg.get("ingest.max_text_chars"),
-                   cfg.get("ingest.max_url_chars"), cfg.get("ingest.rejects_sample_chars"))
+                   cfg.get("ingest.max_url_chars"), cfg.get("ingest.max_metadata_chars"),
+                   cfg.get("ingest.rejects_sample_chars"))
 
 
 class Ingest(Stage):
@@ -148,7 +153,8 @@ class Ingest(Stage):
                 *EXPECTED_TYPES, F.col("_metadata.file_path").alias("source_file"),
                 F.col("_metadata.row_index").cast("long").alias("row_index"))
             rows_in += docs.count()
-            checked = docs.withColumn("reason", reason_expr(p.max_slots, p.max_text_chars, p.max_url_chars))
+            checked = docs.withColumn("reason", reason_expr(p.max_slots, p.max_text_chars, p.max_url_chars,
+                                                                p.max_metadata_chars))
             checked = checked.withColumn(
                 "doc_id", F.sha2(F.to_json(F.struct("images", "texts")), 256))
             # Exact duplicate documents collapse: the first valid occurrence (by file, row) is kept.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 
 from realsyn.jobs.config import Config, ConfigError
 from realsyn.jobs.stage import InputError
@@ -49,8 +50,16 @@ _HASHES: dict[tuple[str, int, int], str] = {}
 
 
 def file_hash(path: str) -> str:
-    """sha256 of a file's bytes, remembered per (path, size, mtime) for this process."""
-    st = os.stat(path)
+    """sha256 of a file's bytes, remembered per (path, size, mtime) for this process. Only
+    regular files are read: a FIFO or a link to a device would block or never end."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise MissingWeights(f"models.weights_dir: {path} is a link to nothing (dangling); "
+                             "fix or remove it") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise MissingWeights(f"models.weights_dir: {path} is not a regular file (a FIFO, device or socket); "
+                             "a weights folder holds files only")
     key = (path, st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
         h = hashlib.sha256()

@@ -3,9 +3,13 @@ URIs and signature-like query parameters are replaced by *** wherever the run re
 prints config (MLflow params, tags and artifacts, `realsyn config`, logs, error messages,
 Delta table properties).
 
-Two layers: a key rule (`is_secret_key`) and a value rule (`redact_text`: URI userinfo,
-query parameters such as sig= or X-Amz-Signature=, and every secret value seen in a loaded
-config, wherever it shows up in a text, an exception's message included).
+Two layers: a key rule (`is_secret_key`: secret words, also inside compound names such as
+PGPASSWORD) and a value rule (`redact_text`: URI userinfo, query parameters such as sig=
+or X-Amz-Signature=, values shaped like a secret (a bearer header, a well-known token
+prefix, a private key block), and every secret value seen in a loaded config or the
+environment, wherever it shows up in a text, an exception's message included). Under keys
+that carry free-form values (headers, executor environments), a long high-entropy value
+counts as a secret too.
 """
 from __future__ import annotations
 
@@ -16,7 +20,13 @@ from typing import Any
 MASK = "***"
 SECRET_WORDS = {"key", "keys", "secret", "secrets", "token", "tokens", "password", "passwd",
                 "credential", "credentials", "sas", "signature", "sig", "private", "apikey", "auth",
-                "authorization", "cookie"}
+                "authorization", "cookie", "pat", "pass", "passphrase", "passcode", "bearer", "pwd"}
+# Long enough to be a secret wherever they sit inside a word (PGPASSWORD, DBPASSWD, APITOKEN).
+SECRET_STEMS = ("password", "passwd", "passphrase", "secret", "token", "credential", "apikey", "bearer")
+# Alone, PWD is the shell's working directory; as part of a name (DB_PWD) it is a password.
+ONLY_IN_COMPOUNDS = {"pwd"}
+# Keys whose values are free-form (headers, environments): a random-looking value is a secret.
+FREE_FORM_WORDS = {"header", "headers", "env", "executorenv", "environment"}
 # Words that make a key-looking word harmless: `fetch.allow_private_addresses` is a switch.
 NOT_SECRET_WORDS = {"allow", "sample", "partition", "stats", "sort", "primary", "cluster"}
 _SPLIT = re.compile(r"[._\-\s]+|(?<=[a-z])(?=[A-Z])")
@@ -26,12 +36,44 @@ _QUERY_SECRET = re.compile(
     r"access_token|api_key|apikey|key|password|secret|client_secret)=)(?P<value>[^&\s#\"']+)",
     re.IGNORECASE)
 _KNOWN: set[str] = set()   # secret values seen in loaded configs (this process)
+# Values that are secrets by their shape, wherever they appear.
+_SHAPED = re.compile(
+    r"(?P<bearer>\bbearer\s+)(?P<credential>[A-Za-z0-9\-._~+/]{8,}=*)"
+    r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}|dapi[0-9a-f]{32}|sk-[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35})\b"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+    re.IGNORECASE | re.DOTALL)
 MIN_SECRET_CHARS = 4
 
 
+def _words(key: str) -> set[str]:
+    return {w.lower() for w in _SPLIT.split(str(key)) if w}
+
+
 def is_secret_key(key: str) -> bool:
-    words = {w.lower() for w in _SPLIT.split(str(key)) if w}
-    return bool(words & SECRET_WORDS) and not (words & NOT_SECRET_WORDS)
+    words = _words(key)
+    if words & NOT_SECRET_WORDS:
+        return False
+    if (words & SECRET_WORDS) - ONLY_IN_COMPOUNDS or (words & ONLY_IN_COMPOUNDS and len(words) > 1):
+        return True
+    return any(stem in w for w in words for stem in SECRET_STEMS)
+
+
+def looks_random(value: str) -> bool:
+    """A long token of mixed letters and digits with high entropy: a generated credential."""
+    import math
+    if len(value) < 24 or any(c.isspace() for c in value) or value.startswith(("/", "~", "./")):
+        return False
+    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+        return False
+    counts = {c: value.count(c) for c in set(value)}
+    entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return entropy >= 4.0
+
+
+def is_secret_value(key: str, value: str) -> bool:
+    """A value masked whole: under a secret key, or random-looking under a free-form key."""
+    return bool(value) and (is_secret_key(key) or (bool(_words(key) & FREE_FORM_WORDS) and looks_random(value)))
 
 
 def remember(value: str) -> None:
@@ -50,6 +92,7 @@ def redact_text(text: str) -> str:
         return text
     out = _URI_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     out = _QUERY_SECRET.sub(lambda m: f"{m['name']}{MASK}", out)
+    out = _SHAPED.sub(lambda m: f"{m['bearer']}{MASK}" if m["bearer"] else MASK, out)
     for secret in sorted(_KNOWN, key=len, reverse=True):
         if secret in out:
             out = out.replace(secret, MASK)
@@ -60,7 +103,7 @@ def redact_value(key: str, value: Any) -> Any:
     """One config value as it may be shown: masked under a secret key (strings: bools and
     numbers carry nothing secret), URIs and known secrets masked inside any string."""
     if isinstance(value, str):
-        return MASK if value and is_secret_key(key) else redact_text(value)
+        return MASK if is_secret_value(key, value) else redact_text(value)
     if isinstance(value, dict):
         return {k: redact_value(f"{key}.{k}" if key else str(k), v) for k, v in value.items()}
     if isinstance(value, list):
@@ -94,8 +137,10 @@ def collect_secrets(data: Any, prefix: str = "") -> None:
         for v in data:
             collect_secrets(v, prefix)
     elif isinstance(data, str):
-        if is_secret_key(prefix):
+        if is_secret_value(prefix, data):
             remember(data)
+        for m in _SHAPED.finditer(data):
+            remember(m["credential"] or m.group(0))
         for m in _URI_USERINFO.finditer(data):
             userinfo = m["userinfo"]
             remember(userinfo)

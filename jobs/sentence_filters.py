@@ -21,8 +21,12 @@ from realsyn.udfs.sentence_entropy import entropy_batch
 # Emoji and pictographs (Java regex, runs in the JVM / on RAPIDS).
 EMOJI_RE = (r"[\x{1F000}-\x{1FAFF}\x{2600}-\x{27BF}\x{2B00}-\x{2BFF}\x{1F1E6}-\x{1F1FF}"
             r"\x{FE0F}\x{200D}\x{2300}-\x{23FF}]")
-URL_RE = (r"(?i)(\b(https?|ftp)://\S+|\bwww\.\S+|\b[a-z0-9-]+(\.[a-z0-9-]+)*"
-          r"\.(com|org|net|edu|gov|io|co|uk|de|fr|info|biz|ly|me|tv)(/\S*)?\b)")
+# No repeated group: Java's regex engine recurses once per repetition of a group, so a
+# 5,000-character "a.a.a..." token overflowed the executor's stack. A host is one bounded
+# character class (at most 253 characters, DNS's limit) before its top-level domain.
+URL_RE = (r"(?i)(\b(https?|ftp)://\S+|\bwww\.\S+|\b[a-z0-9][a-z0-9.-]{0,253}"
+          r"\.(com|org|net|edu|gov|io|co|uk|de|fr|info|biz|ly|me|tv)\b)")
+
 # C0/C1 controls (not tab, newline, carriage return) and bidi overrides: never caption text.
 CONTROL_RE = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\x{202A}-\x{202E}\x{2066}-\x{2069}]"
 WORD_SPLIT = r"\s+"

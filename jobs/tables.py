@@ -37,7 +37,7 @@ class TableStore:
     def identifier(self, name: str) -> str:
         if self.mode == "catalog":
             return f"{self.prefix}{name}"
-        return f"delta.`{self.path(name)}`"
+        return f"delta.`{self.path(name).replace('`', '``')}`"   # a backtick in a path is doubled
 
     def exists(self, name: str) -> bool:
         from delta.tables import DeltaTable

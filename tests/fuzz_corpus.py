@@ -164,6 +164,8 @@ def cases(root: Path, base: str) -> list[Case]:
         out.append(Case(name.replace(".", "_"), "image", expect_file[name], image_doc(name, url), url=url))
     (root / "images" / "escape_link.jpg").symlink_to("/etc/hostname")
     os.mkfifo(root / "images" / "fifo.jpg")
+    (root / "outside.png").write_bytes(files["img_exactly_100.png"])   # beside images/, never served
+    os.link(root / "outside.png", root / "images" / "hard_link.png")
     for tail in ("\u3000", "\x0b"):   # a good file, and beside it a link whose name only adds a space
         (root / "images" / f"inside.jpg{tail}").symlink_to("/etc/passwd")
     (root / "images" / "inside.jpg").write_bytes(files["img_exactly_100.png"])
@@ -208,6 +210,7 @@ def cases(root: Path, base: str) -> list[Case]:
         "drip_chunk_sizes": (f"{base}/drip-chunks", drip),
         "interim_then_image": (f"{base}/interim-then-ok", {"kept", "duplicate_exact"}),
         "file_fifo": ((root / "images" / "fifo.jpg").as_uri(), {"not_regular_file"}),
+        "file_hard_link": ((root / "images" / "hard_link.png").as_uri(), {"hard_link"}),
         "file_symlink_unicode_space": (f"file://{root}/images/inside.jpg\u3000", {"invalid_url"}),
         "file_symlink_vertical_tab": (f"file://{root}/images/inside.jpg\x0b", {"invalid_url"}),
         "http_404": (f"{base}/missing", {"http_404"}),
@@ -276,6 +279,10 @@ def cases(root: Path, base: str) -> list[Case]:
                               {"kept", "low_entropy", "too_few_words"}),
         "repeated_gibberish": ("Blorp blorp blorp blorp blorp blorp blorp.", "Blorp blorp",
                                {"kept", "low_entropy"}),
+        # overflowed the stack of Java's regex engine in the URL check (one frame per ".a")
+        "long_dotted_token": ("a." * 2500 + "a", "a.a.a.a.a", {"too_few_words"}),
+        # pysbd's time grows faster than the text on list-like slots: split in bounded pieces
+        "list_like_slot": (" ".join(f"{i}." for i in range(1, 8000)), "4117.", {"too_few_words"}),
     }
     for kind, (text, probe, expect) in sentences.items():
         out.append(Case(kind, "sentence", expect, doc(kind, [None], [text]), probe=probe))

@@ -25,6 +25,7 @@ def fetch_settings(**kw):
             "max_bytes": 100_000, "max_redirects": 3, "retries": 2, "backoff_s": 0.01,
             "concurrency_per_task": 8, "allowed_schemes": ["http", "https"], "file_root": "",
             "allow_private_addresses": False, "allow_loopback": True, "honour_opt_out": True,
+            "allow_link_local_addresses": False, "allow_metadata_addresses": False,
             "deadline_s": 30.0}
     conf.update(kw)
     return FetchSettings.from_conf(conf)
@@ -133,6 +134,23 @@ class Handler(BaseHTTPRequestHandler):
                              + b"\r\nConnection: close\r\n\r\n" + body)
             self.close_connection = True
             return None
+        if path == "/noai-scoped":
+            return self._send(200, jpeg(), {"X-Robots-Tag": "realsyn: noai"})
+        if path == "/noai-on-redirect":   # the opt-out is on the hop, the target says nothing
+            return self._send(302, b"", {"Location": "/img/after-optout.jpg", "X-Robots-Tag": "noai"})
+        if path == "/length-superscript":   # "²".isdigit() is True in Python
+            self.send_response(200)
+            self.send_header("Content-Length", "\u00b2")
+            self.end_headers()
+            self.wfile.write(jpeg())
+            self.close_connection = True
+            return None
+        if path == "/not-gzip":
+            return self._send(200, b"this is not gzip at all", {"Content-Encoding": "gzip"})
+        if path == "/raw-deflate":   # deflate without the zlib wrapper, as many servers send it
+            import zlib
+            packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+            return self._send(200, packer.compress(jpeg()) + packer.flush(), {"Content-Encoding": "deflate"})
         if path == "/html":
             return self._send(200, b"<html>not an image</html>", {"Content-Type": "text/html"})
         return self._send(404)

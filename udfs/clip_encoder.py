@@ -120,6 +120,9 @@ def resolve_weights(path: str) -> str:
         files = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
         if not files:
             raise FileNotFoundError(f"no .safetensors file in {path}")
+        if len(files) > 1:   # never pick one silently
+            raise ValueError(f"{path} holds {len(files)} .safetensors files ({', '.join(files[:4])}); "
+                             "keep one, or point models.weights_dir at a folder whose clip/ holds one")
         return os.path.join(path, files[0])
     if not path.endswith(".safetensors"):
         raise ValueError(f"{path}: only .safetensors weights are loaded (no pickle)")

@@ -11,13 +11,16 @@ are read only when they name a regular file whose opened path is inside `file_ro
 from __future__ import annotations
 
 import http.client
+import itertools
 import os
+import re
 import socket
 import ssl
 import stat
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -170,13 +173,20 @@ def _shutdown(sock: socket.socket) -> None:
         pass
 
 
+_AGENT_SCOPE = re.compile(r"^[a-z0-9_.\-]+\s*:\s*")
+
+
 def opted_out(headers: list[tuple[str, str]]) -> bool:
+    """An opt-out token in any X-Robots-Tag directive, unscoped or scoped to a crawler
+    (`realsyn: noai`, `googlebot: noindex, noimageai`). A scope naming another crawler is
+    honoured too: a site that refuses AI use to one crawler is not asked to list them all."""
     value = ",".join(v for k, v in headers if k.lower() == "x-robots-tag").lower()
-    return any(tok in [t.strip() for t in value.replace(";", ",").split(",")] for tok in OPT_OUT_TOKENS)
+    return any(_AGENT_SCOPE.sub("", t.strip()) in OPT_OUT_TOKENS for t in value.replace(";", ",").split(","))
 
 
 def read_file(target: Target, settings: FetchSettings, deadline: Deadline) -> Fetched:
-    """A regular file whose opened path (links resolved) is inside file_root, never a FIFO or device."""
+    """A regular file whose opened path (links resolved) is inside file_root, never a FIFO, a
+    device or a file with other hard links (its other names cannot be checked)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(target.path, flags)
@@ -188,6 +198,8 @@ def read_file(target: Target, settings: FetchSettings, deadline: Deadline) -> Fe
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return Fetched(None, "not_regular_file", detail=target.path)
+        if st.st_nlink > 1:   # another name for the same bytes may lie outside file_root
+            return Fetched(None, "hard_link", detail=target.path)
         opened = _opened_path(fd, target.path)
         if not inside_root(opened, settings.policy.file_root):
             return Fetched(None, "outside_file_root", detail=opened)
@@ -219,22 +231,36 @@ def _opened_path(fd: int, path: str) -> str:
         return os.path.realpath(path)
 
 
+def _inflater(encoding: str, first: bytes):
+    """gzip, zlib-wrapped deflate (the standard), or raw deflate (what many servers send)."""
+    if "gzip" in encoding:
+        return zlib.decompressobj(wbits=47)
+    zlib_header = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+    return zlib.decompressobj(wbits=zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+
+
 def _read_body(resp, settings: FetchSettings) -> Fetched:
-    length = resp.getheader("Content-Length")
-    if length and length.strip().isdigit() and int(length) > settings.max_bytes:
+    length = (resp.getheader("Content-Length") or "").strip()
+    if length and not re.fullmatch(r"[0-9]{1,19}", length):   # ASCII digits only: "²".isdigit() is True
+        return Fetched(None, "malformed_response", resp.status, f"Content-Length {length[:20]!r}")
+    if length and int(length) > settings.max_bytes:
         return Fetched(None, "too_large", resp.status, f"Content-Length {length}")
     encoding = (resp.getheader("Content-Encoding") or "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
         return Fetched(None, "unsupported_encoding", resp.status, encoding[:50])
-    inflate = None if encoding == "identity" else zlib.decompressobj(
-        wbits=47 if "gzip" in encoding else zlib.MAX_WBITS)
+    inflate = None
     chunks, total = [], 0
     while True:
         raw = resp.read1(CHUNK)
         if not raw:
             break
+        if encoding != "identity" and inflate is None:
+            inflate = _inflater(encoding, raw)
         # Inflate with a bound: a compression bomb stops at max_bytes + 1 bytes.
-        chunk = inflate.decompress(raw, settings.max_bytes + 1 - total) if inflate else raw
+        try:
+            chunk = inflate.decompress(raw, settings.max_bytes + 1 - total) if inflate else raw
+        except zlib.error as err:   # not the encoding it claims: the same answer every time
+            return Fetched(None, "malformed_response", resp.status, f"{encoding}: {err}"[:200])
         total += len(chunk)
         if total > settings.max_bytes or (inflate and inflate.unconsumed_tail):
             return Fetched(None, "too_large", resp.status)
@@ -255,6 +281,9 @@ def exchange(target: Target, settings: FetchSettings, deadline: Deadline) -> tup
             conn.putheader(name, value)
         conn.endheaders()
         resp = conn.getresponse()
+        # An opt-out on any hop counts, a redirect's included.
+        if settings.honour_opt_out and opted_out(resp.getheaders()):
+            return Fetched(None, "opt_out", resp.status), None
         if resp.status in REDIRECTS:
             location = resp.getheader("Location")
             if not location:
@@ -262,8 +291,6 @@ def exchange(target: Target, settings: FetchSettings, deadline: Deadline) -> tup
             return None, location
         if resp.status == 101 or resp.status < 200:
             return Fetched(None, "bad_response", resp.status, "unexpected interim response"), None
-        if settings.honour_opt_out and opted_out(resp.getheaders()):
-            return Fetched(None, "opt_out", resp.status), None
         if resp.status >= 400:
             return Fetched(None, f"http_{resp.status}", resp.status), None
         return _read_body(resp, settings), None
@@ -284,6 +311,28 @@ def failure(err: BaseException, deadline: Deadline) -> Fetched:
     if isinstance(err, OSError):
         return Fetched(None, "connection_error", detail=detail)
     raise err
+
+
+def within_deadline(resolver, deadline: Deadline):
+    """`resolver` bounded by the fetch's deadline: name resolution blocks in the C library
+    with no timeout of its own, so it runs in a helper thread the fetch stops waiting for."""
+    def run(host: str) -> list[str]:
+        box: dict = {}
+
+        def work() -> None:
+            try:
+                box["ok"] = resolver(host)
+            except BaseException as err:   # handed to the fetch's thread below
+                box["err"] = err
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        thread.join(max(0.0, deadline.remaining()))
+        if thread.is_alive():
+            raise Refused("timeout", f"resolving {host} took longer than the fetch's deadline")
+        if "err" in box:
+            raise box["err"]
+        return box["ok"]
+    return run
 
 
 def fetch_http(target: Target, settings: FetchSettings, fetch_deadline: Deadline, resolver=resolve) -> Fetched:
@@ -315,6 +364,7 @@ def fetch_one(url: str, settings: FetchSettings, resolver=resolve) -> Fetched:
     """Fetch with retries (5xx, timeouts, dropped connections) and exponential backoff,
     all within settings.deadline_s."""
     deadline = Deadline(settings.deadline_s)
+    resolver = within_deadline(resolver, deadline)
     try:
         target = check_url(url, settings.policy, resolver)
     except Refused as ref:
@@ -337,12 +387,20 @@ def fetch_many(urls: list[str], settings: FetchSettings) -> list[Fetched]:
 
 
 def fetch_iter(urls: list[str], settings: FetchSettings) -> Iterator[Fetched]:
-    """fetch_many as a generator: results in input order, each as soon as it is ready."""
+    """fetch_many as a generator: results in input order, each as soon as it is ready.
+    At most `concurrency` fetches are ahead of the consumer (running or done and waiting),
+    so bodies never pile up while a slow decode or write holds the head."""
     if not urls:
         return
     workers = min(settings.concurrency, len(urls))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(lambda u: _never_raise(u, settings), urls)
+        todo = iter(urls)
+        ahead = deque(pool.submit(_never_raise, u, settings) for u in itertools.islice(todo, workers))
+        while ahead:
+            done = ahead.popleft().result()
+            for u in itertools.islice(todo, 1):
+                ahead.append(pool.submit(_never_raise, u, settings))
+            yield done
 
 
 def _never_raise(url: str, settings: FetchSettings) -> Fetched:

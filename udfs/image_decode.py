@@ -92,6 +92,8 @@ def decode(data: bytes | None, limits: DecodeLimits) -> Decoded:
     if not data:
         return Decoded(None, None, None, None, None, "empty")
     image_id = hashlib.sha256(data).hexdigest()
+    # Pillow's own bomb guard would otherwise cap images.max_pixels at its default (89M).
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -12,6 +12,29 @@ import unicodedata
 
 _REGEX_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _SPACE = re.compile(r"\s+")
+# pysbd's time grows faster than the text on list-like slots ("1. 2. 3. ..."): a slot
+# longer than this is split into pieces of at most this many characters first, each cut
+# at the last line break, sentence end or space in its second half, so a document of
+# ingest's 2,000,000 characters costs time in proportion to its length.
+PIECE_CHARS = 2000
+_CUTS = (re.compile(r"\n"), re.compile(r"[.!?][\"')\]]*\s"), re.compile(r"\s"))
+
+
+def pieces(text: str, limit: int = PIECE_CHARS) -> list[str]:
+    """`text` cut into pieces of at most `limit` characters, at natural boundaries."""
+    out, start = [], 0
+    while len(text) - start > limit:
+        window = text[start:start + limit]
+        cut = limit
+        for boundary in _CUTS:
+            ends = [m.end() for m in boundary.finditer(window, limit // 2)]
+            if ends:
+                cut = ends[-1]
+                break
+        out.append(window[:cut])
+        start += cut
+    out.append(text[start:])
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -26,10 +49,12 @@ def split(text: str | None, method: str = "pysbd") -> list[str]:
     if method == "regex":
         parts = _REGEX_BOUNDARY.split(text.strip())
     else:
-        try:
-            parts = _pysbd().segment(text)
-        except Exception:  # pysbd can fail on odd input; fall back rather than lose the text
-            parts = _REGEX_BOUNDARY.split(text.strip())
+        parts = []
+        for piece in pieces(text):
+            try:
+                parts.extend(_pysbd().segment(piece))
+            except Exception:  # pysbd can fail on odd input; fall back rather than lose the text
+                parts.extend(_REGEX_BOUNDARY.split(piece.strip()))
     return [p.strip() for p in parts if p and p.strip()]
 
 

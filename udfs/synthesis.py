@@ -17,14 +17,15 @@ OUTPUT_DDL = "image_id string, caption string, tags array<string>, syn_text stri
 _ECHO = re.compile(r"^\s*(raw text|caption|tags)\s*:.*$", re.IGNORECASE | re.MULTILINE)
 
 
-class _Blank(dict):
-    def __missing__(self, key):
-        return "{" + key + "}"
+PLACEHOLDERS = ("{raw_text}", "{caption}", "{tags}")
+_PLACEHOLDER = re.compile(r"\{(raw_text|caption|tags)\}")
 
 
 def render_prompt(template: str, raw_text: str, caption: str, tags: list[str]) -> str:
-    """The conf template with {raw_text}, {caption} and {tags} filled; other braces left alone."""
-    return template.format_map(_Blank(raw_text=raw_text, caption=caption, tags=", ".join(tags))).strip()
+    """The conf template with {raw_text}, {caption} and {tags} filled in one pass; every
+    other brace is text (a JSON example, `{}`), and a filled value is never read again."""
+    values = {"raw_text": raw_text, "caption": caption, "tags": ", ".join(tags)}
+    return _PLACEHOLDER.sub(lambda m: values[m[1]], template).strip()
 
 
 def postprocess(text: str, prompt: str) -> str:

@@ -24,6 +24,10 @@ HOST_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 SHARED_SPACE = ipaddress.ip_network("100.64.0.0/10")   # carrier-grade NAT: not global, not "private"
+# Cloud instance-metadata endpoints (AWS, ECS, AWS IPv6, Alibaba, Azure's wire server): a
+# fetch there can read the node's credentials, so no address switch but their own opens them.
+METADATA = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "168.63.129.16"))
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,15 @@ class UrlPolicy:
     file_root: str = ""
     allow_private: bool = False
     allow_loopback: bool = False
+    allow_link_local: bool = False
+    allow_metadata: bool = False
 
     @classmethod
     def from_conf(cls, fetch: dict) -> "UrlPolicy":
         root = fetch.get("file_root") or ""
         return cls(tuple(fetch["allowed_schemes"]), os.path.realpath(root) if root else "",
-                   bool(fetch["allow_private_addresses"]), bool(fetch["allow_loopback"]))
+                   bool(fetch["allow_private_addresses"]), bool(fetch["allow_loopback"]),
+                   bool(fetch["allow_link_local_addresses"]), bool(fetch["allow_metadata_addresses"]))
 
 
 class Refused(Exception):
@@ -158,19 +165,21 @@ def embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 
 def address_class(ip: str) -> str:
-    """'loopback', 'private', 'link_local', 'reserved' (never allowed) or 'public'.
+    """'loopback', 'private', 'link_local', 'metadata', 'reserved' (never allowed) or 'public'.
     An IPv6 address carrying an IPv4 one gets the stricter of the two classes."""
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
     kinds = [_own_class(addr)]
     if isinstance(addr, ipaddress.IPv6Address):
         kinds += [_own_class(a) for a in embedded_ipv4(addr)]
-    for kind in ("reserved", "link_local", "private", "loopback"):
+    for kind in ("reserved", "metadata", "link_local", "private", "loopback"):
         if kind in kinds:
             return kind
     return "public"
 
 
 def _own_class(addr) -> str:
+    if addr in METADATA:
+        return "metadata"
     if addr.is_loopback:
         return "loopback"
     if addr.is_link_local:
@@ -197,7 +206,8 @@ def check_address(ip: str, policy: UrlPolicy) -> None:
         return
     if kind == "loopback" and policy.allow_loopback:
         return
-    if kind in ("private", "link_local") and policy.allow_private:
+    if (kind == "private" and policy.allow_private or kind == "link_local" and policy.allow_link_local
+            or kind == "metadata" and policy.allow_metadata):
         return
     raise Refused("blocked_address", f"{ip} is {kind}")
 

@@ -17,6 +17,14 @@ SECRETS = {
     "profile": "FAKE-PROFILE-SESSION-TOKEN-p0o9",
     "env": "FAKE-ENV-AWS-SECRET-m3n4",
     "env_token": "FAKE-ENV-MLFLOW-TOKEN-k7j6",
+    # names and shapes the key rule used to miss
+    "executor_pat": "dapi0123456789abcdef0123456789abcdef",
+    "pgpassword": "FAKE-PG-PW-h5g4",
+    "db_pass": "FAKE-DB-PASS-f3d2",
+    "github_pat": "ghp_FAKEgithubTOKEN0123456789abcdefABCD",
+    "passphrase": "FAKE-SNOWFLAKE-PHRASE-s1a2",
+    "bearer": "FAKEbearerVALUE9a8b7c6d5e",
+    "env_header_random": "Zq8xK2mP9vR4tY7wB3nL6cH1",
 }
 
 
@@ -33,8 +41,16 @@ def planted(tmp_path: Path, sample_dir, monkeypatch):
         "spark.hadoop.fs.s3a.endpoint": f"https://AKIAFAKEUSER:{SECRETS['yaml_uri']}@127.0.0.1:1"}}}))
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRETS["env"])
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", SECRETS["env_token"])
+    monkeypatch.setenv("PGPASSWORD", SECRETS["pgpassword"])
+    monkeypatch.setenv("DB_PASS", SECRETS["db_pass"])
     sets = [f"spark.conf.spark.hadoop.fs.azure.sas.box.acct.blob.core.windows.net={SECRETS['set']}",
             f"spark.conf.spark.hadoop.fs.s3a.bucket.data.endpoint=https://acct.example/c?sv=2022&sig={SECRETS['set_sig']}",
+            f"spark.conf.spark.executorEnv.DATABRICKS_PAT={SECRETS['executor_pat']}",
+            f"spark.conf.spark.executorEnv.GITHUB_PAT={SECRETS['github_pat']}",
+            f"spark.conf.spark.executorEnv.SNOWFLAKE_PASSPHRASE={SECRETS['passphrase']}",
+            f"spark.conf.spark.executorEnv.SERVICE_ID={SECRETS['env_header_random']}",
+            "spark.conf.spark.hadoop.fs.s3a.bucket.data.custom.headers="
+            f"'Authorization: Bearer {SECRETS['bearer']}'",
             f"run.input={sample_dir}/obelics/*.parquet"]
     return conf_dir, user, sets
 

@@ -145,3 +145,34 @@ def test_a_row_the_shard_writer_cannot_write_is_counted_not_dropped(spark, tmp_p
     led = Ledger("webdataset", report["rows_in"], report["written"], report["rejected"])
     led.check("export")
     assert sorted(os.listdir(tmp_path / "wds")) == ["00000.tar"]
+
+
+def test_an_export_is_swapped_in_whole_and_marked_complete_last(spark, sample_pipeline, tmp_path):
+    """The sample's export ended with _SUCCESS and left no staging; a new export staged but
+    not swapped in (a kill, a full disk) leaves the old one whole and no folder a
+    `realsyn_cap*` glob picks up; the swap replaces every staged entry and nothing else."""
+    import json
+    from realsyn.jobs.export import INCOMPLETE, STAGING, SUCCESS, swap_in
+    cfg, _, _ = sample_pipeline
+    out = os.path.join(cfg.get("run.work_dir"), "export")
+    names = set(os.listdir(out))
+    assert SUCCESS in names and INCOMPLETE not in names and STAGING not in names
+    assert json.load(open(os.path.join(out, SUCCESS)))["subsets"]
+
+    final, staged = tmp_path / "export", tmp_path / "export" / STAGING
+    (final / "realsyn_cap2").mkdir(parents=True)
+    (final / "realsyn_cap2" / "train-00000-of-00001.parquet").write_bytes(b"old shard")
+    (final / "README.md").write_text("old card")
+    (final / "notes.txt").write_text("the user's own file")
+    (staged / "realsyn_cap2").mkdir(parents=True)
+    (staged / "realsyn_cap2" / "train-00000-of-00002.parquet").write_bytes(b"new 0")
+    (staged / "realsyn_cap2" / "train-00001-of-00002.parquet").write_bytes(b"new 1")
+    (staged / "README.md").write_text("new card")
+    # killed before the swap: the old export is whole, and globs see only it
+    assert glob.glob(f"{final}/realsyn_cap*") == [f"{final}/realsyn_cap2"]
+    assert (final / "README.md").read_text() == "old card"
+    swap_in(spark, str(staged), str(final), {"run": "r1", "subsets": {"2": 2}})
+    assert sorted(os.listdir(final)) == ["README.md", SUCCESS, "notes.txt", "realsyn_cap2"]
+    assert sorted(os.listdir(final / "realsyn_cap2")) == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    assert (final / "README.md").read_text() == "new card" and (final / "notes.txt").read_text() == "the user's own file"
+    assert json.loads((final / SUCCESS).read_text()) == {"run": "r1", "subsets": {"2": 2}}

@@ -65,3 +65,22 @@ def test_giant_document_is_rejected(spark, tmp_path):
     cfg = make_config(tmp_path, f"run.input={tmp_path}/in", "ingest.max_text_chars=100")
     out = run_stages(cfg, ["ingest"], say=lambda *_: None)
     assert out.outcomes[0].ledgers[0].rejected == {"too_much_text": 1}
+
+
+def test_oversized_metadata_is_rejected_before_it_is_parsed(spark, tmp_path):
+    (tmp_path / "in").mkdir()
+    big = "[" + ",".join(['{"alt_text": "' + "x" * 1000 + '"}'] * 3000) + "]"   # 3 MB of JSON
+    rows = [{"images": [None], "texts": ["A boat sails on the lake."], "metadata": big, "general_metadata": "{}"},
+            {"images": [None], "texts": ["A dog runs in the park."], "metadata": "[]", "general_metadata": "{}"}]
+    schema = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
+                        ("metadata", pa.string()), ("general_metadata", pa.string())])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "in" / "meta.parquet")
+    cfg = make_config(tmp_path / "w", f"run.input={tmp_path}/in", "ingest.max_metadata_chars=1000000")
+    ledger = run_stages(cfg, ["ingest"], say=lambda *_: None).outcomes[0].ledgers[0]
+    assert (ledger.kept, ledger.rejected) == (1, {"metadata_too_large": 1})
+
+
+def test_a_backtick_in_the_work_dir_is_quoted(spark, sample_dir, tmp_path):
+    cfg = make_config(tmp_path / "odd`name", f"run.input={sample_dir}/obelics/*.parquet")
+    ledger = run_stages(cfg, ["ingest"], say=lambda *_: None).outcomes[0].ledgers[0]
+    assert ledger.kept > 0 and TableStore(spark, cfg).read("bronze.documents").count() == ledger.kept

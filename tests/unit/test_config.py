@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from realsyn.jobs.config import PROFILES, ConfigError, load_config, parse_override
@@ -101,3 +103,46 @@ def test_secret_rules_mask_secrets_and_leave_switches_and_paths():
     collect_secrets({"x": {"api_token": "tok-abc-123", "key_file": "/etc/keys/k.pem", "secret_on": "true"}})
     assert redact_text("got tok-abc-123 from /etc/keys/k.pem (true)") == "got *** from /etc/keys/k.pem (true)"
     assert redact_text("s3a://AKIA:pw@bucket/x?sig=abc&sv=1") == "s3a://***@bucket/x?sig=***&sv=1"
+
+
+def test_secret_names_and_shapes_the_key_rule_used_to_miss():
+    from realsyn.jobs.redact import is_secret_key, redact_text, redact_value
+    for name in ("spark.executorEnv.DATABRICKS_PAT", "PGPASSWORD", "DB_PASS", "DB_PWD", "GITHUB_PAT",
+                 "SNOWFLAKE_PASSPHRASE", "MYSQL_ROOT_PASSWORD", "x.bearer", "APITOKEN"):
+        assert is_secret_key(name), name
+    for plain in ("PWD", "fetch.user_agent", "images.max_pixels", "run.input", "fetch.honour_opt_out"):
+        assert not is_secret_key(plain), plain
+    assert redact_value("fs.s3a.bucket.b.custom.headers", "Authorization: Bearer abcDEF1234567890") == \
+        "Authorization: Bearer ***"
+    assert redact_value("spark.executorEnv.SERVICE_ID", "Zq8xK2mP9vR4tY7wB3nL6cH1") == "***"
+    assert redact_value("spark.executorEnv.LANG", "en_US.UTF-8") == "en_US.UTF-8"
+    assert redact_value("fetch.user_agent", "realsyn/0.1 (+https://example.org/bot)") == \
+        "realsyn/0.1 (+https://example.org/bot)"
+    text = "tokens ghp_abcdefghijklmnopqrstuvwxyz0123 and dapi0123456789abcdef0123456789abcdef; 12 tokens left"
+    assert redact_text(text) == "tokens *** and ***; 12 tokens left"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("run.seed=1000000000000000000000000000000", "out of range"),
+    ("teacher.lr=.nan", "finite"),
+    ("balance.sim_min=-.inf", "finite"),
+    ("fetch.user_agent=\"bot\\r\\nX-Evil: 1\"", "control characters"),
+    ("generation.prompt_template=Describe {tags}", "must contain {raw_text} and {caption}"),
+    ("run.stages={a: 1}", "run.stages"),
+    ("balance.caps=[&a 1, *a]", "aliases"),
+])
+def test_values_that_would_fail_later_stop_at_load(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(overrides=[override])
+
+
+def test_yaml_aliases_and_duplicate_keys_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                    "sentences: {min_words: 3}\n")
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(files=[str(bomb)])
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("sentences:\n  min_words: 3\n  min_words: 4\n")
+    with pytest.raises(ConfigError, match="duplicate key 'min_words'"):
+        load_config(files=[str(dup)])

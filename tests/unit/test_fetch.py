@@ -53,7 +53,7 @@ def test_batch_keeps_order_and_never_raises(server):
 
 
 @pytest.mark.parametrize("ip,kind", [("127.0.0.1", "loopback"), ("10.1.2.3", "private"), ("192.168.0.1", "private"),
-                                     ("172.16.5.4", "private"), ("169.254.169.254", "link_local"),
+                                     ("172.16.5.4", "private"), ("169.254.169.254", "metadata"), ("169.254.1.1", "link_local"),
                                      ("::1", "loopback"), ("::ffff:10.0.0.1", "reserved"), ("8.8.8.8", "public"),
                                      ("0.0.0.0", "reserved")])
 def test_address_classes(ip, kind):
@@ -79,3 +79,74 @@ def test_file_urls_need_a_root_and_stay_inside_it(tmp_path):
     with pytest.raises(Refused) as err:
         check_url(f"file://{tmp_path}/../../etc/passwd", policy)
     assert err.value.reason == "outside_file_root"
+
+
+def test_the_look_ahead_is_bounded_by_the_concurrency(server):
+    """While the consumer holds result i, at most `concurrency` later URLs have been asked for:
+    bodies do not pile up behind a slow decode."""
+    import time
+    from realsyn.udfs.fetch import fetch_iter
+    from tests.http_fixture import Handler
+    urls = [f"{server.base}/img/lookahead-{i}.jpg" for i in range(12)]
+
+    def asked() -> int:
+        return sum(n for path, n in Handler.hits.items() if path.startswith("/img/lookahead-"))
+
+    seen = []
+    for i, got in enumerate(fetch_iter(urls, settings(concurrency_per_task=3))):
+        assert got.reason is None
+        time.sleep(0.1)                     # a slow consumer: an unbounded pool would fetch all 12 now
+        seen.append(asked())
+        assert asked() <= i + 1 + 3, seen
+    assert asked() == 12 and seen[0] <= 4
+
+
+def test_a_hard_link_inside_the_root_to_an_outside_file_is_refused(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "secret.jpg"
+    root.mkdir()
+    outside.write_bytes(b"outside bytes")
+    (root / "plain.jpg").write_bytes(b"inside bytes")
+    import os
+    os.link(outside, root / "linked.jpg")
+    s = settings(allowed_schemes=["file"], file_root=str(root))
+    assert fetch_one((root / "plain.jpg").as_uri(), s).data == b"inside bytes"
+    got = fetch_one((root / "linked.jpg").as_uri(), s)
+    assert got.reason == "hard_link" and got.data is None
+
+
+@pytest.mark.parametrize("path,reason", [
+    ("/noai-scoped", "opt_out"), ("/noai-on-redirect", "opt_out"), ("/length-superscript", "malformed_response"),
+    ("/not-gzip", "malformed_response"), ("/raw-deflate", None),
+])
+def test_odd_responses_get_a_reason_and_never_an_exception(server, path, reason):
+    from realsyn.udfs.fetch import _never_raise
+    got = _never_raise(server.base + path, settings())
+    assert got.reason == reason, got.detail
+    if reason is None:
+        assert got.data[:2] == b"\xff\xd8"          # the JPEG, inflated from raw deflate
+
+
+def test_name_resolution_runs_inside_the_fetch_deadline():
+    import time
+    from realsyn.udfs.fetch import fetch_one
+
+    def stuck(host):
+        time.sleep(3)
+        return ["93.184.216.34"]
+    t0 = time.perf_counter()
+    got = fetch_one("http://slow-dns.example/x.jpg", settings(deadline_s=0.5), resolver=stuck)
+    assert got.reason == "timeout" and "resolving" in got.detail
+    assert time.perf_counter() - t0 < 3          # it did not wait for the resolver
+
+
+@pytest.mark.parametrize("ip,switch", [("169.254.1.2", "allow_link_local_addresses"),
+                                       ("169.254.169.254", "allow_metadata_addresses"),
+                                       ("fd00:ec2::254", "allow_metadata_addresses"),
+                                       ("100.100.100.200", "allow_metadata_addresses")])
+def test_link_local_and_metadata_addresses_have_switches_of_their_own(ip, switch):
+    from realsyn.udfs.url_policy import check_address
+    private_only = settings(allow_private_addresses=True).policy
+    with pytest.raises(Refused):
+        check_address(ip, private_only)
+    check_address(ip, settings(**{switch: True}).policy)
+    check_address("10.1.2.3", private_only)

@@ -22,3 +22,14 @@ def test_document_sentences_keep_order_and_repeats_and_skip_empty_slots():
     assert [g["text"] for g in got] == ["One here.", "Two there.", "One here."]
     assert got[0]["sentence_id"] == got[2]["sentence_id"] == sentence_id("one  HERE.")
     assert document_sentences(None) == []
+
+
+def test_long_slots_are_split_in_bounded_pieces_at_natural_boundaries():
+    from realsyn.udfs.sentence_split import PIECE_CHARS, pieces, split
+    listing = " ".join(f"{i}." for i in range(1, 20000))          # list-like: pysbd's slow case
+    cut = pieces(listing)
+    assert "".join(cut) == listing and all(len(p) <= PIECE_CHARS for p in cut) and len(cut) > 10
+    prose = "The boat is red. " * 400
+    assert all(p.endswith(". ") for p in pieces(prose)[:-1])      # cut after a sentence end
+    assert split(prose) == ["The boat is red."] * 400
+    assert pieces("x" * (PIECE_CHARS * 2 + 5)) == ["x" * PIECE_CHARS] * 2 + ["x" * 5]   # no boundary: hard cut

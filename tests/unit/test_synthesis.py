@@ -17,6 +17,9 @@ def test_rendered_prompt_for_a_known_input():
     assert "Caption: a dog" in p and "Tags: dog, beach" in p
     assert "Do not simply" in p and "add no information" in p
     assert render_prompt("{raw_text} {other}", "x", "c", []) == "x {other}"
+    # braces that are not ours stay text; a value holding a placeholder is not filled again
+    got = render_prompt('JSON {"k": 1} {} {0} {raw_text} / {caption}', "{caption}", "c", ["t"])
+    assert got == 'JSON {"k": 1} {} {0} {caption} / c'
 
 
 def test_postprocess_lowercases_and_strips_echoes():

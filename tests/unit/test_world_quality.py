@@ -79,3 +79,26 @@ def test_weights_roles_narrow_what_loads_from_the_weights_folder(tmp_path):
         weights_folder(load_config("local", [], [f"models.weights_dir={tmp_path}", "models.weights_roles=clip"]),
                        "clip")
 
+
+
+def test_weights_folders_hold_regular_files_and_one_clip_file(tmp_path):
+    import os
+    from realsyn.jobs.models import MissingWeights, weights_identity
+    from realsyn.udfs.clip_encoder import resolve_weights
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "a.safetensors").write_bytes(b"weights")
+    assert weights_identity({"clip": str(good)})["clip"]
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "w.safetensors")
+    with pytest.raises(MissingWeights, match="not a regular file"):
+        weights_identity({"clip": str(fifo)})
+    dangling = tmp_path / "dangling"
+    dangling.mkdir()
+    (dangling / "w.safetensors").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(MissingWeights, match="dangling"):
+        weights_identity({"clip": str(dangling)})
+    (good / "b.safetensors").write_bytes(b"other")
+    with pytest.raises(ValueError, match="holds 2 .safetensors files"):
+        resolve_weights(str(good))
