@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -118,7 +120,50 @@ def image_files(root: Path) -> dict[str, bytes]:
         "img_many_scans.jpg": many_scan_jpeg(encode(draw_picture(rng, 160, 120), "JPEG"), 600),
         "img_eps.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 300 300\n0 0 moveto 300 300 lineto stroke\nshowpage\n",
         "img_exif_rotated.jpg": exif_rotated(draw_picture(rng, 300, 200)),
+        "img_png_chunk_flood.png": png_chunk_flood(),
+        "img_gif_comment_2mb.gif": gif_with_comment(2 << 20),
+        "img_jpeg_com_flood.jpg": jpeg_com_flood(),
+        "img_bmp_rle_9459.bmp": bmp_rle(9459, 9459),
     }
+
+
+def saved(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 110), (10, 200, 30)).save(buf, fmt)
+    return buf.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_chunk_flood() -> bytes:
+    """5,000 empty ancillary chunks before the image data."""
+    png = saved("PNG")
+    return png[:33] + png_chunk(b"tEXt", b"") * 5000 + png[33:]
+
+
+def gif_with_comment(size: int) -> bytes:
+    """A comment extension of `size` bytes (Pillow joins its sub-blocks quadratically)."""
+    gif = saved("GIF")
+    blocks = b"".join(bytes([255]) + b"c" * 255 for _ in range(size // 255)) + b"\x00"
+    cut = gif.index(b"\x2c")     # before the first image descriptor
+    return gif[:cut] + b"\x21\xfe" + blocks + gif[cut:]
+
+
+def jpeg_com_flood() -> bytes:
+    """2,000 COM segments before the first scan."""
+    jpg = saved("JPEG")
+    return jpg[:2] + (b"\xff\xfe" + struct.pack(">H", 12) + b"0123456789") * 2000 + jpg[2:]
+
+
+def bmp_rle(width: int, height: int) -> bytes:
+    """An RLE8 bitmap header claiming width x height (a few bytes of data)."""
+    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, 0, 0, 0, 256, 0)
+    palette = b"\x00\x00\x00\x00" * 256
+    pixels = b"\x00\x01"            # end of bitmap
+    offset = 14 + len(header) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + palette + pixels
 
 
 def many_scan_jpeg(baseline: bytes, scans: int) -> bytes:
@@ -157,6 +202,8 @@ def cases(root: Path, base: str) -> list[Case]:
         "img_palette_transparent.png": {"kept"}, "img_animated.gif": {"kept"}, "img_webp.webp": {"kept"},
         "img_random_noise.bin": {"not_an_image"}, "img_many_scans.jpg": {"too_many_scans"},
         "img_eps.eps": {"not_an_image"}, "img_exif_rotated.jpg": {"kept"},
+        "img_png_chunk_flood.png": {"png_chunk_flood"}, "img_gif_comment_2mb.gif": {"gif_oversized_extension"},
+        "img_jpeg_com_flood.jpg": {"jpeg_marker_flood"}, "img_bmp_rle_9459.bmp": {"bmp_rle_too_large"},
     }
     for name, data in files.items():
         (root / "images" / name).write_bytes(data)

@@ -3,8 +3,9 @@
 Bad bytes become a reason (empty, not_an_image, truncated, decompression_bomb, ...).
 Bounded before any pixel is decoded: only the formats the config accepts are tried (never
 one that runs an external program, such as EPS through Ghostscript), the pixel count is
-read from the header, and a JPEG's scan count is capped (progressive decoding time grows
-with it). EXIF orientation is applied, so hashes, embeddings and exports see the image
+read from the header, a JPEG's scan count is capped (progressive decoding time grows
+with it), and the block structures that make Pillow slow are refused before it opens the
+bytes (udfs/image_structure.py). EXIF orientation is applied, so hashes, embeddings and exports see the image
 upright.
 """
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from realsyn.udfs.image_structure import structure_reason
 
 # Formats the config may accept: decoded by Pillow itself, with no external program.
 # (Camera JPEGs that Pillow reports as MPO are opened by its JPEG plugin.)
@@ -92,6 +95,9 @@ def decode(data: bytes | None, limits: DecodeLimits) -> Decoded:
     if not data:
         return Decoded(None, None, None, None, None, "empty")
     image_id = hashlib.sha256(data).hexdigest()
+    costly = structure_reason(data)
+    if costly:
+        return Decoded(image_id, None, None, None, None, costly)
     # Pillow's own bomb guard would otherwise cap images.max_pixels at its default (89M).
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
