@@ -315,6 +315,13 @@ def _check_rules(data: dict, sources: dict) -> None:
     caps = cfg.get("balance.caps")
     if not caps or any(c < 1 for c in caps) or caps != sorted(set(caps)):
         raise ConfigError(f"{sources.get('balance.caps', 'conf/defaults.yaml')}: 'balance.caps' must be distinct positive integers in increasing order, got {caps}")
+    from realsyn.udfs.synthesis import TAGGERS
+    for name, models in cfg.get("models.presets").items():
+        tagger = models.get("tagger") if isinstance(models, dict) else None
+        if tagger not in TAGGERS:
+            key = f"models.presets.{name}.tagger"
+            raise ConfigError(f"{sources.get(key, 'conf/defaults.yaml')}: '{key}' = {tagger!r} is not built; "
+                              f"supported: {', '.join(TAGGERS)} (docs/decisions.md: tags by CLIP similarity)")
     preset = cfg.get("models.preset")
     if preset not in cfg.get("models.presets"):
         raise ConfigError(f"{sources.get('models.preset')}: 'models.preset' = {preset!r} has no entry in models.presets")

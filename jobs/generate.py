@@ -29,6 +29,7 @@ class GenerateParams(StageParams):
     tag_top_m: int
     tag_min_score: float
     batch_size: int
+    tagger: str                     # validated against udfs/synthesis.TAGGERS when the config loads
 
     @classmethod
     def from_config(cls, cfg) -> "GenerateParams":
@@ -39,7 +40,7 @@ class GenerateParams(StageParams):
                          cfg.get("embedding.torch_threads"), cfg.get(g + "engine"), cfg.get(g + "vllm_gpu_memory"))
         return cls(encoder_spec(cfg), models, cfg.get(g + "prompt_template"), cfg.get(g + "tag_vocab_size"),
                    tuple(cfg.get(g + "user_tags")), cfg.get(g + "tag_top_m"), cfg.get(g + "tag_min_score"),
-                   cfg.get(g + "batch_size"))
+                   cfg.get(g + "batch_size"), preset_model(cfg, "tagger"))
 
 
 def gen_spec(p: GenerateParams) -> GenSpec:

@@ -17,6 +17,9 @@ OUTPUT_DDL = "image_id string, caption string, tags array<string>, syn_text stri
 _ECHO = re.compile(r"^\s*(raw text|caption|tags)\s*:.*$", re.IGNORECASE | re.MULTILINE)
 
 
+# The taggers built: tags are the mined vocabulary's words nearest the image in CLIP space.
+# A preset naming another (the paper's RAM++) fails config validation.
+TAGGERS = ("clip",)
 PLACEHOLDERS = ("{raw_text}", "{caption}", "{tags}")
 _PLACEHOLDER = re.compile(r"\{(raw_text|caption|tags)\}")
 
@@ -89,7 +92,7 @@ def synthesis_rows(template: str):
                    for r1, cap, tl in zip(sub["r1"].tolist(), captions, tag_lists)]
         outputs = gen.fuse(prompts)
         models = json.dumps({"captioner": gen.captioner_id, "llm": gen.llm_id, "llm_engine": gen.engine,
-                             "tagger": "clip"})
+                             "tagger": TAGGERS[0]})
         for image_id, cap, tl, prompt, out in zip(sub["image_id"], captions, tag_lists, prompts, outputs):
             syn = postprocess(out, prompt)
             rows.append((image_id, cap, tl, syn or None, models, "kept" if syn else "rejected",

@@ -111,3 +111,12 @@ def test_a_dedup_threshold_reaches_only_the_filter_stage(sample_pipeline, config
     for key in ("images.semantic_dedup_cosine", "sentences.semantic_dedup_cosine"):
         # (None: the runner's own reads, e.g. the run record's config, are no stage's)
         assert {s for s, keys in config_reads.items() if key in keys and s is not None} == {"semantic_dedup"}
+
+
+def test_every_key_of_the_active_preset_is_read_by_some_stage(sample_pipeline, config_reads):
+    """No preset setting is silently ignored (the paper preset named a tagger no code used)."""
+    cfg, _, _ = sample_pipeline
+    preset = cfg.get("models.preset")
+    keys = {f"models.presets.{preset}.{k}" for k in cfg.get(f"models.presets.{preset}")}
+    read = set().union(*config_reads.values())
+    assert keys and keys <= read, sorted(keys - read)

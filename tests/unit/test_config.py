@@ -146,3 +146,9 @@ def test_yaml_aliases_and_duplicate_keys_are_refused(tmp_path):
     dup.write_text("sentences:\n  min_words: 3\n  min_words: 4\n")
     with pytest.raises(ConfigError, match="duplicate key 'min_words'"):
         load_config(files=[str(dup)])
+
+
+def test_a_preset_naming_a_tagger_that_is_not_built_is_refused():
+    with pytest.raises(ConfigError, match=r"models.presets.paper.tagger' = 'ram_plus' is not built; supported: clip"):
+        load_config(overrides=["models.presets.paper.tagger=ram_plus"])
+    assert load_config().get("models.presets.paper.tagger") == "clip"
