@@ -17,6 +17,10 @@ UNIT_TABLES = ("silver.image_fetches", "silver.image_decodes", "silver.document_
 # Tables whose rows a rerun reuses: after a runtime edit, each keeps its version.
 REUSED_TABLES = UNIT_TABLES + ("gold.text_centroids", "gold.retrievals")
 KEPT_TABLES = REUSED_TABLES + ("bronze.documents",)
+# Every stage that reuses rows, and those between them; balance and export recompute over
+# all rows by design (issue #41) and would only add minutes here.
+STAGES = ["ingest", "extract_images", "extract_sentences", "embed", "semantic_neighbours", "semantic_dedup",
+          "cluster", "retrieve", "generate"]
 
 
 def unit_lines(lines: list[str]) -> dict[str, tuple[int, int, int]]:
@@ -71,20 +75,20 @@ def reruns(spark, tmp_path_factory, monkeypatch_module):
     cfg = config(root / "in", root / "weights")
     store = TableStore(spark, cfg)
     first: list[str] = []
-    run_stages(cfg, say=first.append)
+    run_stages(cfg, STAGES, say=first.append)
     versions = {t: store.version(t) for t in KEPT_TABLES}
 
     shutil.move(root / "weights", root / "moved-weights")
     shutil.copytree(root / "in", root / "moved-in")      # copied: new paths and new times, same bytes
     shutil.rmtree(root / "in")
     moved: list[str] = []
-    run_stages(config(root / "moved-in", root / "moved-weights"), say=moved.append)
+    run_stages(config(root / "moved-in", root / "moved-weights"), STAGES, say=moved.append)
     moved_versions = {t: store.version(t) for t in KEPT_TABLES}
 
     tree, edited = edited_tree(root)
     monkeypatch_module.setattr(module_graph, "ROOT", tree)
     edits: list[str] = []
-    run_stages(config(root / "moved-in", root / "moved-weights"), say=edits.append)
+    run_stages(config(root / "moved-in", root / "moved-weights"), STAGES, say=edits.append)
     return first, versions, moved, moved_versions, edits, edited, {t: store.version(t) for t in REUSED_TABLES}
 
 
@@ -107,7 +111,7 @@ def test_a_code_edit_in_every_runtime_module_recomputes_no_row(reruns):
     *_, versions, edits, edited, after = reruns
     assert {"realsyn.jobs.config", "realsyn.jobs.tracking", "realsyn.jobs.stage", "realsyn.jobs.cli"} <= set(edited)
     # Every stage imports the runtime, so each one runs its cheap checks again...
-    assert sum(1 for line in edits if re.match(r"\[\w+\] started", line)) == 11, edits
+    assert sum(1 for line in edits if re.match(r"\[\w+\] started", line)) == len(STAGES), edits
     # ...and finds nothing to compute: no unit, no fetch, no search, no fit.
     units = unit_lines(edits)
     assert set(units) == set(UNIT_TABLES)
