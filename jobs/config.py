@@ -174,6 +174,8 @@ class StrictLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: a key must be a plain value, got {key!r}")
             if key in seen:
                 raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
             seen.add(key)
@@ -349,10 +351,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set: empty key in {text!r}")
     try:
         value = strict_yaml(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        if "aliases" in str(err) or "duplicate key" in str(err):
-            raise ConfigError(f"--set {key}: {err}") from None
-        value = raw
+    except yaml.YAMLError:
+        value = raw   # kept as the text typed (aliases too): the type checks judge it
     return key, value
 
 

@@ -170,9 +170,16 @@ STAGING = ".staging"
 INCOMPLETE, SUCCESS = "_INCOMPLETE", "_SUCCESS"
 
 
+def managed(name: str) -> bool:
+    """An entry of the export folder that export writes (others are the user's)."""
+    return (name.startswith("realsyn_cap") or name in ("webdataset", "mds", "README.md")
+            or name.endswith(".png"))
+
+
 def swap_in(spark, staged: str, final: str, summary: dict) -> None:
-    """Replace each entry of `final` that `staged` holds with the staged one, under an
-    _INCOMPLETE marker; then _SUCCESS with `summary`, and the staging folder removed."""
+    """Make `final`'s managed entries those of `staged` (replaced, and dropped where the new
+    export has none: a cap removed, WebDataset turned off) under an _INCOMPLETE marker;
+    then _SUCCESS with `summary`, and the staging folder removed."""
     jvm = spark._jvm
     path = jvm.org.apache.hadoop.fs.Path
     fs = path(final).getFileSystem(spark._jsc.hadoopConfiguration())
@@ -185,12 +192,15 @@ def swap_in(spark, staged: str, final: str, summary: dict) -> None:
     fs.delete(path(f"{final}/{SUCCESS}"), False)
     write(INCOMPLETE, f"run {summary['run']} is replacing these files; until _SUCCESS appears they may "
                       "disagree with README.md\n")
-    for entry in fs.listStatus(path(staged)):
+    new = {entry.getPath().getName(): entry.getPath() for entry in fs.listStatus(path(staged))}
+    for entry in fs.listStatus(path(final)):
         name = entry.getPath().getName()
-        target = path(f"{final}/{name}")
-        if fs.exists(target):
-            fs.delete(target, True)
-        fs.rename(entry.getPath(), target)
+        if name in new or managed(name):
+            fs.delete(entry.getPath(), True)
+    for name, source in sorted(new.items()):
+        if not fs.rename(source, path(f"{final}/{name}")):   # Hadoop says no by returning false
+            raise OSError(f"export: could not move {source} to {final}/{name}; {final}/{INCOMPLETE} stays "
+                          "until a rerun finishes")
     fs.delete(path(staged), True)
     write(SUCCESS, json.dumps(summary, sort_keys=True) + "\n")
     fs.delete(path(f"{final}/{INCOMPLETE}"), False)

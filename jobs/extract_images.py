@@ -16,13 +16,13 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from realsyn.jobs.image_decodes import decoded_rows
 from realsyn.jobs.perceptual_dedup import perceptual_representatives
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.units import write_in_units
-from realsyn.udfs.fetch import FetchSettings
+from realsyn.udfs.fetch import REQUEST_RULES_VERSION, FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
-from realsyn.udfs.decode_rows import DECODE_DDL, decode_fn
 from realsyn.udfs.fetch_rows import FETCH_DDL, fetch_fn
 from realsyn.udfs.image_decode import DecodeLimits
 
@@ -80,14 +80,15 @@ class ExtractImages(Stage):
     unit_rows = "units.fetch_rows"
     # A fetch is an observation, not a function of the code: its key is what changes the
     # request itself. Decoding is a function of the stored bytes, its code and limits.
-    work_code = {"silver.image_fetches": (), "silver.image_decodes": ("realsyn.udfs.decode_rows",)}
+    work_code = {"silver.image_fetches": (), "silver.image_decodes": ("realsyn.jobs.image_decodes",)}
 
     def fetch_key(self, p: ExtractImagesParams) -> str:
         """What decides the response a URL gets: the user agent, the opt-out policy and the
         address policy. Timeouts, retries and size caps decide only whether a response
         arrives (`realsyn refetch` asks again); decoding, filters and dedup come after."""
         return self.work_fingerprint("silver.image_fetches", {
-            "user_agent": p.fetch.user_agent, "honour_opt_out": p.fetch.honour_opt_out, "policy": p.fetch.policy})
+            "user_agent": p.fetch.user_agent, "honour_opt_out": p.fetch.honour_opt_out, "policy": p.fetch.policy,
+            "rules": REQUEST_RULES_VERSION})
 
     def decode_key(self, p: ExtractImagesParams) -> str:
         """What decides a content's decode: the decoder's code, its limits and the size cap."""
@@ -115,10 +116,8 @@ class ExtractImages(Stage):
         contents = fetched.where(F.col("image_id").isNotNull())
 
         def decode(unit: DataFrame, rows: int) -> DataFrame:
-            stored = (contents.select("image_id", "bytes").join(F.broadcast(unit), "image_id")
-                      .dropDuplicates(["image_id"]))
-            return (stored.repartition(max(parallelism, rows // 500 + 1), "image_id")
-                    .mapInPandas(decode_fn(p.decode, p.fetch.max_bytes), DECODE_DDL, profile=ctx.task_profile))
+            return decoded_rows(unit, contents, p.decode, p.fetch.max_bytes, max(parallelism, rows // 500 + 1),
+                                ctx.task_profile)
 
         # Each distinct content decoded once; again only when the decoder or its limits change.
         write_in_units(ctx, "silver.image_decodes", contents.select("image_id").distinct(), "image_id", decode,

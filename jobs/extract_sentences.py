@@ -14,34 +14,20 @@ import os
 import sys
 from dataclasses import dataclass
 
-import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.models import preset_model, weights_folder, weights_identity
+from realsyn.jobs.document_split import split_documents
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.sentence_filters import SentenceFilters, filtered_sentences
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.jobs.units import write_in_units
-from realsyn.schemas import spec
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
 from realsyn.udfs.perplexity import PplSpec
-from realsyn.udfs.sentence_split import document_sentences
 
 log = logging.getLogger("realsyn")
-
-# The splitter UDF returns the stored column's own type.
-SPLIT_TYPE = spec("silver.document_sentences").schema["sentences"].dataType
-
-
-def split_documents(docs: DataFrame, method: str) -> DataFrame:
-    """silver.document_sentences rows (doc_id, sentences) of documents (doc_id, texts)."""
-    @F.pandas_udf(SPLIT_TYPE)
-    def split_texts(texts: pd.Series) -> pd.Series:
-        return texts.map(lambda ts: document_sentences(ts, method))
-    return docs.select("doc_id", split_texts("texts").alias("sentences"))
-
 
 def sentence_pool(document_sentences: DataFrame) -> DataFrame:
     """One row per distinct sentence: (sentence_id, text, n_occurrences) over all documents."""
@@ -95,7 +81,7 @@ class ExtractSentences(Stage):
     Params = ExtractSentencesParams
     resources = TaskResources(cpus="embedding.torch_threads")   # perplexity LM; in pandas_udfs, which take no ResourceProfile
     unit_rows = "units.sentence_rows"
-    work_code = {"silver.document_sentences": ("realsyn.udfs.sentence_split",),
+    work_code = {"silver.document_sentences": ("realsyn.jobs.document_split",),
                  "silver.sentences": ("realsyn.jobs.sentence_filters",)}
 
     def weights(self, p: ExtractSentencesParams) -> dict[str, str]:

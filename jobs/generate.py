@@ -15,7 +15,8 @@ from realsyn.jobs.tag_mining import mine_tags
 from realsyn.jobs.units import write_in_units
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
 from realsyn.udfs.generation_models import GenSpec, vllm_importable
-from realsyn.udfs.synthesis import OUTPUT_DDL, synthesize, tag_fn
+from realsyn.jobs.synthetic_rows import synthetic_rows
+from realsyn.udfs.synthesis import synthesize, tag_fn
 from realsyn.udfs.tag_vocabulary import merge_user_tags
 
 
@@ -59,7 +60,7 @@ class Generate(Stage):
     Params = GenerateParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.generation_task_gpus")
     unit_rows = "units.generate_rows"
-    work_code = {"gold.synthetic": ("realsyn.udfs.synthesis",)}
+    work_code = {"gold.synthetic": ("realsyn.jobs.synthetic_rows", "realsyn.udfs.synthesis")}
 
     def weights(self, p: GenerateParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights, "captioner": p.models.captioner_dir,
@@ -93,17 +94,7 @@ class Generate(Stage):
         fn = synthesize(gen_spec(p), p.prompt_template, p.batch_size)
 
         def generate(unit: DataFrame, rows: int) -> DataFrame:
-            with_r1 = unit.where(F.col("r1").isNotNull())
-            made = (with_r1.drop("r1_id").join(image_bytes, "image_id").repartition(parts, "image_id")
-                    .mapInPandas(fn, OUTPUT_DDL, profile=ctx.task_profile)
-                    .join(with_r1.select("image_id", "r1_id"), "image_id"))
-            no_r1 = unit.where(F.col("r1").isNull()).select(
-                "image_id", F.lit(None).cast("string").alias("r1_id"), F.lit(None).cast("string").alias("caption"),
-                "tags", F.lit(None).cast("string").alias("syn_text"),
-                F.lit(None).cast("string").alias("models"), F.lit("rejected").alias("status"),
-                F.lit("no_raw_text").alias("reason"))
-            out = made.unionByName(no_r1).withColumn("models", F.from_json("models", "map<string,string>"))
-            return out.select("image_id", "r1_id", "caption", "tags", "syn_text", "models", "status", "reason")
+            return synthetic_rows(unit, image_bytes, fn, parts, ctx.task_profile)
 
         # Committed in units; an image is generated again only when it is new, its R1 or its
         # tags changed (new sentences can change the mined vocabulary), or what decides every

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
-from realsyn.jobs.input_files import content_hashes
+from realsyn.jobs.input_files import content_hashes, hadoop_sha256
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.schemas import spec
@@ -120,7 +120,8 @@ class Ingest(Stage):
             path = jvm.org.apache.hadoop.fs.Path(f)
             st = path.getFileSystem(ctx.spark._jsc.hadoopConfiguration()).getFileStatus(path)
             stats.append((f, st.getLen(), st.getModificationTime()))
-        return {"files": content_hashes(stats, ctx.state_uri("input_files.json"), say=ctx.say)}
+        return {"files": content_hashes(stats, ctx.state_uri("input_files.json"), hadoop_sha256(ctx.spark),
+                                        say=ctx.say)}
 
     def run(self, ctx: Context, p: IngestParams) -> list[Ledger]:
         spark = ctx.spark

@@ -4,7 +4,9 @@ not new input.
 Each file's sha256 is computed once and kept in a small JSON cache (uri -> size, modified
 time, hash) beside the tables; a later run hashes again only the files whose uri, size or
 modified time it has not seen. The identity handed to the fingerprint is the sorted list
-of content hashes, with no path in it.
+of content hashes, with no path in it. Files are read through Hadoop's FileSystem, the
+one that listed them (any scheme Spark reads: file, s3a, abfss, dbfs, hdfs), on the
+driver: the first run reads every input byte once.
 """
 from __future__ import annotations
 
@@ -27,6 +29,22 @@ def file_sha256(uri: str) -> str:
     return h.hexdigest()
 
 
+def hadoop_sha256(spark) -> Callable[[str], str]:
+    """sha256 of a file read through Hadoop's FileSystem in the driver's JVM (commons-codec
+    ships with Spark), so every scheme Spark lists can be hashed."""
+    jvm = spark._jvm
+    conf = spark._jsc.hadoopConfiguration()
+
+    def digest(uri: str) -> str:
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        stream = path.getFileSystem(conf).open(path)
+        try:
+            return str(jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream))
+        finally:
+            stream.close()
+    return digest
+
+
 def read_cache(cache_uri: str) -> dict[str, list]:
     try:
         data = json.loads(object_files.read_bytes(cache_uri))
@@ -35,13 +53,18 @@ def read_cache(cache_uri: str) -> dict[str, list]:
     return data if isinstance(data, dict) else {}
 
 
-def write_cache(cache_uri: str, cache: dict[str, list]) -> None:
+def write_cache(cache_uri: str, cache: dict[str, list], say=None) -> None:
+    """The cache only saves work: a store it cannot be written to costs a rehash next run."""
     import os
     import tempfile
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(cache, fh, sort_keys=True)
     try:
         object_files.upload(fh.name, cache_uri)
+    except (OSError, ValueError) as err:
+        if say is not None:
+            say(f"[ingest] input hash cache not written to {cache_uri} ({type(err).__name__}): "
+                "the next run hashes the input files again")
     finally:
         os.unlink(fh.name)
 
@@ -63,5 +86,5 @@ def content_hashes(files: list[tuple[str, int, int]], cache_uri: str,
         if say is not None:
             say(f"[ingest] hashed {fresh} input file(s) not seen before (content identity)")
         current = {uri for uri, _, _ in files}
-        write_cache(cache_uri, {u: v for u, v in cache.items() if u in current})
+        write_cache(cache_uri, {u: v for u, v in cache.items() if u in current}, say)
     return sorted(out)

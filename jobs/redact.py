@@ -21,7 +21,8 @@ MASK = "***"
 SECRET_WORDS = {"key", "keys", "secret", "secrets", "token", "tokens", "password", "passwd",
                 "credential", "credentials", "sas", "signature", "sig", "private", "apikey", "auth",
                 "authorization", "cookie", "pat", "pass", "passphrase", "passcode", "bearer", "pwd"}
-# Long enough to be a secret wherever they sit inside a word (PGPASSWORD, DBPASSWD, APITOKEN).
+# Long enough to be a secret at the end of a word (PGPASSWORD, DBPASSWD, APITOKEN), and only
+# there: TOKENIZERS_PARALLELISM is no secret.
 SECRET_STEMS = ("password", "passwd", "passphrase", "secret", "token", "credential", "apikey", "bearer")
 # Alone, PWD is the shell's working directory; as part of a name (DB_PWD) it is a password.
 ONLY_IN_COMPOUNDS = {"pwd"}
@@ -38,7 +39,7 @@ _QUERY_SECRET = re.compile(
 _KNOWN: set[str] = set()   # secret values seen in loaded configs (this process)
 # Values that are secrets by their shape, wherever they appear.
 _SHAPED = re.compile(
-    r"(?P<bearer>\bbearer\s+)(?P<credential>[A-Za-z0-9\-._~+/]{8,}=*)"
+    r"(?P<bearer>\bbearer\s+)(?P<credential>(?=[A-Za-z0-9\-._~+/]*\d)[A-Za-z0-9\-._~+/]{8,}=*)"
     r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{20,}"
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}|dapi[0-9a-f]{32}|sk-[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35})\b"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
@@ -56,7 +57,7 @@ def is_secret_key(key: str) -> bool:
         return False
     if (words & SECRET_WORDS) - ONLY_IN_COMPOUNDS or (words & ONLY_IN_COMPOUNDS and len(words) > 1):
         return True
-    return any(stem in w for w in words for stem in SECRET_STEMS)
+    return any(w.endswith((stem, stem + "s")) for w in words for stem in SECRET_STEMS)
 
 
 def looks_random(value: str) -> bool:

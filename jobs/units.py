@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.decisive import decisive
-from realsyn.jobs.module_graph import work_code_hash
+from realsyn.jobs.module_graph import module_file, work_code_hash
 from realsyn.jobs.session import session_conf
 
 WORK_FINGERPRINT_PROPERTY = "realsyn.work_fingerprint"
@@ -39,6 +39,9 @@ def work_fingerprint(code_modules: tuple[str, ...], decides: object) -> str:
     """What decides an output row: the behaviour of the modules that compute it (with their
     imports, never the runtime: module_graph.RUNTIME) and the parameters and weights (by
     content) they use; locations are left out (jobs/decisive.py)."""
+    missing = [m for m in code_modules if module_file(m) is None]
+    if missing:   # hashing nothing would reuse rows whatever the code does
+        raise ValueError(f"work code {missing} names no realsyn module")
     blob = json.dumps({"code": [work_code_hash(m) for m in code_modules], "decides": decisive(decides)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -22,13 +22,18 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from realsyn.udfs.url_policy import Refused, Target, UrlPolicy, check_url, inside_root, resolve
 
 OPT_OUT_TOKENS = ("noai", "noimageai")
+# A stored response is what the web said, and no code edit fetches it again; bump this when
+# what the fetcher asks for or accepts changes (opt-out reading, address classes), so every
+# stored response is fetched again under the new rules. 2: scoped and redirect-hop opt-outs,
+# link-local and metadata addresses apart from private ones.
+REQUEST_RULES_VERSION = 2
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_INTERIM = 8          # 1xx responses skipped before the final one
 CHUNK = 64 * 1024
@@ -240,7 +245,8 @@ def _inflater(encoding: str, first: bytes):
 
 
 def _read_body(resp, settings: FetchSettings) -> Fetched:
-    length = (resp.getheader("Content-Length") or "").strip()
+    lengths = {v.strip() for v in (resp.getheader("Content-Length") or "").split(",") if v.strip()}
+    length = lengths.pop() if len(lengths) == 1 else ",".join(sorted(lengths))   # repeated copies agree
     if length and not re.fullmatch(r"[0-9]{1,19}", length):   # ASCII digits only: "²".isdigit() is True
         return Fetched(None, "malformed_response", resp.status, f"Content-Length {length[:20]!r}")
     if length and int(length) > settings.max_bytes:
@@ -249,13 +255,20 @@ def _read_body(resp, settings: FetchSettings) -> Fetched:
     if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
         return Fetched(None, "unsupported_encoding", resp.status, encoding[:50])
     inflate = None
-    chunks, total = [], 0
-    while True:
+    chunks, total, head, ended = [], 0, b"", False
+    while not ended:
         raw = resp.read1(CHUNK)
-        if not raw:
-            break
+        ended = not raw
         if encoding != "identity" and inflate is None:
+            raw, head = head + raw, b""
+            if len(raw) < 2 and not ended:
+                head = raw          # the zlib header is two bytes: wait for the second
+                continue
+            if not raw:
+                break
             inflate = _inflater(encoding, raw)
+        elif not raw:
+            break
         # Inflate with a bound: a compression bomb stops at max_bytes + 1 bytes.
         try:
             chunk = inflate.decompress(raw, settings.max_bytes + 1 - total) if inflate else raw
@@ -401,6 +414,25 @@ def fetch_iter(urls: list[str], settings: FetchSettings) -> Iterator[Fetched]:
             for u in itertools.islice(todo, 1):
                 ahead.append(pool.submit(_never_raise, u, settings))
             yield done
+
+
+def fetch_unordered(urls: list[str], settings: FetchSettings) -> Iterator[tuple[int, Fetched]]:
+    """(position, result) as each fetch finishes, with at most `concurrency` in flight: a
+    slow URL holds one worker, never the others (what the fetch step uses; row order does
+    not matter there)."""
+    if not urls:
+        return
+    workers = min(settings.concurrency, len(urls))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        todo = iter(enumerate(urls))
+        running = {pool.submit(_never_raise, u, settings): i for i, u in itertools.islice(todo, workers)}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                position = running.pop(future)
+                for i, u in itertools.islice(todo, 1):
+                    running[pool.submit(_never_raise, u, settings)] = i
+                yield position, future.result()
 
 
 def _never_raise(url: str, settings: FetchSettings) -> Fetched:

@@ -9,14 +9,16 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from realsyn.udfs.fetch import FetchSettings, fetch_iter
+from realsyn.udfs.fetch import FetchSettings, fetch_unordered
 
 FETCH_DDL = "url_id string, bytes binary, http_status int, image_id string, fetch_reason string"
 
 
 def fetch_batch(batch: pd.DataFrame, settings: FetchSettings) -> pd.DataFrame:
     rows: list[tuple] = []
-    for url_id, f in zip(batch["url_id"], fetch_iter(batch["url"].tolist(), settings)):
+    url_ids = batch["url_id"].tolist()
+    for position, f in fetch_unordered(batch["url"].tolist(), settings):
+        url_id = url_ids[position]
         if f.reason is not None or not f.data:
             rows.append((url_id, None, f.http_status, None, f.reason or "empty"))
         else:

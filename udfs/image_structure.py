@@ -1,7 +1,8 @@
 """Refuse the structures that make Pillow's decoders slow, before Pillow sees the bytes.
 
 Each walker reads a format's block layout (no pixel is decoded) and names what it refuses:
-- PNG: thousands of chunks (empty ancillary chunks cost Pillow time each);
+- PNG: thousands of chunks besides the image data (empty ancillary chunks cost Pillow
+  time each);
 - GIF: extension blocks of megabytes (Pillow joins a comment's sub-blocks quadratically,
   inside Image.open, before any size check);
 - JPEG: floods of APPn / COM segments before the first scan;
@@ -22,7 +23,7 @@ def png_reason(data: bytes) -> str | None:
     pos, chunks = 8, 0
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunks += 1
+        chunks += kind != b"IDAT"          # image data comes in many chunks; the rest does not
         if chunks > MAX_PNG_CHUNKS:
             return "png_chunk_flood"
         if kind == b"IEND":

@@ -71,7 +71,8 @@ def test_only_the_new_urls_and_rows_are_fetched_and_embedded(grown):
     docs, reused, computed = unit_line(lines, "silver.document_sentences")
     assert reused == before["bronze.documents"] and 0 < computed == docs - reused
     assert docs == store.read("bronze.documents").count()
-    from realsyn.jobs.extract_sentences import sentence_pool, split_documents
+    from realsyn.jobs.document_split import split_documents
+    from realsyn.jobs.extract_sentences import sentence_pool
     resplit = sentence_pool(split_documents(store.read("bronze.documents"), cfg.get("sentences.splitter")))
     stored = store.read("silver.sentences").select("sentence_id", "text", "n_occurrences")
     assert resplit.count() == stored.count() and not resplit.exceptAll(stored).take(1)

@@ -164,6 +164,7 @@ def test_an_export_is_swapped_in_whole_and_marked_complete_last(spark, sample_pi
     (final / "realsyn_cap2" / "train-00000-of-00001.parquet").write_bytes(b"old shard")
     (final / "README.md").write_text("old card")
     (final / "notes.txt").write_text("the user's own file")
+    (final / "realsyn_cap9").mkdir()                      # a cap the new export no longer has
     (staged / "realsyn_cap2").mkdir(parents=True)
     (staged / "realsyn_cap2" / "train-00000-of-00002.parquet").write_bytes(b"new 0")
     (staged / "realsyn_cap2" / "train-00001-of-00002.parquet").write_bytes(b"new 1")

@@ -58,9 +58,12 @@ def test_unit_count_is_ceil_and_zero_for_nothing():
 
 
 def test_work_key_follows_what_decides_the_rows():
-    assert work_fingerprint(("realsyn.udfs.image_pool",), {"a": 1}) == work_fingerprint(("realsyn.udfs.image_pool",), {"a": 1})
-    assert work_fingerprint(("realsyn.udfs.image_pool",), {"a": 1}) != work_fingerprint(("realsyn.udfs.image_pool",), {"a": 2})
-    assert work_fingerprint(("realsyn.udfs.image_pool",), {}) != work_fingerprint(("realsyn.udfs.embed_batches",), {})
+    decode, embed = ("realsyn.udfs.decode_rows",), ("realsyn.udfs.embed_batches",)
+    assert work_fingerprint(decode, {"a": 1}) == work_fingerprint(decode, {"a": 1})
+    assert work_fingerprint(decode, {"a": 1}) != work_fingerprint(decode, {"a": 2})
+    assert work_fingerprint(decode, {}) != work_fingerprint(embed, {})
+    with pytest.raises(ValueError, match="names no realsyn module"):
+        work_fingerprint(("realsyn.udfs.no_such_module",), {})
 
 
 def test_a_failed_run_resumes_with_only_the_uncommitted_units(spark, tmp_path):

@@ -129,7 +129,8 @@ def test_secret_names_and_shapes_the_key_rule_used_to_miss():
     ("fetch.user_agent=\"bot\\r\\nX-Evil: 1\"", "control characters"),
     ("generation.prompt_template=Describe {tags}", "must contain {raw_text} and {caption}"),
     ("run.stages={a: 1}", "run.stages"),
-    ("balance.caps=[&a 1, *a]", "aliases"),
+    ("balance.caps=[&a 1, *a]", "balance.caps"),
+    ("run.stages={[1]: 2}", "run.stages"),
 ])
 def test_values_that_would_fail_later_stop_at_load(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -150,3 +150,12 @@ def test_link_local_and_metadata_addresses_have_switches_of_their_own(ip, switch
         check_address(ip, private_only)
     check_address(ip, settings(**{switch: True}).policy)
     check_address("10.1.2.3", private_only)
+
+
+def test_unordered_fetching_keeps_every_url_and_its_bound_and_is_not_held_by_a_slow_one(server):
+    from realsyn.udfs.fetch import fetch_unordered
+    urls = [server.base + "/slow"] + [f"{server.base}/img/unordered-{i}.jpg" for i in range(8)]
+    got = list(fetch_unordered(urls, settings(concurrency_per_task=2, retries=0)))
+    assert sorted(i for i, _ in got) == list(range(9))
+    assert got[-1][0] == 0 and got[-1][1].reason == "timeout"     # the slow one finished last
+    assert all(f.reason is None for i, f in got if i)
