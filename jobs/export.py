@@ -185,9 +185,13 @@ def swap_in(spark, staged: str, final: str, summary: dict) -> None:
     fs = path(final).getFileSystem(spark._jsc.hadoopConfiguration())
 
     def write(name: str, text: str) -> None:
-        out = fs.create(path(f"{final}/{name}"), True)
-        out.write(bytearray(text.encode()))
-        out.close()
+        fs.setWriteChecksum(False)   # no .crc beside a marker on a local disk (the FileSystem is shared: restored)
+        try:
+            out = fs.create(path(f"{final}/{name}"), True)
+            out.write(bytearray(text.encode()))
+            out.close()
+        finally:
+            fs.setWriteChecksum(True)
 
     fs.delete(path(f"{final}/{SUCCESS}"), False)
     write(INCOMPLETE, f"run {summary['run']} is replacing these files; until _SUCCESS appears they may "

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 
 from realsyn.udfs import object_files
 
 BLOCK = 1 << 20
+log = logging.getLogger("realsyn")
 
 
 def file_sha256(uri: str) -> str:
@@ -83,8 +85,7 @@ def content_hashes(files: list[tuple[str, int, int]], cache_uri: str,
             fresh += 1
         out.append(str(known[2]))
     if fresh:
-        if say is not None:
-            say(f"[ingest] hashed {fresh} input file(s) not seen before (content identity)")
+        log.info("ingest: hashed %d input file(s) not seen before (content identity)", fresh)
         current = {uri for uri, _, _ in files}
         write_cache(cache_uri, {u: v for u, v in cache.items() if u in current}, say)
     return sorted(out)

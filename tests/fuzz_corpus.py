@@ -121,7 +121,7 @@ def image_files(root: Path) -> dict[str, bytes]:
         "img_eps.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 300 300\n0 0 moveto 300 300 lineto stroke\nshowpage\n",
         "img_exif_rotated.jpg": exif_rotated(draw_picture(rng, 300, 200)),
         "img_png_chunk_flood.png": png_chunk_flood(),
-        "img_gif_comment_2mb.gif": gif_with_comment(2 << 20),
+        "img_gif_comment_200kb.gif": gif_with_comment(200_000),   # under the fuzz run's fetch.max_bytes
         "img_jpeg_com_flood.jpg": jpeg_com_flood(),
         "img_bmp_rle_9459.bmp": bmp_rle(9459, 9459),
     }
@@ -202,7 +202,7 @@ def cases(root: Path, base: str) -> list[Case]:
         "img_palette_transparent.png": {"kept"}, "img_animated.gif": {"kept"}, "img_webp.webp": {"kept"},
         "img_random_noise.bin": {"not_an_image"}, "img_many_scans.jpg": {"too_many_scans"},
         "img_eps.eps": {"not_an_image"}, "img_exif_rotated.jpg": {"kept"},
-        "img_png_chunk_flood.png": {"png_chunk_flood"}, "img_gif_comment_2mb.gif": {"gif_oversized_extension"},
+        "img_png_chunk_flood.png": {"png_chunk_flood"}, "img_gif_comment_200kb.gif": {"gif_oversized_extension"},
         "img_jpeg_com_flood.jpg": {"jpeg_marker_flood"}, "img_bmp_rle_9459.bmp": {"bmp_rle_too_large"},
     }
     for name, data in files.items():

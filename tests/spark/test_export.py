@@ -170,7 +170,7 @@ def test_an_export_is_swapped_in_whole_and_marked_complete_last(spark, sample_pi
     (staged / "realsyn_cap2" / "train-00001-of-00002.parquet").write_bytes(b"new 1")
     (staged / "README.md").write_text("new card")
     # killed before the swap: the old export is whole, and globs see only it
-    assert glob.glob(f"{final}/realsyn_cap*") == [f"{final}/realsyn_cap2"]
+    assert sorted(glob.glob(f"{final}/realsyn_cap*")) == [f"{final}/realsyn_cap2", f"{final}/realsyn_cap9"]
     assert (final / "README.md").read_text() == "old card"
     swap_in(spark, str(staged), str(final), {"run": "r1", "subsets": {"2": 2}})
     assert sorted(os.listdir(final)) == ["README.md", SUCCESS, "notes.txt", "realsyn_cap2"]

@@ -38,5 +38,5 @@ def test_real_images_pass(fmt, kw):
 
 
 def test_small_versions_of_each_structure_pass():
-    assert structure_reason(gif_with_comment(10_000)) is None
+    assert structure_reason(gif_with_comment(10_000)) is None and structure_reason(gif_with_comment(200_000))
     assert structure_reason(bmp_rle(100, 100)) is None
