@@ -121,7 +121,7 @@ class Ingest(Stage):
             st = path.getFileSystem(ctx.spark._jsc.hadoopConfiguration()).getFileStatus(path)
             stats.append((f, st.getLen(), st.getModificationTime()))
         return {"files": content_hashes(stats, ctx.state_uri("input_files.json"), hadoop_sha256(ctx.spark),
-                                        say=ctx.say)}
+                                        say=ctx.say, write=ctx.writes)}
 
     def run(self, ctx: Context, p: IngestParams) -> list[Ledger]:
         spark = ctx.spark

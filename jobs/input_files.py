@@ -72,9 +72,10 @@ def write_cache(cache_uri: str, cache: dict[str, list], say=None) -> None:
 
 
 def content_hashes(files: list[tuple[str, int, int]], cache_uri: str,
-                   hash_file: Callable[[str], str] = file_sha256, say=None) -> list[str]:
+                   hash_file: Callable[[str], str] = file_sha256, say=None, write: bool = True) -> list[str]:
     """The sorted content hashes of `files` ((uri, size, modified) each), hashing only the
-    files the cache does not know at that size and time; the cache is rewritten when it grew."""
+    files the cache does not know at that size and time; the cache is rewritten when it grew
+    (unless `write` is off: a plan)."""
     cache = read_cache(cache_uri)
     out, fresh = [], 0
     for uri, size, modified in files:
@@ -84,7 +85,7 @@ def content_hashes(files: list[tuple[str, int, int]], cache_uri: str,
             cache[uri] = known
             fresh += 1
         out.append(str(known[2]))
-    if fresh:
+    if fresh and write:
         log.info("ingest: hashed %d input file(s) not seen before (content identity)", fresh)
         current = {uri for uri, _, _ in files}
         write_cache(cache_uri, {u: v for u, v in cache.items() if u in current}, say)

@@ -44,6 +44,7 @@ def plan_stages(cfg: Config, names: list[str] | None = None, force: bool = False
     plans = []
     for stage in select_stages(names):
         params, ctx = stage_context(stage, cfg, spark, tables, None, full_refresh=full_refresh)
+        ctx.writes = False   # a plan writes nothing, not even a stage's cache
         input_versions = {t: tables.version(t) for t in stage.inputs}
         missing = [t for t, v in input_versions.items() if v is None and t not in rewritten]
         upstream = sorted({rewritten[t] for t in stage.inputs if t in rewritten})

@@ -126,6 +126,7 @@ class Context:
     say: Any = print                    # the run's console
     unit_target_s: float = 0.0          # seconds a unit should take (jobs/units.UnitPlan; 0: units of unit_rows)
     unit_first_rows: int = 0            # rows of a run's first unit, which measures the rate
+    writes: bool = True                 # False under --plan: the stage may look, never write (caches too)
 
     @functools.cached_property
     def task_profile(self):

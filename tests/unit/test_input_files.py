@@ -35,6 +35,11 @@ def test_moved_files_keep_their_identity_and_each_is_hashed_once(tmp_path):
     (tmp_path / "moved" / "b.parquet").write_bytes(b"C")
     changed = content_hashes([moved[0], stat(tmp_path / "moved" / "b.parquet")], cache, counting)
     assert changed != first and hashlib.sha256(b"C").hexdigest() in changed
+    kept = open(cache).read()
+    shutil.copytree(tmp_path / "in", tmp_path / "planned")
+    planned = [stat(tmp_path / "planned" / n) for n in ("a.parquet", "b.parquet")]
+    assert content_hashes(planned, cache, counting, write=False) == first   # a plan hashes, writes no cache
+    assert open(cache).read() == kept
 
 
 def test_an_unreadable_cache_is_rebuilt(tmp_path):

@@ -32,4 +32,4 @@ def test_the_context_holds_no_store_or_config_by_a_public_name():
     public = {n for n in vars(ctx) if not n.startswith("_")}
     # resources / unit_rows: the stage's declarations resolved to numbers, not the config
     assert public == {"spark", "tracker", "stage", "run_id", "params_hash", "stage_order", "resources",
-                      "full_refresh", "unit_rows", "say", "unit_target_s", "unit_first_rows"}
+                      "full_refresh", "unit_rows", "say", "unit_target_s", "unit_first_rows", "writes"}
