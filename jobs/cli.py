@@ -212,6 +212,12 @@ def _report(err: Exception, config_error) -> int:
     if isinstance(err, known):
         print(redact_text(f"realsyn: error: {err}"), file=sys.stderr)
         return 2
+    full = no_space(err)
+    if full:
+        print(redact_text(f"realsyn: error: no space left on the device ({full}); free space or point the "
+                          "work or export folder elsewhere, then rerun: committed tables are intact and an "
+                          "unfinished export was never swapped in"), file=sys.stderr)
+        return 1
     conflict = delta_conflict(err)
     if conflict:
         print(redact_text(f"realsyn: error: another run changed the same Delta table concurrently ({conflict}); "
@@ -235,6 +241,26 @@ DELTA_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
                    "ConcurrentTransactionException", "ConcurrentWriteException", "MetadataChangedException",
                    "ProtocolChangedException", "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED",
                    "DELTA_PROTOCOL_CHANGED")
+
+
+NO_SPACE = ("No space left on device", "Disk quota exceeded")
+
+
+def no_space(err: BaseException | None) -> str:
+    """Where a disk filled up (a file name, or the error's first line), found anywhere in the
+    cause chain (a Python OSError, or a Java IOException inside a Spark error), else ''."""
+    import errno
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return str(err.filename or err.strerror)
+        text = str(err)
+        for marker in NO_SPACE:
+            if marker in text:
+                line = next(l.strip() for l in text.splitlines() if marker in l)
+                return line[:300]
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return ""
 
 
 def delta_conflict(err: BaseException | None) -> str:

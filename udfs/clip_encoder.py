@@ -156,7 +156,8 @@ def encoder_for(spec: EncoderSpec) -> Encoder:
     return _ENCODERS[spec]
 
 
-def open_image(data: bytes):
-    """Stored image bytes -> upright RGB (the one opener: udfs/image_decode.open_rgb)."""
+def open_image(data: bytes, fit: int | None = None):
+    """Stored image bytes -> upright RGB, reduced as opened towards `fit` (the one opener:
+    udfs/image_decode.open_rgb)."""
     from realsyn.udfs.image_decode import open_rgb
-    return open_rgb(data)
+    return open_rgb(data, fit)

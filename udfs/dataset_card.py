@@ -90,7 +90,7 @@ def sample_grid_png(path: str, samples: list[dict], cols: int = 4, thumb: int = 
         ax.axis("off")
     for ax, s in zip(axes.flat, samples):
         try:
-            img = open_rgb(s["bytes"])
+            img = open_rgb(s["bytes"], thumb)
             img.thumbnail((thumb, thumb))
             ax.imshow(np.asarray(img))
         except Exception:   # an undecodable sample still gets its texts

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pandas as pd
 
 from realsyn.udfs.clip_encoder import EncoderSpec, encoder_for, open_image
+from realsyn.udfs.image_batches import bounded_chunks
 from realsyn.udfs.vector_codec import to_bytes
 
 OUTPUT_COLUMNS = ["embedding", "model", "dim", "dtype", "status", "reason"]
@@ -18,9 +19,14 @@ OUTPUT_COLUMNS = ["embedding", "model", "dim", "dtype", "status", "reason"]
 OUTPUT_DDL = "{key} string, embedding binary, model string, dim int, dtype string, status string, reason string"
 
 
-def _chunks(df: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
-    for start in range(0, len(df), size):
-        yield df.iloc[start:start + size]
+def _row_chunks(values: list, rows: int, enc) -> list[tuple[int, int]]:
+    return [(0, len(values))]
+
+
+def _image_chunks(values: list, rows: int, enc) -> list[tuple[int, int]]:
+    """Images are held reduced to the encoder's input side, and a chunk of `rows` images is
+    cut further where its pixels would exceed the budget."""
+    return bounded_chunks(values, rows, enc.image_size)
 
 
 def _columns(keys: list, vectors, enc, dtype: str, failed: dict) -> dict[str, list]:
@@ -41,7 +47,7 @@ def _image_chunk(enc, dtype: str, keys: list, blobs: list) -> dict[str, list]:
     images, failed = [], {}
     for key, data in zip(keys, blobs):
         try:
-            images.append(open_image(data))
+            images.append(open_image(data, enc.image_size))
         except Exception:
             failed[key] = "undecodable"
     vectors = enc.encode_images(images) if images else None
@@ -65,18 +71,21 @@ def _text_chunk(enc, dtype: str, keys: list, texts: list) -> dict[str, list]:
     return _columns(keys, vectors, enc, dtype, failed)
 
 
-def _pandas_body(spec: EncoderSpec, batch_size: int, dtype: str, key: str, value: str, chunk_fn):
+def _pandas_body(spec: EncoderSpec, batch_size: int, dtype: str, key: str, value: str, chunk_fn, chunks_fn):
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         enc = encoder_for(spec)
         for batch in batches:
-            for chunk in _chunks(batch, batch_size):
-                keys = chunk[key].tolist()
-                cols = chunk_fn(enc, dtype, keys, chunk[value].tolist())
-                yield pd.DataFrame({key: keys, **cols}, columns=[key, *OUTPUT_COLUMNS])
+            for first in range(0, len(batch), batch_size):
+                part = batch.iloc[first:first + batch_size]
+                all_keys, values = part[key].tolist(), part[value].tolist()
+                for start, stop in chunks_fn(values, batch_size, enc):
+                    keys = all_keys[start:stop]
+                    cols = chunk_fn(enc, dtype, keys, values[start:stop])
+                    yield pd.DataFrame({key: keys, **cols}, columns=[key, *OUTPUT_COLUMNS])
     return run
 
 
-def _arrow_body(spec: EncoderSpec, batch_size: int, dtype: str, key: str, value: str, chunk_fn):
+def _arrow_body(spec: EncoderSpec, batch_size: int, dtype: str, key: str, value: str, chunk_fn, chunks_fn):
     def run(batches):
         import pyarrow as pa
         schema = pa.schema([(key, pa.string()), ("embedding", pa.binary()), ("model", pa.string()),
@@ -84,25 +93,27 @@ def _arrow_body(spec: EncoderSpec, batch_size: int, dtype: str, key: str, value:
                             ("reason", pa.string())])
         enc = encoder_for(spec)
         for batch in batches:
-            for start in range(0, batch.num_rows, batch_size):
-                chunk = batch.slice(start, batch_size)
-                keys = chunk.column(key).to_pylist()
-                cols = chunk_fn(enc, dtype, keys, chunk.column(value).to_pylist())
-                yield pa.RecordBatch.from_pydict({key: keys, **cols}, schema=schema)
+            for first in range(0, batch.num_rows, batch_size):
+                part = batch.slice(first, batch_size)
+                all_keys, values = part.column(key).to_pylist(), part.column(value).to_pylist()
+                for start, stop in chunks_fn(values, batch_size, enc):
+                    keys = all_keys[start:stop]
+                    cols = chunk_fn(enc, dtype, keys, values[start:stop])
+                    yield pa.RecordBatch.from_pydict({key: keys, **cols}, schema=schema)
     return run
 
 
 def embed_images(spec: EncoderSpec, batch_size: int, dtype: str):
-    return _pandas_body(spec, batch_size, dtype, "image_id", "bytes", _image_chunk)
+    return _pandas_body(spec, batch_size, dtype, "image_id", "bytes", _image_chunk, _image_chunks)
 
 
 def embed_texts(spec: EncoderSpec, batch_size: int, dtype: str):
-    return _pandas_body(spec, batch_size, dtype, "sentence_id", "text", _text_chunk)
+    return _pandas_body(spec, batch_size, dtype, "sentence_id", "text", _text_chunk, _row_chunks)
 
 
 def embed_images_arrow(spec: EncoderSpec, batch_size: int, dtype: str):
-    return _arrow_body(spec, batch_size, dtype, "image_id", "bytes", _image_chunk)
+    return _arrow_body(spec, batch_size, dtype, "image_id", "bytes", _image_chunk, _image_chunks)
 
 
 def embed_texts_arrow(spec: EncoderSpec, batch_size: int, dtype: str):
-    return _arrow_body(spec, batch_size, dtype, "sentence_id", "text", _text_chunk)
+    return _arrow_body(spec, batch_size, dtype, "sentence_id", "text", _text_chunk, _row_chunks)

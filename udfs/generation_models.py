@@ -230,6 +230,17 @@ class VLLMFusion:
         return [o.outputs[0].text if o.outputs else "" for o in outs]
 
 
+def input_side(processor) -> int | None:
+    """The longest side the captioner's image processor resizes to (None when it says not)."""
+    size = getattr(getattr(processor, "image_processor", processor), "size", None)
+    if isinstance(size, int):
+        return size
+    if isinstance(size, dict):
+        sides = [v for k, v in size.items() if k in ("height", "width", "shortest_edge", "longest_edge")]
+        return max(sides) if sides else None
+    return None
+
+
 class Generators:
     """Captioner + LLM on the task's device, greedy (or beam) decoding, batched."""
 
@@ -244,6 +255,7 @@ class Generators:
         self.cap_model, self.cap_processor, self.cap_tok, self.captioner_id = load_captioner(
             spec.captioner, spec.captioner_dir, spec.seed)
         self.cap_model = self.cap_model.to(self.device).eval()
+        self.image_side = input_side(self.cap_processor)   # images are reduced towards it as opened
         if self.engine == "vllm":
             from transformers import AutoConfig, AutoTokenizer, GenerationConfig
             source = spec.llm_dir or spec.llm

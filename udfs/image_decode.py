@@ -50,9 +50,28 @@ def upright(img: Image.Image) -> Image.Image:
         return img
 
 
-def open_rgb(data: bytes) -> Image.Image:
-    """Stored bytes (already accepted by decode) -> upright RGB image."""
-    return upright(Image.open(io.BytesIO(data), formats=SAFE_FORMATS)).convert("RGB")
+def reduce_factor(width: int, height: int, fit: int | None) -> int:
+    """The integer factor that brings the shorter side down to [fit, 2*fit): 1 when it is
+    already below 2*fit or when no fit is asked for."""
+    if not fit:
+        return 1
+    return max(1, min(width, height) // fit)
+
+
+def open_rgb(data: bytes, fit: int | None = None) -> Image.Image:
+    """Stored bytes (already accepted by decode) -> upright RGB image.
+
+    With `fit` (the consumer's input side: the encoder's crop, the captioner's input, the
+    export's resize), the image is reduced as it is opened, so a batch holds small images
+    and at most one full-size decode at a time: a JPEG is decoded at a reduced DCT scale
+    (draft), any other format is box-reduced right after decoding. The shorter side stays
+    at least `fit`, so the consumer's own resize still has the pixels it needs."""
+    img = Image.open(io.BytesIO(data), formats=SAFE_FORMATS)
+    if fit:
+        img.draft("RGB", (fit, fit))    # JPEG only; keeps both sides >= fit
+    img = upright(img).convert("RGB")
+    factor = reduce_factor(img.size[0], img.size[1], fit)
+    return img.reduce(factor) if factor > 1 else img
 
 
 @dataclass

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from realsyn.udfs.clip_encoder import open_image
+from realsyn.udfs.image_batches import bounded_chunks
 from realsyn.udfs.vector_codec import from_bytes
 from realsyn.udfs.generation_models import GenSpec, generators_for
 
@@ -79,7 +80,7 @@ def synthesis_rows(template: str):
         images, ok = [], []
         for i, data in enumerate(chunk["bytes"]):
             try:
-                images.append(open_image(data))
+                images.append(open_image(data, gen.image_side))
                 ok.append(i)
             except Exception:
                 rows.append((ids[i], None, all_tags[i], None, None, "rejected", "undecodable"))
@@ -120,6 +121,8 @@ def synthesize(spec: GenSpec, template: str, batch_size: int):
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         gen = generators_for(spec)
         for batch in batches:
-            for start in range(0, len(batch), batch_size):
-                yield pd.DataFrame(rows(gen, batch.iloc[start:start + batch_size]), columns=COLUMNS)
+            for first in range(0, len(batch), batch_size):
+                part = batch.iloc[first:first + batch_size]
+                for start, stop in bounded_chunks(part["bytes"].tolist(), batch_size, gen.image_side):
+                    yield pd.DataFrame(rows(gen, part.iloc[start:stop]), columns=COLUMNS)
     return run

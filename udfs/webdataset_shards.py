@@ -63,7 +63,7 @@ def shard_writer(folder: str, resize_to: int):
                         continue
                     buf = io.BytesIO()
                     try:
-                        resize_keep_ratio(open_image(row.bytes), resize_to).save(buf, "JPEG", quality=95)
+                        resize_keep_ratio(open_image(row.bytes, resize_to), resize_to).save(buf, "JPEG", quality=95)
                     except Exception:
                         rejected["image_error"] += 1
                         continue

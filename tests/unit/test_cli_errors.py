@@ -17,3 +17,24 @@ def test_delta_conflict_found_in_the_cause_chain():
 def test_other_errors_are_not_conflicts():
     assert delta_conflict(RuntimeError("disk full")) == ""
     assert delta_conflict(KeyError("concurrent")) == ""
+
+
+def test_a_full_disk_is_one_line_wherever_it_is_raised(capsys):
+    import errno
+
+    from realsyn.jobs.cli import _report, no_space
+    py = OSError(errno.ENOSPC, "No space left on device", "/data/export/.staging/part-0.parquet")
+    assert no_space(py) == "/data/export/.staging/part-0.parquet"
+    java = RuntimeError("An error occurred while calling o123.save.\n: org.apache.spark.SparkException: Job aborted."
+                        "\nCaused by: java.io.IOException: No space left on device\n\tat java.io.FileOutputStream")
+    try:
+        try:
+            raise java
+        except RuntimeError as e:
+            raise ValueError("export failed") from e
+    except ValueError as outer:
+        assert no_space(outer) == "Caused by: java.io.IOException: No space left on device"
+        assert _report(outer, KeyError) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("realsyn: error: no space left on the device")
+    assert no_space(RuntimeError("disk full?")) == "" and no_space(OSError(errno.EACCES, "denied")) == ""
