@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 
 from realsyn.jobs.embedding_tables import check_same_model
+from realsyn.jobs.image_bytes import kept_image_bytes
 from realsyn.jobs.models import encoder_spec, weights_identity
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.session import session_conf
@@ -52,7 +53,7 @@ def spread(df: DataFrame, parallelism: int, n_rows: int, batch: int) -> DataFram
 class Embed(Stage):
     name = "embed"
     description = "CLIP image and text embeddings"
-    inputs = ("silver.images", "silver.sentences")  # kept rows only
+    inputs = ("silver.images", "silver.image_fetches", "silver.sentences")  # kept rows; bytes from the fetches
     outputs = ("silver.image_embeddings", "silver.sentence_embeddings")
     Params = EmbedParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")
@@ -83,7 +84,7 @@ class Embed(Stage):
                                 profile=ctx.task_profile))
 
         # Committed in units; only rows without a vector from the same encoder are encoded.
-        images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
+        images = kept_image_bytes(ctx.read)
         sentences = ctx.read("silver.sentences").where("status = 'kept'").select("sentence_id", "text")
         with arrow_batch_rows(ctx.spark, size):
             done_images = write_in_units(ctx, "silver.image_embeddings", images, "image_id", embed_images,

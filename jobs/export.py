@@ -21,6 +21,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from realsyn.jobs.image_bytes import kept_image_bytes
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.webdataset_export import write_shards
@@ -89,7 +90,8 @@ def export_ledger(clusters: DataFrame, gold: DataFrame) -> Ledger:
 
 # The card counts the rows of every pipeline table; gold.realsyn is read from these five.
 FUNNEL_TABLES = [t for t in REGISTRY if not t.startswith("meta.")]
-GOLD_INPUTS = ("gold.retrievals", "gold.synthetic", "gold.image_clusters", "silver.sentences", "silver.images")
+GOLD_INPUTS = ("gold.retrievals", "gold.synthetic", "gold.image_clusters", "silver.sentences", "silver.images",
+               "silver.image_fetches")
 
 
 class Export(Stage):
@@ -120,7 +122,7 @@ class Export(Stage):
             folder = object_files.join(out_dir, f"realsyn_cap{cap}")
             counts[cap] = self.write_release(spark, gold.where(F.col("min_cap") <= cap), folder, p.shard_bytes)
             writers.append(Ledger(f"release_cap{cap}", counts[cap], spark.read.parquet(folder).count()))
-        images = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes").dropDuplicates(["image_id"])
+        images = kept_image_bytes(ctx.read)
         files = ["Release Parquet: `realsyn_cap<t>/train-000NN-of-000MM.parquet`, columns "
                  + ", ".join(RELEASE_COLUMNS) + "."]
         if p.webdataset:

@@ -143,7 +143,6 @@ class ExtractImages(Stage):
                             .when(F.col("reason") == "duplicate_exact", F.col("image_id"))))
         out = pool.select(
             "url_id", "url", "doc_id", "alt_text", "image_id",
-            F.when(F.col("reason").isNull(), F.col("bytes")).alias("bytes"),
             F.col("width").cast("int"), F.col("height").cast("int"), "format", F.col("phash").cast("long"),
             F.col("http_status").cast("int"), "duplicate_of",
             F.when(F.col("reason").isNull(), "kept").otherwise("rejected").alias("status"), "reason")

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
+from realsyn.jobs.image_bytes import kept_image_bytes
 from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weights_identity
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
@@ -55,7 +56,7 @@ def gen_spec(p: GenerateParams) -> GenSpec:
 class Generate(Stage):
     name = "generate"
     description = "caption + tags + LLM fusion into one synthetic text per image"
-    inputs = ("silver.images", "silver.image_embeddings", "silver.image_dedup", "silver.sentences", "gold.retrievals")
+    inputs = ("silver.images", "silver.image_fetches", "silver.image_embeddings", "silver.image_dedup", "silver.sentences", "gold.retrievals")
     outputs = ("gold.synthetic",)
     Params = GenerateParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.generation_task_gpus")
@@ -89,7 +90,7 @@ class Generate(Stage):
         source = (tagged.join(r1, "image_id", "left")
                   .withColumn("tags", F.when(F.col("r1").isNull(), F.array().cast("array<string>"))
                               .otherwise(F.col("tags"))))
-        image_bytes = ctx.read("silver.images").where("status = 'kept'").select("image_id", "bytes")
+        image_bytes = kept_image_bytes(ctx.read)
         parts = max(1, ctx.spark.sparkContext.defaultParallelism)
         fn = synthesize(gen_spec(p), p.prompt_template, p.batch_size)
 

@@ -107,7 +107,6 @@ IMAGES = TableSpec(
         c("doc_id", StringType(), "first document (by id) the URL appeared in"),
         c("alt_text", StringType(), "alt text from the slot metadata"),
         c("image_id", StringType(), "sha256 of the fetched bytes (content address)"),
-        c("bytes", BinaryType(), "fetched image bytes (kept images only)"),
         c("width", IntegerType(), "pixels"),
         c("height", IntegerType(), "pixels"),
         c("format", StringType(), "decoded format (JPEG, PNG, ...)"),
@@ -117,7 +116,8 @@ IMAGES = TableSpec(
         STATUS, REASON,
     ]),
     keys=("url_id",),
-    description="Global image pool: every image URL with its fetch, decode, quality and dedup outcome.",
+    description="Global image pool: every image URL with its fetch, decode, quality and dedup outcome. "
+                "No bytes: a kept image's bytes live once, in silver.image_fetches (same url_id).",
 )
 
 DOCUMENT_SENTENCES = TableSpec(

@@ -28,3 +28,10 @@ def test_mismatch_lists_every_problem():
 def test_unknown_table():
     with pytest.raises(KeyError, match="unknown table"):
         spec("gold.nope")
+
+
+def test_image_bytes_are_stored_once():
+    from pyspark.sql.types import BinaryType
+    binary = {name for name, t in REGISTRY.items() for f in t.schema.fields if isinstance(f.dataType, BinaryType)
+              and f.name == "bytes"}
+    assert binary == {"silver.image_fetches"}     # silver.images and every reader join the fetches
