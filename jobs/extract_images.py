@@ -17,10 +17,11 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from realsyn.jobs.image_decodes import decoded_rows
-from realsyn.jobs.perceptual_dedup import perceptual_representatives
+from realsyn.jobs.keep_rank import image_rank
+from realsyn.jobs.perceptual_groups import full_groups, group_changes, needs_full
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.units import write_in_units
+from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, write_in_units
 from realsyn.udfs.fetch import REQUEST_RULES_VERSION, FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
 from realsyn.udfs.fetch_rows import FETCH_DDL, fetch_fn
@@ -74,13 +75,14 @@ class ExtractImages(Stage):
     name = "extract_images"
     description = "fetch, decode, filter and dedup every image URL"
     inputs = ("bronze.documents",)
-    outputs = ("silver.image_fetches", "silver.image_decodes", "silver.images")
+    outputs = ("silver.image_fetches", "silver.image_decodes", "silver.image_groups", "silver.images")
     Params = ExtractImagesParams
     resources = TaskResources(cpus=1)   # fetch + decode: I/O-bound threads (fetch.concurrency_per_task), one core
     unit_rows = "units.fetch_rows"
     # A fetch is an observation, not a function of the code: its key is what changes the
     # request itself. Decoding is a function of the stored bytes, its code and limits.
-    work_code = {"silver.image_fetches": (), "silver.image_decodes": ("realsyn.jobs.image_decodes",)}
+    work_code = {"silver.image_fetches": (), "silver.image_decodes": ("realsyn.jobs.image_decodes",),
+                 "silver.image_groups": ("realsyn.jobs.perceptual_groups",)}
 
     def fetch_key(self, p: ExtractImagesParams) -> str:
         """What decides the response a URL gets: the user agent, the opt-out policy and the
@@ -93,6 +95,29 @@ class ExtractImages(Stage):
     def decode_key(self, p: ExtractImagesParams) -> str:
         """What decides a content's decode: the decoder's code, its limits and the size cap."""
         return self.work_fingerprint("silver.image_decodes", {"decode": p.decode, "max_bytes": p.fetch.max_bytes})
+
+    def groups_key(self, p: ExtractImagesParams) -> str:
+        """What decides the perceptual groups besides the candidates: the grouping code and
+        its settings."""
+        return self.work_fingerprint("silver.image_groups", {"max_hamming": p.phash_max_hamming,
+                                                             "bucket_max": p.phash_bucket_max})
+
+    def update_groups(self, ctx: Context, p: ExtractImagesParams, candidates: DataFrame) -> DataFrame:
+        """silver.image_groups brought up to the candidates: only new candidates compared, and
+        only the groups they touch rewritten, when nothing left or changed since the stored
+        groups; every group computed again otherwise. Returns (image_id, rep)."""
+        table, key = "silver.image_groups", self.groups_key(p)
+        cands = candidates.select("image_id", "phash").join(image_rank(candidates), "image_id").localCheckpoint()
+        reuse = (not ctx.full_refresh and ctx.store_has(table)
+                 and ctx.table_property(table, WORK_FINGERPRINT_PROPERTY) == key)
+        if reuse and not needs_full(ctx.read(table), cands):
+            changes = group_changes(ctx.read(table), cands, p.phash_max_hamming, p.phash_bucket_max).localCheckpoint()
+            ctx.say(f"[{self.name}] perceptual groups updated: {changes.count()} row(s) new or regrouped")
+            ctx.upsert(table, changes)
+        else:
+            ctx.write(table, full_groups(cands, p.phash_max_hamming, p.phash_bucket_max),
+                      extra_properties={"work_fingerprint": key})
+        return ctx.read(table).select("image_id", "rep")
 
     def run(self, ctx: Context, p: ExtractImagesParams) -> list[Ledger]:
         spark = ctx.spark
@@ -134,7 +159,7 @@ class ExtractImages(Stage):
         cached = pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
 
         candidates = pool.where(F.col("reason").isNull()).select("image_id", "phash", "width", "height")
-        rep = perceptual_representatives(candidates, p.phash_max_hamming, p.phash_bucket_max).localCheckpoint()
+        rep = self.update_groups(ctx, p, candidates)
         pool = (pool.join(rep, "image_id", "left")
                 .withColumn("reason", F.when(F.col("reason").isNull() & F.col("rep").isNotNull()
                                              & (F.col("rep") != F.col("image_id")), "duplicate_perceptual")

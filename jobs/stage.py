@@ -184,6 +184,11 @@ class Context:
         self._declared(name, outputs_only=True)
         return self._store.merge_replace(name, df, self._run_properties(), **kwargs)
 
+    def upsert(self, name: str, df: DataFrame) -> int | None:
+        """Insert new keys and update changed rows (one commit; TableStore.upsert)."""
+        self._declared(name, outputs_only=True)
+        return self._store.upsert(name, df)
+
     def delete_keys(self, name: str, key, keys: DataFrame) -> None:
         """Delete the rows whose `key` is in `keys` (one commit)."""
         self._declared(name, outputs_only=True)

@@ -112,6 +112,18 @@ class TableStore:
             self.set_properties(name, properties)
         return self.version(name)
 
+    def upsert(self, name: str, df: DataFrame) -> int | None:
+        """Insert new keys and update changed rows, in one MERGE commit; nothing is deleted."""
+        if not self.exists(name):
+            return self.write(name, df)
+        table = spec(name)
+        check_schema(name, df.schema)
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in table.keys)
+        merge = (self.delta_table(name).alias("t").merge(self._guarded(name, df).alias("s"), on)
+                 .whenMatchedUpdateAll().whenNotMatchedInsertAll())
+        self._run_guarded(name, merge.execute)
+        return self.version(name)
+
     def delete_where(self, name: str, condition) -> None:
         """Delete the rows matching a Column condition, in one commit."""
         self.delta_table(name).delete(condition)

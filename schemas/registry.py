@@ -64,7 +64,8 @@ DOCUMENT_REJECTS = TableSpec(
         c("raw", StringType(), "the rejected row as JSON, truncated"),
     ]),
     keys=("source_file", "row_index", "reason"),
-    description="Input documents that failed validation, with the reason. in = documents + rejects.",
+    description="Input documents that failed validation, with the reason. in = documents + rejects. "
+                "An input file that cannot be read whole is one row (reason corrupt_input_file, row_index -1).",
 )
 
 IMAGE_FETCHES = TableSpec(
@@ -97,6 +98,20 @@ IMAGE_DECODES = TableSpec(
     description="One decode per distinct fetched content, written in units under the decoder's work "
                 "fingerprint (its code and limits); silver.images joins it to the fetches.",
     stats_columns=("decode_reason",),
+)
+
+IMAGE_GROUPS = TableSpec(
+    "silver.image_groups",
+    StructType([
+        c("image_id", StringType(), "sha256 of the fetched bytes (a dedup candidate: decoded, passed the filters)", False),
+        c("phash", LongType(), "64-bit DCT perceptual hash"),
+        c("rank", LongType(), "minus the pixel count: the smallest rank represents its group"),
+        c("component", StringType(), "the smallest image_id of its perceptual group (its own id when alone)"),
+        c("rep", StringType(), "the group's representative: its largest image, ties the smallest id"),
+    ]),
+    keys=("image_id",),
+    description="Perceptual duplicate groups of the image candidates, kept between runs: an increment "
+                "compares only new hashes with the others and updates the groups they touch.",
 )
 
 IMAGES = TableSpec(
@@ -351,7 +366,7 @@ STAGE_RUNS = TableSpec(
 )
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
-    DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGE_DECODES, IMAGES, DOCUMENT_SENTENCES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
+    DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGE_DECODES, IMAGE_GROUPS, IMAGES, DOCUMENT_SENTENCES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
     IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, TEXT_COARSE_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 

@@ -128,3 +128,43 @@ def test_semantic_dedup_rejects_exactly_the_planted_copies_at_any_threshold(spar
     # A looser threshold is one filter over the same scores: more rejected, never fewer.
     looser = {r["sentence_id"] for r in verdicts(scores, "sentence_id", 0.3).collect() if r["status"] == "rejected"}
     assert dropped < looser
+
+
+def apply_upsert(stored, changes):
+    return stored.join(changes.select("image_id"), "image_id", "left_anti").unionByName(changes)
+
+
+@pytest.mark.parametrize("bucket_max", [1000, 4])
+def test_increments_give_the_groups_of_a_full_recompute(spark, bucket_max):
+    """A, then A+B1, then A+B1+B2: every group and representative as computed over all at once,
+    and an increment never rewrites a row whose group did not change."""
+    from realsyn.jobs.perceptual_groups import COLUMNS, full_groups, group_changes, needs_full
+    rng = np.random.default_rng(5)
+    hashes = list(planted_hashes(rng))
+    bridge = int(rng.integers(0, 2**62))
+    hashes += [bridge ^ 0b111, bridge ^ (0b111 << 60), bridge]   # two far groups, then the image joining them
+    ranks = rng.integers(-5000, -1, size=len(hashes))
+    ranks[[7, 30]] = ranks[8]                                    # ties: the smallest id wins
+    rows = [(vid(i), int(h), int(r)) for i, (h, r) in enumerate(zip(hashes, ranks))]
+    order = rng.permutation(len(rows) - 1)                      # the bridge (last) always comes late
+    a = [rows[i] for i in order[:300]]
+    b1 = [rows[i] for i in order[300:380]] + [rows[-1]]
+    b2 = [rows[i] for i in order[380:]]
+    schema = "image_id string, phash long, rank long"
+    stored = full_groups(spark.createDataFrame(a, schema), 4, bucket_max).localCheckpoint()
+    for step in (a + b1, a + b1 + b2):
+        cands = spark.createDataFrame(step, schema)
+        assert not needs_full(stored, cands)
+        changes = group_changes(stored, cands, 4, bucket_max).localCheckpoint()
+        before = {r["image_id"]: r for r in stored.collect()}
+        for r in changes.collect():                               # only new or regrouped rows
+            assert r["image_id"] not in before or tuple(before[r["image_id"]]) != tuple(r[c] for c in COLUMNS)
+        stored = apply_upsert(stored, changes).localCheckpoint()
+        full = full_groups(cands, 4, bucket_max)
+        key = lambda df: sorted(tuple(r[c] for c in COLUMNS) for r in df.collect())   # noqa: E731
+        assert key(stored) == key(full)
+    merged = {r["image_id"]: r["component"] for r in stored.collect()}
+    n = len(rows)
+    assert merged[vid(n - 3)] == merged[vid(n - 2)] == merged[vid(n - 1)]
+    gone = spark.createDataFrame(a[1:] + b1 + b2, schema)         # one candidate left: groups may split
+    assert needs_full(stored, gone)
