@@ -213,6 +213,21 @@ def _neighbours(kind: str, key: str, key_comment: str) -> TableSpec:
     )
 
 
+def _dedup_centroids(kind: str) -> TableSpec:
+    return TableSpec(
+        f"silver.{kind}_dedup_centroids",
+        StructType([
+            c("dedup_cluster", IntegerType(), "coarse group", False),
+            c("dedup_subcluster", IntegerType(), "fine cluster inside the group; -1 for the group's coarse centroid",
+              False),
+            c("centroid", BinaryType(), "L2-normalised float32 centroid"),
+        ]),
+        keys=("dedup_cluster", "dedup_subcluster"),
+        description=f"The two-level k-means of the {kind} dedup scores, kept so an increment assigns only its "
+                    "new rows (a group kept whole has no fine centroid: its rows are all in fine cluster 0).",
+    )
+
+
 def _dedup(kind: str, key: str, key_comment: str) -> TableSpec:
     return TableSpec(
         f"silver.{kind}_dedup",
@@ -230,6 +245,8 @@ def _dedup(kind: str, key: str, key_comment: str) -> TableSpec:
 
 IMAGE_NEIGHBOURS = _neighbours("image", "image_id", "image content hash")
 SENTENCE_NEIGHBOURS = _neighbours("sentence", "sentence_id", "sentence hash")
+IMAGE_DEDUP_CENTROIDS = _dedup_centroids("image")
+SENTENCE_DEDUP_CENTROIDS = _dedup_centroids("sentence")
 IMAGE_DEDUP = _dedup("image", "image_id", "image content hash")
 SENTENCE_DEDUP = _dedup("sentence", "sentence_id", "sentence hash")
 
@@ -367,7 +384,7 @@ STAGE_RUNS = TableSpec(
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
     DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGE_DECODES, IMAGE_GROUPS, IMAGES, DOCUMENT_SENTENCES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
-    IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, TEXT_COARSE_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
+    IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP_CENTROIDS, SENTENCE_DEDUP_CENTROIDS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, TEXT_COARSE_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 
 

@@ -168,3 +168,53 @@ def test_increments_give_the_groups_of_a_full_recompute(spark, bucket_max):
     assert merged[vid(n - 3)] == merged[vid(n - 2)] == merged[vid(n - 1)]
     gone = spark.createDataFrame(a[1:] + b1 + b2, schema)         # one candidate left: groups may split
     assert needs_full(stored, gone)
+
+
+def test_semantic_scores_of_an_increment_equal_a_rescore_with_the_kept_centroids(spark):
+    """Fit on A; then A+B updated from the stored scores equals every row scored from nothing
+    with the same centroids (the fit itself is reproduced by them), and so do the verdicts."""
+    from realsyn.jobs.semantic_dedup import verdicts
+    from realsyn.jobs.semantic_neighbours import (SemanticNeighboursParams, fit_scores, needs_rescore, new_scores,
+                                                  ranked)
+    from realsyn.udfs.semantic_dedup import NEIGHBOURS_DDL
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((300, 16)).astype(np.float32)
+    vecs, ids = list(base / np.linalg.norm(base, axis=1, keepdims=True)), [f"s{i:04d}" for i in range(300)]
+    for src in range(0, 300, 7):                                  # near copies, some landing in A, some in B
+        v = vecs[src] + 0.01 * rng.standard_normal(16).astype(np.float32)
+        vecs.append(v / np.linalg.norm(v))
+        ids.append(f"c{src:04d}")
+    rank = rng.integers(-1000, 0, size=len(ids))
+    rows = [(i, v.astype("<f4").tobytes(), 16, "float32", "kept") for i, v in zip(ids, vecs)]
+    in_a = rng.random(len(rows)) < 0.7
+    schema = "sentence_id string, embedding binary, dim int, dtype string, status string"
+    emb_a = spark.createDataFrame([r for r, a in zip(rows, in_a) if a], schema)
+    emb_ab = spark.createDataFrame(rows, schema)
+    ranks = spark.createDataFrame([(i, int(r)) for i, r in zip(ids, rank)], "sentence_id string, rank long")
+    p = SemanticNeighboursParams(30, 100, 10_000, 10, 42)
+    stored, centroids = fit_scores(spark, emb_a, "sentence_id", ranks, p)
+    stored, centroids = stored.localCheckpoint(), centroids.localCheckpoint()
+    assert centroids.where("dedup_subcluster >= 0").count() > 0    # the groups were split: fine centroids kept
+    nothing = spark.createDataFrame([], NEIGHBOURS_DDL.format(key="sentence_id"))
+    cols = ["sentence_id", "dedup_cluster", "dedup_subcluster", "rank", "neighbour"]
+
+    def rows_of(df):
+        return sorted((tuple(r[c] for c in cols), r["max_sim"]) for r in df.collect())
+
+    def same(a, b):
+        assert [x for x, _ in a] == [x for x, _ in b]
+        assert all((s is None and t is None) or abs(s - t) < 1e-5 for (_, s), (_, t) in zip(a, b))
+
+    va, vab = ranked(emb_a, "sentence_id", ranks), ranked(emb_ab, "sentence_id", ranks)
+    same(rows_of(stored), rows_of(new_scores(nothing, va, centroids, "sentence_id", 16, "float32")))
+    assert not needs_rescore(stored, vab, "sentence_id")
+    changes = new_scores(stored, vab, centroids, "sentence_id", 16, "float32").localCheckpoint()
+    n_new = int((~in_a).sum())
+    assert n_new < changes.count() < len(rows)                      # new rows, and some old rows re-pointed
+    updated = stored.join(changes.select("sentence_id"), "sentence_id", "left_anti").unionByName(changes)
+    full = new_scores(nothing, vab, centroids, "sentence_id", 16, "float32")
+    same(rows_of(updated), rows_of(full))
+    verdict = lambda df: sorted(tuple(r) for r in verdicts(df, "sentence_id", 0.98).collect())   # noqa: E731
+    assert verdict(updated) == verdict(full)
+    assert any(r[2] == "rejected" for r in verdict(full))
+    assert needs_rescore(stored, ranked(emb_ab.where("sentence_id != 's0001'"), "sentence_id", ranks), "sentence_id")

@@ -1,8 +1,10 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from realsyn.jobs.semantic_neighbours import coarse_groups
-from realsyn.udfs.semantic_dedup import cluster_neighbours_fn, earlier_neighbours, group_neighbours, split_group
+from realsyn.udfs.semantic_dedup import (cluster_neighbours_fn, earlier_neighbours, fine_clusters, group_neighbours,
+                                         split_group, updated_neighbours)
 
 
 def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
@@ -38,11 +40,41 @@ def test_a_large_cluster_is_scored_in_smaller_blocks_with_the_same_answer():
 
 def test_a_group_is_split_into_fine_clusters_of_about_the_configured_size_the_same_way_every_time():
     v = unit_rows(1000, 8, 3)
-    fine = split_group(v, 100, 10, 42)
+    fine, centroids = split_group(v, 100, 10, 42)
     sizes = np.bincount(fine)
     assert len(sizes) == 10 and sizes.min() > 0 and sizes.max() < 400
-    assert (split_group(v, 100, 10, 42) == fine).all()              # seeded, one thread: any worker
-    assert (split_group(v[:199], 100, 10, 42) == 0).all()           # small enough: one cluster, no fit
+    assert (split_group(v, 100, 10, 42)[0] == fine).all()           # seeded, one thread: any worker
+    assert (fine_clusters(v, centroids) == fine).all()              # the kept centroids give the same split
+    small, none = split_group(v[:199], 100, 10, 42)
+    assert (small == 0).all() and none is None                      # small enough: one cluster, no fit
+    assert (fine_clusters(v[:5], None) == 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_updated_neighbours_equal_a_full_rescore(seed):
+    """Rows added anywhere in the keep order (before, between and after old rows): the new
+    rows' neighbours and the old rows' updates equal earlier_neighbours over all rows, and
+    only new rows and old rows whose neighbour changed are reported."""
+    rng = np.random.default_rng(seed)
+    v = unit_rows(400, 8, seed + 10)
+    v[50] = v[10]                                   # an exact tie: the earliest row wins
+    v[300] = v[10]
+    is_new = rng.random(len(v)) < 0.3
+    is_new[300] = True
+    old = np.flatnonzero(~is_new)
+    o_best, o_sims = earlier_neighbours(v[old])     # what the stored old rows say
+    best = np.full(len(v), -1)
+    sims = np.full(len(v), -np.inf)
+    best[old] = np.where(o_best >= 0, old[np.maximum(o_best, 0)], -1)
+    sims[old] = o_sims
+    got_best, got_sims, changed = updated_neighbours(v, is_new, best, sims, max_cells=400 * 7)
+    full_best, full_sims = earlier_neighbours(v)
+    assert (got_best == full_best).all()
+    assert np.allclose(got_sims, full_sims, atol=1e-6) and (np.isinf(got_sims) == np.isinf(full_sims)).all()
+    assert (changed == (is_new | (full_best != best))).all()
+    assert changed[~is_new].any() and not changed[~is_new].all()
+    nothing = updated_neighbours(v, np.zeros(len(v), bool), full_best, full_sims)[2]
+    assert not nothing.any()
 
 
 def test_neighbours_are_searched_only_inside_a_fine_cluster_among_the_rows_ranked_before():
