@@ -131,18 +131,15 @@ def cluster_neighbours_fn(key: str, dim: int, dtype: str, points_per_cluster: in
         fine, centroids = split_group(vecs, points_per_cluster, iters, seed)
         idx, sims = group_neighbours(vecs, fine)
         ids = group[key].to_numpy()
-        scored = pd.DataFrame({
-            key: ids, "dedup_cluster": group["dedup_cluster"].to_numpy(), "dedup_subcluster": fine,
-            "rank": group["rank"].to_numpy(),
-            "neighbour": [ids[j] if j >= 0 else None for j in idx],
-            "max_sim": [float(s) if np.isfinite(s) else None for s in sims], "centroid": None})
-        if centroids is None:
-            return scored
+        fits = [] if centroids is None else [c.astype("<f4").tobytes() for c in centroids]
+        m = len(fits)                                       # one more row per fine centroid, key null
         cluster = int(group["dedup_cluster"].iloc[0])
-        fits = pd.DataFrame({key: None, "dedup_cluster": cluster, "dedup_subcluster": np.arange(len(centroids)),
-                             "rank": None, "neighbour": None, "max_sim": None,
-                             "centroid": [c.astype("<f4").tobytes() for c in centroids]})
-        return pd.concat([scored, fits], ignore_index=True)
+        return pd.DataFrame({
+            key: [*ids, *[None] * m], "dedup_cluster": [*group["dedup_cluster"].tolist(), *[cluster] * m],
+            "dedup_subcluster": [*fine.tolist(), *range(m)], "rank": [*group["rank"].tolist(), *[None] * m],
+            "neighbour": [*(ids[j] if j >= 0 else None for j in idx), *[None] * m],
+            "max_sim": [*(float(s) if np.isfinite(s) else None for s in sims), *[None] * m],
+            "centroid": [*[None] * len(ids), *fits]})
     return run
 
 
