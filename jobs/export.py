@@ -1,12 +1,15 @@
 """export: gold.realsyn (Delta, CDF on) + release Parquet per subset + WebDataset shards + card.
 
 Release texts follow the public release: realistic texts lowercased and word-tokenized,
-syn_text lowercased; files `train-000NN-of-000MM.parquet`, one folder per cap.
+syn_text lowercased; files `realsyn_cap<t>/train-NNNNN.parquet`, one folder per cap.
 
-All or nothing: every file is written under `<out>/.staging/` (a hidden name no
-`realsyn_cap*` glob picks up), then swapped in while `<out>/_INCOMPLETE` says so; `_SUCCESS`
-(run id and counts) is written last. A kill or a full disk before the swap leaves the
-previous export whole; one during the swap leaves `_INCOMPLETE` until a rerun finishes.
+Incremental: every output is a set of stable shards (jobs/export_shards.py), so a run after
+an increment writes only the shards whose rows changed and new shards for new rows;
+`manifest.json` names the live files. All or nothing: new files are staged under
+`<out>/.staging/` (a hidden name no `realsyn_cap*` glob picks up), then swapped in while
+`<out>/_INCOMPLETE` says so; `_SUCCESS` (run id and counts) is written last. A kill or a
+full disk before the swap leaves the previous export whole; one during the swap leaves
+`_INCOMPLETE`, and the next run finishes that swap before its own.
 """
 from __future__ import annotations
 
@@ -15,19 +18,24 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+# INCOMPLETE, MANIFEST, SUCCESS and managed are the export folder's names, also read from here.
+from realsyn.jobs.export_shards import INCOMPLETE, MANIFEST, STAGING, SUCCESS, managed  # noqa: F401
+from realsyn.jobs.export_shards import ShardedOutput, commit, export_outputs
 from realsyn.jobs.image_bytes import kept_image_bytes
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
-from realsyn.jobs.webdataset_export import write_shards
+from realsyn.jobs.torch_data import mds_output
+from realsyn.jobs.webdataset_export import ROWS_PER_SHARD, webdataset_output
 from realsyn.schemas import REGISTRY
 from realsyn.udfs import dataset_card as card
 from realsyn.udfs import object_files
+from realsyn.udfs.shard_files import parquet_sink
 
 RELEASE_COLUMNS = ["raw_image_url", "text1", "text2", "text3", "syn_text"]
 
@@ -36,6 +44,53 @@ def word_tokenize(col):
     """Lowercase and split punctuation from words (the release's tokenized form), in SQL."""
     spaced = F.regexp_replace(F.lower(col), r"([.,!?;:()\"\[\]])", " $1 ")
     return F.trim(F.regexp_replace(spaced, r"\s+", " "))
+
+
+def release_rows(subset: DataFrame) -> DataFrame:
+    """image_id and the release columns of a subset's rows, in the release's text form."""
+    return subset.select(
+        "image_id", "raw_image_url", word_tokenize("text1").alias("text1"), word_tokenize("text2").alias("text2"),
+        word_tokenize("text3").alias("text3"), F.lower("syn_text").alias("syn_text"))
+
+
+def release_output(subset: DataFrame, cap: int, shard_bytes: int) -> ShardedOutput:
+    """The release Parquet of one cap: `realsyn_cap<cap>/train-NNNNN.parquet`, rows by URL,
+    shards of about `shard_bytes` of text."""
+    return ShardedOutput(
+        name=f"realsyn_cap{cap}", ledger=f"release_cap{cap}", rows=release_rows(subset), content=tuple(RELEASE_COLUMNS),
+        order=("raw_image_url",), sink=parquet_sink(tuple(RELEASE_COLUMNS)), settings={"shard_bytes": int(shard_bytes)},
+        code=(word_tokenize, release_rows), shard_bytes=int(shard_bytes),
+        row_bytes=sum(F.coalesce(F.length(c), F.lit(0)) for c in RELEASE_COLUMNS))
+
+
+@dataclass
+class StagedExport:
+    manifest: dict
+    counts: dict[int, int]                 # cap -> rows of its subset
+    writers: list[Ledger]
+    files: list[str] = field(default_factory=list)   # the card's lines on the files
+
+
+def stage_exports(spark, gold: DataFrame, images: DataFrame, p: "ExportParams", final_dir: str, run_id: str,
+                  full_refresh: bool = False, profile=None, say=print,
+                  wds_rows_per_shard: int = ROWS_PER_SHARD) -> StagedExport:
+    """Stage the release Parquet of every cap, the WebDataset tars and the MDS groups that
+    changed since the last export (all of them the first time) under `<final_dir>/.staging`;
+    the card and `commit` (jobs/export_shards.py) follow."""
+    outputs = [release_output(gold.where(F.col("min_cap") <= cap), cap, p.shard_bytes) for cap in p.caps]
+    files = ["Release Parquet: `realsyn_cap<t>/train-NNNNN.parquet`, columns " + ", ".join(RELEASE_COLUMNS)
+             + " (the live files and their sha256: `manifest.json`)."]
+    if p.webdataset:
+        outputs.append(webdataset_output(gold.where(F.col("min_cap") <= max(p.caps)), images, p.resize_to,
+                                         wds_rows_per_shard, profile))
+        files.append("WebDataset: `webdataset/*.tar` (`KEY.jpg`, `KEY.txt` = text1, `KEY.json`).")
+    if p.mds:
+        outputs.append(mds_output(gold, p.mds_shard_bytes))
+        files.append("PyTorch: `mds/`, Mosaic Streaming MDS of all gold.realsyn rows "
+                     "(`realsyn.jobs.torch_data.gold_dataset`; min_cap -1 = in no subset).")
+    manifest, writers = export_outputs(spark, outputs, final_dir, run_id, full_refresh, say)
+    counts = {cap: led.rows_in for cap, led in zip(p.caps, writers)}
+    return StagedExport(manifest, counts, writers, files)
 
 
 def realsyn_rows(ctx: Context) -> DataFrame:
@@ -116,121 +171,24 @@ class Export(Stage):
         gold = ctx.read("gold.realsyn")
         final_dir = self.out_dir(p)
         out_dir = object_files.join(final_dir, STAGING)
-        object_files.remove_tree(out_dir)                 # a killed run's leftovers
-        counts, writers = {}, []
-        for cap in p.caps:
-            folder = object_files.join(out_dir, f"realsyn_cap{cap}")
-            counts[cap] = self.write_release(spark, gold.where(F.col("min_cap") <= cap), folder, p.shard_bytes)
-            writers.append(Ledger(f"release_cap{cap}", counts[cap], spark.read.parquet(folder).count()))
         images = kept_image_bytes(ctx.read)
-        files = ["Release Parquet: `realsyn_cap<t>/train-000NN-of-000MM.parquet`, columns "
-                 + ", ".join(RELEASE_COLUMNS) + "."]
-        if p.webdataset:
-            top_cap = max(p.caps)
-            wds = write_shards(gold.where(F.col("min_cap") <= top_cap).join(images, "image_id"),
-                               object_files.join(out_dir, "webdataset"), p.resize_to, profile=ctx.task_profile)
-            writers.append(Ledger("webdataset", wds["rows_in"], wds["written"], wds["rejected"]))
-            files.append("WebDataset: `webdataset/*.tar` (`KEY.jpg`, `KEY.txt` = text1, `KEY.json`).")
-        if p.mds:
-            from realsyn.jobs.torch_data import write_mds
-            mds_in, mds_written = write_mds(gold, object_files.join(out_dir, "mds"), p.mds_shard_bytes)
-            writers.append(Ledger("mds", mds_in, mds_written))
-            files.append("PyTorch: `mds/`, Mosaic Streaming MDS of all gold.realsyn rows "
-                         "(`realsyn.jobs.torch_data.gold_dataset`; min_cap -1 = in no subset).")
+        staged = stage_exports(spark, gold, images, p, final_dir, ctx.run_id, ctx.full_refresh, ctx.task_profile,
+                               ctx.say)
+        counts, writers = staged.counts, staged.writers
         ledger = export_ledger(ctx.read("gold.image_clusters"), gold)
         # The card is drawn on the driver's disk, then copied beside the data.
         with tempfile.TemporaryDirectory(prefix="realsyn-card-") as staging:
             card_dir = out_dir if object_files.is_local(out_dir) else staging
             os.makedirs(card_dir, exist_ok=True)
-            written = write_card(ctx, p, gold, images, counts, [ledger, *writers], files, card_dir)
+            written = write_card(ctx, p, gold, images, counts, [ledger, *writers], staged.files, card_dir)
             for path in written:
                 ctx.tracker.artifact(path, "dataset_card")
                 if card_dir != out_dir:
                     object_files.upload(path, object_files.join(out_dir, os.path.basename(path)))
-        swap_in(spark, out_dir, final_dir, {"run": ctx.run_id, "subsets": counts,
-                                            "writers": {w.name: w.kept for w in writers}})
+        commit(spark, final_dir, staged.manifest, [os.path.basename(path) for path in written],
+               {"run": ctx.run_id, "subsets": counts, "writers": {w.name: w.kept for w in writers}})
         ctx.tracker.metrics({f"subset_{c}": n for c, n in counts.items()})
         return [ledger, *writers]
-
-    @staticmethod
-    def write_release(spark, subset: DataFrame, folder: str, shard_bytes: int) -> int:
-        """Write the subset's release files; returns its rows."""
-        release = subset.select(
-            "raw_image_url", word_tokenize("text1").alias("text1"), word_tokenize("text2").alias("text2"),
-            word_tokenize("text3").alias("text3"), F.lower("syn_text").alias("syn_text")).orderBy("raw_image_url")
-        size = release.agg(F.avg(sum(F.coalesce(F.length(c), F.lit(0)) for c in RELEASE_COLUMNS)).alias("row_bytes"),
-                           F.count(F.lit(1)).alias("rows")).first()
-        row_bytes, n_rows = size["row_bytes"] or 1, int(size["rows"])
-        shards = max(1, int(n_rows * row_bytes // shard_bytes) + (1 if n_rows * row_bytes % shard_bytes else 0))
-        tmp = folder + "._tmp"
-        release.repartition(shards).write.mode("overwrite").parquet(tmp)
-        rename_shards(spark, tmp, folder, shards)
-        return n_rows
-
-
-STAGING = ".staging"
-INCOMPLETE, SUCCESS = "_INCOMPLETE", "_SUCCESS"
-
-
-def managed(name: str) -> bool:
-    """An entry of the export folder that export writes (others are the user's)."""
-    return (name.startswith("realsyn_cap") or name in ("webdataset", "mds", "README.md")
-            or name.endswith(".png"))
-
-
-def swap_in(spark, staged: str, final: str, summary: dict) -> None:
-    """Make `final`'s managed entries those of `staged` (replaced, and dropped where the new
-    export has none: a cap removed, WebDataset turned off) under an _INCOMPLETE marker;
-    then _SUCCESS with `summary`, and the staging folder removed."""
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path
-    fs = path(final).getFileSystem(spark._jsc.hadoopConfiguration())
-
-    def write(name: str, text: str) -> None:
-        fs.setWriteChecksum(False)   # no .crc beside a marker on a local disk (the FileSystem is shared: restored)
-        try:
-            out = fs.create(path(f"{final}/{name}"), True)
-            out.write(bytearray(text.encode()))
-            out.close()
-        finally:
-            fs.setWriteChecksum(True)
-
-    fs.delete(path(f"{final}/{SUCCESS}"), False)
-    write(INCOMPLETE, f"run {summary['run']} is replacing these files; until _SUCCESS appears they may "
-                      "disagree with README.md\n")
-    new = {entry.getPath().getName(): entry.getPath() for entry in fs.listStatus(path(staged))}
-    for entry in fs.listStatus(path(final)):
-        name = entry.getPath().getName()
-        if name in new or managed(name):
-            fs.delete(entry.getPath(), True)
-    for name, source in sorted(new.items()):
-        if not fs.rename(source, path(f"{final}/{name}")):   # Hadoop says no by returning false
-            raise OSError(f"export: could not move {source} to {final}/{name}; {final}/{INCOMPLETE} stays "
-                          "until a rerun finishes")
-    fs.delete(path(staged), True)
-    write(SUCCESS, json.dumps(summary, sort_keys=True) + "\n")
-    fs.delete(path(f"{final}/{INCOMPLETE}"), False)
-
-
-def rename_shards(spark, tmp: str, folder: str, shards: int) -> None:
-    """part-*.parquet -> train-000NN-of-000MM.parquet, then swap the folder in."""
-    jvm = spark._jvm
-    conf = spark._jsc.hadoopConfiguration()
-    src = jvm.org.apache.hadoop.fs.Path(tmp)
-    fs = src.getFileSystem(conf)
-    parts = sorted(s.getPath().getName() for s in fs.listStatus(src) if s.getPath().getName().startswith("part-"))
-    total = len(parts)
-    for i, name in enumerate(parts):
-        fs.rename(jvm.org.apache.hadoop.fs.Path(f"{tmp}/{name}"),
-                  jvm.org.apache.hadoop.fs.Path(f"{tmp}/train-{i:05d}-of-{total:05d}.parquet"))
-    for s in fs.listStatus(src):
-        n = s.getPath().getName()
-        if not n.startswith("train-"):
-            fs.delete(s.getPath(), False)
-    dst = jvm.org.apache.hadoop.fs.Path(folder)
-    if fs.exists(dst):
-        fs.delete(dst, True)
-    fs.rename(src, dst)
 
 
 def stage_funnel(ctx: Context, this_run: list[Ledger]) -> list[dict]:

@@ -1,5 +1,6 @@
 import glob
 import os
+import re
 
 import pyarrow.parquet as pq
 import webdataset as wds
@@ -22,7 +23,8 @@ def test_release_parquet_is_exactly_the_public_format(sample_pipeline):
     previous = 0
     for cap in cfg.get("balance.caps"):
         files = sorted(glob.glob(f"{out}/realsyn_cap{cap}/*.parquet"))
-        assert files and all(os.path.basename(f).startswith("train-") and "-of-" in f for f in files)
+        # train-NNNNN.parquet: stable shard ids (an increment adds shards), the live ones in manifest.json
+        assert files and all(re.fullmatch(r"train-\d{5,}\.parquet", os.path.basename(f)) for f in files)
         table = pq.ParquetDataset(files).read()
         assert table.column_names == ["raw_image_url", "text1", "text2", "text3", "syn_text"]
         rows = table.to_pylist()
@@ -148,32 +150,46 @@ def test_a_row_the_shard_writer_cannot_write_is_counted_not_dropped(spark, tmp_p
 
 
 def test_an_export_is_swapped_in_whole_and_marked_complete_last(spark, sample_pipeline, tmp_path):
-    """The sample's export ended with _SUCCESS and left no staging; a new export staged but
-    not swapped in (a kill, a full disk) leaves the old one whole and no folder a
-    `realsyn_cap*` glob picks up; the swap replaces every staged entry and nothing else."""
+    """The sample's export ended with _SUCCESS and a manifest naming its files, and left no
+    staging; a new export staged but not swapped in (a kill, a full disk) leaves the old one
+    whole and no folder a `realsyn_cap*` glob picks up; the swap moves in the staged files
+    the new manifest names, deletes the managed files it does not name, leaves a named file
+    that was not staged as it is, and touches nothing else."""
     import json
-    from realsyn.jobs.export import INCOMPLETE, STAGING, SUCCESS, swap_in
+    from realsyn.jobs.export import INCOMPLETE, MANIFEST, STAGING, SUCCESS
+    from realsyn.jobs.export_shards import swap
     cfg, _, _ = sample_pipeline
     out = os.path.join(cfg.get("run.work_dir"), "export")
     names = set(os.listdir(out))
-    assert SUCCESS in names and INCOMPLETE not in names and STAGING not in names
+    assert {SUCCESS, MANIFEST} <= names and INCOMPLETE not in names and STAGING not in names
     assert json.load(open(os.path.join(out, SUCCESS)))["subsets"]
+    listed = json.load(open(os.path.join(out, MANIFEST)))["outputs"]
+    assert set(listed["realsyn_cap2"]["files"]) == {
+        os.path.relpath(f, out) for f in glob.glob(f"{out}/realsyn_cap2/*.parquet")}
 
     final, staged = tmp_path / "export", tmp_path / "export" / STAGING
     (final / "realsyn_cap2").mkdir(parents=True)
-    (final / "realsyn_cap2" / "train-00000-of-00001.parquet").write_bytes(b"old shard")
+    (final / "realsyn_cap2" / "train-00000.parquet").write_bytes(b"old shard")
+    (final / "realsyn_cap2" / "train-00001.parquet").write_bytes(b"untouched shard")
     (final / "README.md").write_text("old card")
     (final / "notes.txt").write_text("the user's own file")
     (final / "realsyn_cap9").mkdir()                      # a cap the new export no longer has
-    (staged / "realsyn_cap2").mkdir(parents=True)
-    (staged / "realsyn_cap2" / "train-00000-of-00002.parquet").write_bytes(b"new 0")
-    (staged / "realsyn_cap2" / "train-00001-of-00002.parquet").write_bytes(b"new 1")
+    (staged / "realsyn_cap2" / ".tmp-00003-x").mkdir(parents=True)   # a failed task's leftovers
+    (staged / "realsyn_cap2" / "train-00002.parquet").write_bytes(b"new 2")
     (staged / "README.md").write_text("new card")
+    record = {"rows": 1, "bytes": 1, "sha256": "", "shard": 1}
+    manifest = {"format": 1, "run": "r1", "card": ["README.md"], "summary": {"run": "r1", "subsets": {"2": 2}},
+                "outputs": {"realsyn_cap2": {"shards": {}, "files": {
+                    "realsyn_cap2/train-00001.parquet": record, "realsyn_cap2/train-00002.parquet": record}}}}
     # killed before the swap: the old export is whole, and globs see only it
     assert sorted(glob.glob(f"{final}/realsyn_cap*")) == [f"{final}/realsyn_cap2", f"{final}/realsyn_cap9"]
     assert (final / "README.md").read_text() == "old card"
-    swap_in(spark, str(staged), str(final), {"run": "r1", "subsets": {"2": 2}})
-    assert sorted(os.listdir(final)) == ["README.md", SUCCESS, "notes.txt", "realsyn_cap2"]
-    assert sorted(os.listdir(final / "realsyn_cap2")) == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    (staged / MANIFEST).write_text(json.dumps(manifest))
+    untouched = os.stat(final / "realsyn_cap2" / "train-00001.parquet").st_mtime_ns
+    swap(spark, str(final))
+    assert sorted(os.listdir(final)) == ["README.md", SUCCESS, MANIFEST, "notes.txt", "realsyn_cap2"]
+    assert sorted(os.listdir(final / "realsyn_cap2")) == ["train-00001.parquet", "train-00002.parquet"]
+    assert os.stat(final / "realsyn_cap2" / "train-00001.parquet").st_mtime_ns == untouched
     assert (final / "README.md").read_text() == "new card" and (final / "notes.txt").read_text() == "the user's own file"
     assert json.loads((final / SUCCESS).read_text()) == {"run": "r1", "subsets": {"2": 2}}
+    assert json.loads((final / MANIFEST).read_text()) == manifest
