@@ -40,7 +40,8 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     run.add_argument("--full-refresh", action="store_true", help=FULL_REFRESH_HELP)
     run.add_argument("--plan", action="store_true", help=PLAN_HELP)
     run.add_argument("--refit", action="store_true",
-                     help="fit new sentence centroids even when the stored ones still fit (retrieval.refit)")
+                     help="fit new centroids (sentences, dedup, balance) even when the stored ones still fit "
+                          "(retrieval.refit)")
     for name in stage_names:
         p = sub.add_parser(name, parents=[common], help=STAGE_HELP)
         p.add_argument("--force", action="store_true", help="redo the stage even when unchanged")

@@ -324,11 +324,29 @@ PAIR_VECTORS = TableSpec(
         c("model", StringType(), "CLIP model of both vectors"),
         c("sample_key", IntegerType(), "seeded hash bucket of image_id in [0, 1000000): the k-means sample is "
           "every pair below a threshold; each file is sorted on it, so the sample reads few row groups", False),
+        c("text_hash", LongType(), "xxhash64 of the synthetic text encoded: with image_id the key of balance's "
+          "units, so a new or changed text is encoded again and no other"),
+        c("run_version", LongType(), "version of this table the run that encoded the pair started from: an "
+          "increment of gold.image_clusters reads only the files of pairs encoded since it last looked"),
     ]),
     keys=("image_id",),
-    description="Image and synthetic-text vectors per kept synthetic pair: what balance samples from.",
-    stats_columns=("sample_key",),
+    description="Image and synthetic-text vectors per kept synthetic pair: what balance samples from, "
+                "written in units (only new or changed texts are encoded).",
+    stats_columns=("sample_key", "run_version"),
     row_group_bytes=16 << 20,
+)
+
+IMAGE_CENTROIDS = TableSpec(
+    "gold.image_centroids",
+    StructType([
+        c("cluster_id", IntegerType(), "image k-means cluster", False),
+        c("centroid", BinaryType(), "L2-normalised float32 centroid"),
+        c("model", StringType(), "CLIP model of the pairs the centroids were fitted on"),
+    ]),
+    keys=("cluster_id",),
+    description="k-means centroids of the balanced pairs' image vectors, kept between runs like "
+                "gold.text_centroids: while they fit, an increment assigns only new pairs and ranks again only "
+                "the clusters that gained or lost one.",
 )
 
 IMAGE_CLUSTERS = TableSpec(
@@ -384,7 +402,7 @@ STAGE_RUNS = TableSpec(
 
 REGISTRY: dict[str, TableSpec] = {t.name: t for t in [
     DOCUMENTS, DOCUMENT_REJECTS, IMAGE_FETCHES, IMAGE_DECODES, IMAGE_GROUPS, IMAGES, DOCUMENT_SENTENCES, SENTENCES, IMAGE_EMBEDDINGS, SENTENCE_EMBEDDINGS,
-    IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP_CENTROIDS, SENTENCE_DEDUP_CENTROIDS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, TEXT_COARSE_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
+    IMAGE_NEIGHBOURS, SENTENCE_NEIGHBOURS, IMAGE_DEDUP_CENTROIDS, SENTENCE_DEDUP_CENTROIDS, IMAGE_DEDUP, SENTENCE_DEDUP, TEXT_CENTROIDS, TEXT_COARSE_CENTROIDS, SENTENCE_CLUSTERS, RETRIEVALS, SYNTHETIC, PAIR_VECTORS, IMAGE_CENTROIDS, IMAGE_CLUSTERS, REALSYN, STAGE_RUNS,
 ]}
 
 

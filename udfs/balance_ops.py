@@ -48,6 +48,12 @@ def score_and_assign(batch: pa.RecordBatch | pa.Table, dim: int, dtype: str, sim
         schema=OUT_SCHEMA)
 
 
+def cluster_count(sampled: int, fraction: float, num_clusters: int, per_cluster: int) -> int:
+    """K of a fit: the window's pairs estimated from `sampled` pairs drawn at `fraction`, one
+    cluster per `per_cluster` of them, at most num_clusters and at least one."""
+    return max(1, min(num_clusters, int(round(sampled / fraction)) // per_cluster or 1))
+
+
 def sample_bound(fraction: float) -> int:
     """The k-means sample is every pair with sample_key below this (a key-hash draw of
     about `fraction` of the pairs, whatever the row split)."""
@@ -79,7 +85,7 @@ def min_cap(rank: Any, caps: Sequence[int], where: Callable[[Any, int, Any], Any
 
     The one definition for every caller: it uses only `rank < cap` and `where(cond, a, b)`,
     so it runs on numpy arrays (np.where, `none` -1: the single-process benchmark) and on
-    Spark columns (jobs/balance.py passes F.when(cond, a).otherwise(b) and a null), where
+    Spark columns (jobs/cluster_rows.py passes F.when(cond, a).otherwise(b) and a null), where
     it stays one SQL expression (no Python pass; the RAPIDS Accelerator can run it)."""
     out = none
     for cap in sorted(caps, reverse=True):

@@ -17,8 +17,9 @@ UNIT_TABLES = ("silver.image_fetches", "silver.image_decodes", "silver.document_
 # Tables whose rows a rerun reuses: after a runtime edit, each keeps its version.
 REUSED_TABLES = UNIT_TABLES + ("gold.text_centroids", "gold.retrievals")
 KEPT_TABLES = REUSED_TABLES + ("bronze.documents",)
-# Every stage that reuses rows, and those between them; balance and export recompute over
-# all rows by design (issue #41) and would only add minutes here.
+# Every stage that reuses rows, and those between them; balance and export update by
+# increments too (issue #41, tests/spark/test_balance_increment.py and
+# test_export_increment.py) and would only add minutes here.
 STAGES = ["ingest", "extract_images", "extract_sentences", "embed", "semantic_neighbours", "semantic_dedup",
           "cluster", "retrieve", "generate"]
 
