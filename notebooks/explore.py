@@ -20,6 +20,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from realsyn.jobs.config import load_config
+from realsyn.jobs.image_bytes import kept_image_bytes
 from realsyn.jobs.session import get_spark
 from realsyn.jobs.tables import TableStore
 
@@ -81,9 +82,9 @@ for r in examples:
 # MAGIC %md ## Sample grid: images with text1 and the synthetic text
 
 # COMMAND ----------
-pairs = (tables.read("gold.realsyn").join(
-    tables.read("silver.images").where("status = 'kept'").select("image_id", "bytes"), "image_id")
-    .orderBy("image_id").limit(6).collect())
+# A kept image's bytes live once, in silver.image_fetches: joined to the kept rows by url_id.
+pairs = (tables.read("gold.realsyn").join(kept_image_bytes(tables.read), "image_id")
+         .orderBy("image_id").limit(6).collect())
 fig, axes = plt.subplots(2, 3, figsize=(9, 6.5))
 for ax in axes.flat:
     ax.axis("off")
