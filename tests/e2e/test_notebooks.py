@@ -2,6 +2,8 @@
 import os
 import runpy
 
+import pytest
+
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "notebooks")
 
 
@@ -24,6 +26,7 @@ def test_explore_notebook_on_a_finished_run(sample_pipeline, monkeypatch, capsys
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow   # the whole pipeline again (80 s); `make run` and the explore notebook run it by default
 def test_quickstart_notebook_runs_the_pipeline(spark, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REALSYN_WORK", str(tmp_path / "nb"))
     monkeypatch.setenv("REALSYN_SAMPLE_DOCS", "20")
