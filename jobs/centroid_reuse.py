@@ -3,7 +3,7 @@
 Why a module: one rule for every fit a stage keeps between runs, so a kept fit means the same
 thing everywhere. It is the rule the text centroids follow (jobs/cluster.py,
 Cluster.stored_centroids, with the same table properties and settings), written once here
-for balance's image centroids; cluster can move onto it unchanged.
+for balance's image centroids and followed by cluster's text centroids.
 
 A stored fit is reused unless: `--refit` (retrieval.refit) or `--full-refresh`; the table
 holds no fit, or one under another fit fingerprint (`realsyn.work_fingerprint`: the fit's

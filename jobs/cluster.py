@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from realsyn.jobs.centroid_reuse import mean_fit, stored_fit
 from realsyn.jobs.centroid_tables import read_levels
 from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.resources import TaskResources
 from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
 from realsyn.jobs.shuffle_keys import partition_keys
-from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.jobs.vector_sample import collect_vectors, hash_sample
 from realsyn.schemas import spec
 from realsyn.udfs.centroid_assign import assign_arrow_fn
@@ -60,17 +60,6 @@ class ClusterParams(StageParams):
                    bool(cfg.get(r + "refit")), cfg.get(r + "refit_drift"), cfg.get(r + "coarse_min_clusters"))
 
 
-FIT_COSINE = "realsyn.fit_mean_cosine"
-
-
-def mean_fit(sample: np.ndarray, levels: CentroidLevels) -> float:
-    """Mean cosine of the sample to its cluster's centroid: how well the centroids fit it."""
-    if not len(sample):
-        return 1.0
-    scores, _ = nearest_clusters(sample, levels, 1)
-    return float(scores[:, 0].mean())
-
-
 class Cluster(Stage):
     name = "cluster"
     description = "k-means of the sentence embeddings; every sentence assigned to a centroid"
@@ -89,23 +78,10 @@ class Cluster(Stage):
     def stored_centroids(self, ctx: Context, p: ClusterParams, model, sample: np.ndarray,
                          dim: int) -> CentroidLevels | None:
         """The stored centroids, when they came from the same fit settings and model and still
-        fit the (grown) sample: its mean cosine to the nearest centroid fell by at most
-        retrieval.refit_drift since the fit. None: fit again."""
-        table = "gold.text_centroids"
-        if (p.refit or ctx.full_refresh or not ctx.store_has(table)
-                or ctx.table_property(table, WORK_FINGERPRINT_PROPERTY) != self.fit_fingerprint(p, model)):
-            return None
-        levels, _ = read_levels(ctx.read, dim)
-        if not levels.clusters:
-            return None
-        fitted = float(ctx.table_property(table, FIT_COSINE) or "nan")
-        drift = fitted - mean_fit(sample, levels)
-        ctx.tracker.metrics({"centroid_drift": drift})
-        if not drift <= p.refit_drift:
-            ctx.say(f"[{self.name}] stored centroids drifted by {drift:.4f} (bound {p.refit_drift}): fitting again")
-            return None
-        ctx.say(f"[{self.name}] {levels.clusters} stored centroids reused (drift {drift:.4f} <= {p.refit_drift})")
-        return levels
+        fit the (grown) sample (jobs/centroid_reuse.py: the rule every kept fit follows).
+        None: fit again."""
+        return stored_fit(ctx, "gold.text_centroids", self.fit_fingerprint(p, model), p.refit, p.refit_drift,
+                          sample, lambda: read_levels(ctx.read, dim)[0], "centroids")
 
     def write_levels(self, ctx: Context, p: ClusterParams, model, levels: CentroidLevels, fit: float) -> None:
         fine, coarse, group = levels.arrays()
