@@ -247,32 +247,34 @@ DELTA_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
 NO_SPACE = ("No space left on device", "Disk quota exceeded")
 
 
+def causes(err: BaseException | None, limit: int = 10):
+    """err and the exceptions it was raised from or during, innermost last (at most `limit`)."""
+    seen = 0
+    while err is not None and seen < limit:
+        yield err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+
+
 def no_space(err: BaseException | None) -> str:
     """Where a disk filled up (a file name, or the error's first line), found anywhere in the
     cause chain (a Python OSError, or a Java IOException inside a Spark error), else ''."""
     import errno
-    seen = 0
-    while err is not None and seen < 10:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return str(err.filename or err.strerror)
-        text = str(err)
+    for e in causes(err):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return str(e.filename or e.strerror)
+        text = str(e)
         for marker in NO_SPACE:
             if marker in text:
-                line = next(l.strip() for l in text.splitlines() if marker in l)
-                return line[:300]
-        err, seen = err.__cause__ or err.__context__, seen + 1
+                return next(l.strip() for l in text.splitlines() if marker in l)[:300]
     return ""
 
 
 def delta_conflict(err: BaseException | None) -> str:
     """The first line of a Delta write-conflict error anywhere in the cause chain, else ''."""
-    seen = 0
-    while err is not None and seen < 10:
-        text = f"{type(err).__name__}: {err}"
-        if any(name in text for name in DELTA_CONFLICTS):
-            lines = [l.strip() for l in str(err).strip().splitlines() if l.strip()]
-            return lines[0][:300] if lines else type(err).__name__
-        err, seen = err.__cause__ or err.__context__, seen + 1
+    for e in causes(err):
+        if any(name in f"{type(e).__name__}: {e}" for name in DELTA_CONFLICTS):
+            lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
+            return lines[0][:300] if lines else type(e).__name__
     return ""
 
 
