@@ -34,7 +34,7 @@ export REALSYN_JARS_DIR := $(JARS_DIR)
 # checkout the shared venv's editable install points at (driver and Spark workers alike).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup venv jars s3-jars assembly run run-sample test test-fast test-slow lint bench sample clean
+.PHONY: setup venv jars s3-jars assembly run run-sample test test-fast test-slow lint bench gpu-wheels sample clean
 setup: venv jars
 
 # The venv lives outside the repo, keyed by the lock hash; .venv points at it.
@@ -122,6 +122,13 @@ lint: venv
 
 bench: setup
 	@for b in benchmarks/[a-z]*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
+
+# The wheels benchmarks/gpu_check.py needs beyond PyTorch and transformers, at the lock's
+# versions, for a GPU machine that reaches no package index (docs/gpu.md).
+gpu-wheels: venv
+	mkdir -p .gpu-wheels
+	.venv/bin/pip download -q --no-deps --only-binary=:all: -d .gpu-wheels \
+	  $$(grep -iE '^(open_clip_torch|timm|ftfy|wcwidth|faiss-cpu)==' requirements.lock)
 
 clean:
 	rm -rf $(WORK) .pytest_cache

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.gpu_embedding import timed  # noqa: E402
+from benchmarks.gpu_check import timed  # noqa: E402
 from benchmarks.scale import topic_vectors  # noqa: E402
 from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402
 

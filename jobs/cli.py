@@ -81,6 +81,13 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
                               help="zero-shot scores of saved tiny-CLIP weights on an ImageFolder")
     evaluate.add_argument("--weights", required=True, help=".safetensors file, or a folder holding one")
     evaluate.add_argument("--eval", required=True, help="ImageFolder: one sub-folder of images per class")
+    check = sub.add_parser("check-models", parents=[common],
+                           help="run a preset's models through the stages' executor code on a few rows")
+    check.add_argument("--preset", default=None, help="tiny | base | paper (default models.preset)")
+    check.add_argument("--random-init", action="store_true",
+                       help="build the preset's real classes at random init, offline, instead of loading weights")
+    check.add_argument("--wiring-only", action="store_true",
+                       help="build on the meta device and check names, dimensions and processors; run nothing")
     sub.add_parser("config", parents=[common], help="print the resolved config and exit")
     sub.add_parser("submit-args", parents=[common],
                    help="print the spark-submit flags (Delta jars, settings) for this profile")
@@ -123,6 +130,15 @@ def main(argv: list[str] | None = None) -> int:
             from realsyn.jobs.session import submit_args
             print(" ".join(shlex.quote(a) for a in submit_args(cfg)))
             return 0
+        if args.command == "check-models":
+            from realsyn.jobs.model_check import check_models
+            preset = [f"models.preset={args.preset}"] if args.preset else []
+            checks = check_models(load_config(profile, files, overrides + preset),
+                                  lambda extra: load_config(profile, files, overrides + preset + extra),
+                                  args.random_init, args.wiring_only)
+            failed = [c for c in checks if not c.ok]
+            print(f"check-models: {len(checks) - len(failed)} of {len(checks)} checks passed")
+            return 1 if failed else 0
         if args.command == "teach":
             from realsyn.jobs.clip_training import TrainSpec
             from realsyn.jobs.teacher import train_teacher

@@ -89,6 +89,7 @@ RULES: dict[str, tuple] = {
     "generation.llm_max_new_tokens": ("range", 1, 8192),
     "generation.batch_size": ("range", 1, 100_000),
     "generation.engine": ("choice", {"auto", "transformers", "vllm"}),
+    "embedding.mixed_precision": ("choice", {True, False, "float16", "bfloat16"}),
     "generation.vllm_gpu_memory": ("range", 0.01, 1.0),
     "balance.sim_min": ("range", -1.0, 1.0),
     "balance.sim_max": ("range", -1.0, 1.0),
@@ -209,6 +210,14 @@ def _check_type(key: str, default: Any, value: Any, source: str) -> Any:
     """Return value coerced to the default's type where lossless, else raise."""
     if default is None or value is None and isinstance(default, str):
         return value
+    rule = RULES.get(key)
+    if rule and rule[0] == "choice" and len({type(c) for c in rule[1]}) > 1:
+        # A choice of several types (true, false or a dtype): the choice is the check.
+        if type(value) in {type(c) for c in rule[1]} and value in rule[1]:
+            return value
+        raise ConfigError(f"{source}: '{key}' must be one of "
+                          f"{', '.join(sorted(str(c).lower() if isinstance(c, bool) else c for c in rule[1]))}, "
+                          f"got {_type_name(value)} {value!r}")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

@@ -103,6 +103,11 @@ class Generate(Stage):
         fingerprint = self.work_fingerprint("gold.synthetic", {"params": p, "weights": self.weights(p)})
         report = write_in_units(ctx, "gold.synthetic", source, ("image_id", "r1_id", "tags"), generate, fingerprint,
                                 ctx.unit_rows)
+        # Each worker resolves generation.engine itself (auto: vLLM where it can run); the run
+        # records the engines its rows name (a handful of values).
+        engines = (ctx.read("gold.synthetic").where(F.col("models").isNotNull())
+                   .select(F.col("models")["llm_engine"].alias("engine")).distinct().collect())
+        ctx.tracker.params({"llm_engines": ",".join(sorted(str(r.engine) for r in engines)) or "none"})
         return [ledger_from_status("synthetic", report.rows_in, ctx.read("gold.synthetic"))]
 
 

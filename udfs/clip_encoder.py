@@ -28,7 +28,7 @@ class EncoderSpec:
     weights: Location    # local .safetensors file or folder, "" for none (identified by content)
     seed: int
     threads: int
-    mixed_precision: bool
+    mixed_precision: bool | str   # GPU autocast: True or "float16", "bfloat16", False (float32)
 
 
 class Encoder:
@@ -49,8 +49,7 @@ class Encoder:
             torch.manual_seed(spec.seed)
             pretrained = None if spec.weights else (spec.pretrained or None)
             model = open_clip.create_model(spec.arch, pretrained=pretrained)
-            size = model.visual.image_size
-            size = size[0] if isinstance(size, (tuple, list)) else size
+            size, _ = clip_geometry(model, spec.arch)
             self.tokenizer = open_clip.get_tokenizer(spec.arch)
         weights_id = ""
         if spec.weights:
@@ -62,13 +61,13 @@ class Encoder:
         self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.model = model.to(self.device).eval()
-        self.dim = int(TINY["embed_dim"] if spec.arch == "tiny" else model.text_projection.shape[-1]
-                       if getattr(model, "text_projection", None) is not None else model.visual.output_dim)
+        self.dim = int(TINY["embed_dim"] if spec.arch == "tiny" else clip_geometry(model, spec.arch)[1])
 
     def _autocast(self):
         torch = self.torch
         if self.device.startswith("cuda") and self.spec.mixed_precision:
-            return torch.autocast("cuda", dtype=torch.float16)
+            half = torch.bfloat16 if self.spec.mixed_precision == "bfloat16" else torch.float16
+            return torch.autocast("cuda", dtype=half)
         return torch.autocast("cpu", enabled=False)
 
     def preprocess_batch(self, images: list):
@@ -99,6 +98,15 @@ class Encoder:
         with torch.inference_mode(), self._autocast():
             out = self.model.encode_text(tokens)
         return normalise(out.float().cpu().numpy())
+
+
+def clip_geometry(model, arch: str) -> tuple[int, int]:
+    """(input side, embedding dim) of a named open_clip model. The dim is the architecture's
+    embed_dim: towers built on timm or HF text models (EVA02, ...) have no text_projection."""
+    import open_clip
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    return int(size), int(open_clip.get_model_config(arch)["embed_dim"])
 
 
 def normalise(x: np.ndarray) -> np.ndarray:

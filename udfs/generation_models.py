@@ -59,19 +59,23 @@ def _tiny_tokenizer():
 SPECIALS = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
 
 
-def bpe_tokenizer(texts: list[str], vocab_size: int, min_frequency: int):
-    """A byte-level BPE trained in memory on `texts` (any text still encodes), with pad, bos,
-    eos and the chat template the generate stage renders prompts with."""
+def bpe_tokenizer(texts: list[str], vocab_size: int, min_frequency: int, specials: tuple[str, ...] = tuple(SPECIALS),
+                  roles: dict[str, str] | None = None, chat_template: str | None = CHAT_TEMPLATE, cls=None):
+    """A byte-level BPE trained in memory on `texts` (any text still encodes), with its special
+    tokens, their roles (pad, bos, eos, ...) and the chat template the generate stage renders
+    prompts with. `cls`: the tokenizer class a real model ships with (default the generic one)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(specials),
                                   show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     bpe.train_from_iterator(texts, trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-    tok.chat_template = CHAT_TEMPLATE
+    roles = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"} if roles is None else roles
+    tok = (cls or PreTrainedTokenizerFast)(tokenizer_object=bpe, **roles)
+    if chat_template is not None:
+        tok.chat_template = chat_template
     return tok
 
 
@@ -194,6 +198,14 @@ def vllm_sampling_kwargs(max_new_tokens: int, generation_config: dict) -> dict:
     return kwargs
 
 
+def vllm_engine_kwargs(source: str, spec: GenSpec) -> dict:
+    """vLLM engine arguments: the same weights and tokenizer as the transformers path, one GPU
+    per task (Spark assigns it), the configured share of its memory, no code from the model
+    folder (the stages load safetensors only)."""
+    return {"model": source, "tokenizer": source, "seed": spec.seed, "tensor_parallel_size": 1,
+            "gpu_memory_utilization": spec.vllm_gpu_memory, "trust_remote_code": False}
+
+
 class TransformersFusion:
     """Batched greedy generate() with left padding."""
 
@@ -202,6 +214,7 @@ class TransformersFusion:
     def __init__(self, model, tok, device: str, max_new_tokens: int):
         import torch
         self.torch, self.model, self.tok, self.device, self.max_new_tokens = torch, model, tok, device, max_new_tokens
+        self.generated_tokens = 0   # answer tokens made so far (padding after an early end excluded)
 
     def fuse(self, rendered: list[str]) -> list[str]:
         torch = self.torch
@@ -209,7 +222,9 @@ class TransformersFusion:
                        add_special_tokens=False, return_token_type_ids=False).to(self.device)
         with torch.inference_mode():
             out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False)
-        return self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        answers = out[:, enc["input_ids"].shape[1]:]
+        self.generated_tokens += int((answers != self.tok.pad_token_id).sum())
+        return self.tok.batch_decode(answers, skip_special_tokens=True)
 
 
 class VLLMFusion:
@@ -220,8 +235,7 @@ class VLLMFusion:
     def __init__(self, source: str, tok, spec: GenSpec, generation_config: dict):
         from vllm import LLM, SamplingParams   # lazy: only GPU clusters have it
         self.tok = tok
-        self.engine = LLM(model=source, tokenizer=source, seed=spec.seed, tensor_parallel_size=1,
-                          gpu_memory_utilization=spec.vllm_gpu_memory)
+        self.engine = LLM(**vllm_engine_kwargs(source, spec))
         self.params = SamplingParams(**vllm_sampling_kwargs(spec.llm_max_new_tokens, generation_config))
 
     def fuse(self, rendered: list[str]) -> list[str]:
@@ -285,11 +299,16 @@ class Generators:
         return [t.strip() for t in self.cap_tok.batch_decode(out, skip_special_tokens=True)]
 
     def render(self, prompts: list[str]) -> list[str]:
-        return [self.llm_tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                 add_generation_prompt=True) for p in prompts]
+        return render_chat(self.llm_tok, prompts)
 
     def fuse(self, prompts: list[str]) -> list[str]:
         return self.fusion.fuse(self.render(prompts))
+
+
+def render_chat(tok, prompts: list[str]) -> list[str]:
+    """Each prompt as one user turn through the LLM's own chat template, ready for the answer."""
+    return [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+            for p in prompts]
 
 
 _GENERATORS: dict[GenSpec, Generators] = {}

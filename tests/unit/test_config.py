@@ -153,3 +153,10 @@ def test_a_preset_naming_a_tagger_that_is_not_built_is_refused():
     with pytest.raises(ConfigError, match=r"models.presets.paper.tagger' = 'ram_plus' is not built; supported: clip"):
         load_config(overrides=["models.presets.paper.tagger=ram_plus"])
     assert load_config().get("models.presets.paper.tagger") == "clip"
+
+
+def test_mixed_precision_is_a_switch_or_a_half_dtype():
+    for text, value in (("true", True), ("false", False), ("bfloat16", "bfloat16"), ("float16", "float16")):
+        assert load_config(overrides=[f"embedding.mixed_precision={text}"]).get("embedding.mixed_precision") == value
+    with pytest.raises(ConfigError, match="must be one of bfloat16, false, float16, true, got string 'fp8'"):
+        load_config(overrides=["embedding.mixed_precision=fp8"])

@@ -122,3 +122,19 @@ def test_engine_vllm_without_vllm_is_a_clear_error(tmp_path):
     assert Generators(spec).engine == "transformers"      # auto falls back here (no vllm, tiny LLM)
     with pytest.raises(EngineError, match="not installed"):
         Generators(GenSpec("tiny", "tiny", "", "", 42, 8, 1, 12, 1, engine="vllm"))
+
+
+def test_vllm_engine_arguments_load_what_transformers_loads():
+    from realsyn.udfs.generation_models import vllm_engine_kwargs
+    spec = GenSpec("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct", "", "/models/llm", 7, 30, 1, 96, 2,
+                   engine="vllm", vllm_gpu_memory=0.4)
+    assert vllm_engine_kwargs("/models/llm", spec) == {
+        "model": "/models/llm", "tokenizer": "/models/llm", "seed": 7, "tensor_parallel_size": 1,
+        "gpu_memory_utilization": 0.4, "trust_remote_code": False}
+
+
+def test_fusion_counts_the_answer_tokens_it_made():
+    gen = Generators(GenSpec("tiny", "tiny", "", "", 42, 8, 1, 6, 1, engine="transformers"))
+    outputs = gen.fuse(["merge the raw text", "a much longer prompt about the raw text and the caption"])
+    assert len(outputs) == 2
+    assert 0 < gen.fusion.generated_tokens <= 2 * 6
