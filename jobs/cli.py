@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 STAGE_HELP = "run only this stage"
@@ -89,6 +88,10 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     check.add_argument("--wiring-only", action="store_true",
                        help="build on the meta device and check names, dimensions and processors; run nothing")
     sub.add_parser("config", parents=[common], help="print the resolved config and exit")
+    doctor = sub.add_parser("doctor", parents=[common],
+                            help="check what a job on this profile needs (Spark, Delta, GPUs, S3, weights, MLflow)")
+    doctor.add_argument("--spark", action="store_true",
+                        help="also start a Spark session and report the executors' GPUs")
     sub.add_parser("submit-args", parents=[common],
                    help="print the spark-submit flags (Delta jars, settings) for this profile")
     return parser
@@ -140,18 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"check-models: {len(checks) - len(failed)} of {len(checks)} checks passed")
             return 1 if failed else 0
         if args.command == "teach":
-            from realsyn.jobs.clip_training import TrainSpec
-            from realsyn.jobs.teacher import train_teacher
-            out = args.weights_dir or cfg.get("models.weights_dir") or os.path.join(cfg.get("run.work_dir"), "weights")
-            spec = TrainSpec(steps=cfg.get("teacher.steps"), batch_size=cfg.get("teacher.batch_size"),
-                             lr=cfg.get("teacher.lr"), seed=cfg.get("run.seed"))
-            report = train_teacher(args.world, out, spec, threads=cfg.get("teacher.threads"), force=args.force)
-            print(f"teacher: zero-shot accuracy {report['trained']['zero_shot_acc']:.3f} on {args.world}/eval "
-                  f"-> {out} (use --set models.weights_dir={out})")
-            if cfg.get("teacher.generators"):
-                from realsyn.jobs.world_generators import teach_generators
-                teach_generators(args.world, out, cfg, force=args.force)
-            return 0
+            from realsyn.jobs.student_cli import run_teach_command
+            return run_teach_command(args, cfg)
+        if args.command == "doctor":
+            from realsyn.jobs.doctor import run_doctor
+            return run_doctor(cfg, spark=args.spark)
         if args.command in ("train", "evaluate"):
             from realsyn.jobs.student_cli import run_student_command
             return run_student_command(args, cfg)

@@ -18,7 +18,7 @@ from realsyn.jobs.resources import stage_resources
 from realsyn.jobs.session import get_spark
 from realsyn.jobs.stage import Context, Ledger, Stage, decide, last_runs, params_flat, params_hash, record_run
 from realsyn.jobs.tables import TableStore
-from realsyn.jobs.tracking import Tracker
+from realsyn.jobs.tracking import Lineage, Tracker
 
 log = logging.getLogger("realsyn")
 
@@ -135,6 +135,15 @@ def run_decision(stage: Stage, params, ctx: Context, tables, input_versions: dic
     return fingerprint, runs, why
 
 
+def table_lineage(tables: TableStore, versions: dict[str, int | None], context: str) -> list[Lineage]:
+    """Tables at the versions the runner decided on and recorded in meta.stage_runs (no other
+    lookup): by location, or by metastore name in catalog mode, where the path is not known."""
+    catalog = tables.mode == "catalog"
+    return [Lineage(name, context, path="" if catalog else tables.path(name),
+                    table=tables.identifier(name) if catalog else "", version=version)
+            for name, version in versions.items()]
+
+
 def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, console=None,
              full_refresh: bool = False, previous=None) -> StageOutcome:
     params, ctx = stage_context(stage, cfg, spark, tables, tracker, run_id, full_refresh, say)
@@ -166,8 +175,10 @@ def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, cons
             metrics[f"{ledger.name}.rows_per_s"] = ledger.rows_in / seconds if seconds else 0.0
         tracker.metrics(metrics)
         tracker.dict({l.name: l.as_dict() for l in ledgers}, "ledger.json")
-        record_run(tables, ctx, stage, fingerprint, input_versions, ledgers, seconds,
-                   active.info.run_id if active else "")
+        output_versions = record_run(tables, ctx, stage, fingerprint, input_versions, ledgers, seconds,
+                                     active.info.run_id if active else "")
+        tracker.lineage(table_lineage(tables, input_versions, "input")
+                        + table_lineage(tables, output_versions, "output"))
     say(f"[{stage.name}] " + "; ".join(ledger.line() for ledger in ledgers) + f" ({seconds:.1f}s)")
     return StageOutcome(stage.name, False, seconds, ledgers)
 

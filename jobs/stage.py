@@ -292,13 +292,15 @@ def decide(previous, fingerprint: str, config_hash: str, input_versions: dict, o
 
 
 def record_run(tables: TableStore, ctx: Context, stage: Stage, fingerprint: str, input_versions: dict,
-               ledgers: list[Ledger], seconds: float, mlflow_run_id: str) -> None:
+               ledgers: list[Ledger], seconds: float, mlflow_run_id: str) -> dict[str, int | None]:
+    """Append the run to meta.stage_runs; returns the output versions it recorded."""
     output_versions = {t: tables.version(t) for t in stage.outputs}
     row = [(stage.name, fingerprint, ctx.params_hash, input_versions, output_versions,
             json.dumps({l.name: l.as_dict() for l in ledgers}), mlflow_run_id, float(seconds),
             datetime.now(timezone.utc).replace(tzinfo=None))]
     df = ctx.spark.createDataFrame(row, spec(RUNS_TABLE).schema)
     tables.append(RUNS_TABLE, df)
+    return output_versions
 
 
 def timed(fn, *args):
