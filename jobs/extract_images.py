@@ -129,14 +129,16 @@ class ExtractImages(Stage):
         parallelism = spark.sparkContext.defaultParallelism
 
         def fetch(unit: DataFrame, rows: int) -> DataFrame:
-            parts = max(parallelism, rows // 500 + 1)
-            return (unit.repartition(parts, "url_id")
+            # One task per slot: each streams its URLs with a full window of requests and
+            # waits for its slowest responses once (udfs/fetch_rows.py bounds its memory).
+            return (unit.repartition(parallelism, "url_id")
                     .mapInPandas(fetch_fn(p.fetch), FETCH_DDL, profile=ctx.task_profile))
 
         # Fetching is the expensive, non-repeatable part: committed in units, and only the
-        # URLs without a response under the same request settings are fetched.
+        # URLs without a response under the same request settings are fetched. The first
+        # unit fills every task's request window.
         write_in_units(ctx, "silver.image_fetches", urls.select("url_id", "url"), "url_id", fetch,
-                       self.fetch_key(p), ctx.unit_rows)
+                       self.fetch_key(p), ctx.unit_rows, first_rows=p.fetch.concurrency * parallelism)
         fetched = ctx.read("silver.image_fetches")
         contents = fetched.where(F.col("image_id").isNotNull())
 

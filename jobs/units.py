@@ -130,7 +130,8 @@ class UnitReport:
 
 
 def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...],
-                   compute: Callable[[DataFrame, int], DataFrame], fingerprint: str, unit_rows: int) -> UnitReport:
+                   compute: Callable[[DataFrame, int], DataFrame], fingerprint: str, unit_rows: int,
+                   first_rows: int = 0) -> UnitReport:
     """Write compute(slice, rows_in_slice) for every slice of `source` (one row per key)
     that `table` does not hold yet under `fingerprint`, one Delta commit per unit. The
     output of compute must hold one row per input key (failures as rejected rows). The key
@@ -146,7 +147,8 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
     # a recomputation while units commit.
     pending = without(source, ctx.read(table, start), keys) if reuse else source
     n_pending = pending.count() if reuse else n_in
-    plan = UnitPlan(n_pending, max(1, unit_rows), ctx.unit_first_rows, ctx.unit_target_s)
+    # first_rows: a step's own floor for the first unit (the fetch fills its request window).
+    plan = UnitPlan(n_pending, max(1, unit_rows), max(ctx.unit_first_rows, first_rows), ctx.unit_target_s)
     pending = (pending.withColumn(UNIT_COL, bucket_of(keys, plan.buckets)).sortWithinPartitions(UNIT_COL)
                .persist(StorageLevel.MEMORY_AND_DISK))   # filled by the first unit's job
     if ctx.store_has(table) and not reuse and not ctx.full_refresh:

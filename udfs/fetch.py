@@ -21,7 +21,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from urllib.parse import urljoin
@@ -416,16 +416,17 @@ def fetch_iter(urls: list[str], settings: FetchSettings) -> Iterator[Fetched]:
             yield done
 
 
-def fetch_unordered(urls: list[str], settings: FetchSettings) -> Iterator[tuple[int, Fetched]]:
+def fetch_unordered(urls: Iterable[str], settings: FetchSettings) -> Iterator[tuple[int, Fetched]]:
     """(position, result) as each fetch finishes, with at most `concurrency` in flight: a
     slow URL holds one worker, never the others (what the fetch step uses; row order does
-    not matter there)."""
-    if not urls:
+    not matter there). `urls` may be a lazy stream (a task's batches one after another), so
+    the window stays full across batch boundaries and drains once, at the end."""
+    todo = iter(enumerate(urls))
+    first = list(itertools.islice(todo, settings.concurrency))
+    if not first:
         return
-    workers = min(settings.concurrency, len(urls))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        todo = iter(enumerate(urls))
-        running = {pool.submit(_never_raise, u, settings): i for i, u in itertools.islice(todo, workers)}
+    with ThreadPoolExecutor(max_workers=len(first)) as pool:
+        running = {pool.submit(_never_raise, u, settings): i for i, u in first}
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:

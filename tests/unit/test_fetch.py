@@ -159,3 +159,27 @@ def test_unordered_fetching_keeps_every_url_and_its_bound_and_is_not_held_by_a_s
     assert sorted(i for i, _ in got) == list(range(9))
     assert got[-1][0] == 0 and got[-1][1].reason == "timeout"     # the slow one finished last
     assert all(f.reason is None for i, f in got if i)
+
+
+def test_a_task_streams_its_batches_through_one_window_and_yields_small_chunks(server):
+    import pandas as pd
+
+    from realsyn.udfs.fetch_rows import fetch_fn
+    from realsyn.udfs.fetch_rows import fetch_rows
+    batches = [pd.DataFrame({"url_id": [f"b{b}-{i}" for i in range(5)],
+                             "url": [f"{server.base}/img/stream-{b}-{i}.jpg" for i in range(5)]}) for b in range(3)]
+    pulled = []
+
+    def lazily():
+        for batch in batches:
+            pulled.append(len(pulled))
+            yield batch
+    pairs = ((u, url) for batch in lazily() for u, url in zip(batch["url_id"], batch["url"]))
+    first = next(fetch_rows(pairs, settings(concurrency_per_task=4, retries=0), chunk_rows=1))
+    assert len(first) == 1 and pulled == [0]          # a window of 4 is filled from the first batch
+    out = pd.concat(list(fetch_fn(settings(concurrency_per_task=4, retries=0))(iter(batches))), ignore_index=True)
+    assert sorted(out["url_id"]) == sorted(f"b{b}-{i}" for b in range(3) for i in range(5))
+    assert out["fetch_reason"].isna().all() and out["image_id"].str.len().eq(64).all()
+    sizes = [len(f) for f in fetch_rows(((f"u{i}", f"{server.base}/img/c-{i}.jpg") for i in range(10)),
+                                        settings(concurrency_per_task=4, retries=0), chunk_rows=3)]
+    assert sizes == [3, 3, 3, 1]
