@@ -150,7 +150,9 @@ class ExtractImages(Stage):
         write_in_units(ctx, "silver.image_decodes", contents.select("image_id").distinct(), "image_id", decode,
                        self.decode_key(p), ctx.unit_rows)
         decoded = ctx.read("silver.image_decodes")
-        pool = urls.drop("n_slots").join(fetched, "url_id").join(decoded, "image_id", "left")
+        # The pool never needs the bytes (silver.images holds none): left out before the
+        # joins and the cache, which would otherwise carry every image through each shuffle.
+        pool = urls.drop("n_slots").join(fetched.drop("bytes"), "url_id").join(decoded, "image_id", "left")
         pool = pool.withColumn("reason", F.coalesce(
             F.col("fetch_reason"), F.col("decode_reason"), quality_reason(p.min_side_px, p.max_aspect_ratio)))
         first_copy = Window.partitionBy("image_id").orderBy("url_id")

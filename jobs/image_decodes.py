@@ -13,6 +13,8 @@ from realsyn.udfs.image_decode import DecodeLimits
 def decoded_rows(unit: DataFrame, contents: DataFrame, limits: DecodeLimits, max_bytes: int, tasks: int,
                  profile=None) -> DataFrame:
     """One decode row per image_id of `unit`, from the bytes `contents` (image_id, bytes) holds."""
-    stored = contents.select("image_id", "bytes").join(F.broadcast(unit), "image_id").dropDuplicates(["image_id"])
+    # Copies of a content meet in one task, where the body decodes the first (no shuffle of
+    # the bytes to drop them first).
+    stored = contents.select("image_id", "bytes").join(F.broadcast(unit), "image_id")
     return stored.repartition(tasks, "image_id").mapInPandas(decode_fn(limits, max_bytes), DECODE_DDL,
                                                             profile=profile)

@@ -28,7 +28,14 @@ def decode_batch(batch: pd.DataFrame, limits: DecodeLimits, max_bytes: int) -> p
 
 
 def decode_fn(limits: DecodeLimits, max_bytes: int):
+    """Copies of one content (URLs with the same bytes share an image_id, the sha256) arrive
+    in the same task (partitioned by image_id): each is decoded once, its first copy, so no
+    shuffle of the bytes is needed to drop the others first."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        seen: set[str] = set()
         for batch in batches:
+            first = ~batch["image_id"].duplicated() & ~batch["image_id"].isin(seen)
+            batch = batch[first]
+            seen.update(batch["image_id"])
             yield decode_batch(batch, limits, max_bytes)
     return run

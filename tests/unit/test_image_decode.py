@@ -99,3 +99,19 @@ def test_exif_orientation_is_applied_before_hashing_and_opening():
     assert (d.width, d.height) == (300, 120)
     assert hamming(d.phash, phash(upright)) <= 4
     assert open_rgb(buf.getvalue()).size == (300, 120)
+
+
+def test_the_decode_body_decodes_each_content_once_across_batches():
+    import hashlib
+
+    import pandas as pd
+
+    from realsyn.udfs.decode_rows import decode_fn
+    from realsyn.udfs.image_decode import DecodeLimits
+    a, b = jpeg(120, 90), jpeg(130, 90, (10, 200, 10))
+    ida, idb = hashlib.sha256(a).hexdigest(), hashlib.sha256(b).hexdigest()
+    batches = [pd.DataFrame({"image_id": [ida, ida, idb], "bytes": [a, a, b]}),
+               pd.DataFrame({"image_id": [idb, ida], "bytes": [b, a]})]
+    out = pd.concat(list(decode_fn(DecodeLimits(10**8), 10**7)(iter(batches))), ignore_index=True)
+    assert sorted(out["image_id"]) == sorted([ida, idb])
+    assert out.set_index("image_id").loc[ida, "width"] == 120
