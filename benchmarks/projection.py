@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The funnel from the paper (../shared/PAPER.md), rows into each step.
+# The funnel from the paper (docs/paper.md), rows into each step.
 DOCS = 118e6
 IMAGES = 336e6              # extracted, quality-filtered
 IMAGES_EMBEDDED = 285e6     # after the quality filter: embedded, deduplicated

@@ -1,4 +1,4 @@
-"""balance: semantic balance sampling -> gold.image_clusters (PAPER.md section 4).
+"""balance: semantic balance sampling -> gold.image_clusters (docs/paper.md, "Semantic balance").
 
 1. image / synthetic-text cosine with the same CLIP; keep [sim_min, sim_max]
    (above: ocr_like, below: mismatch);

@@ -107,7 +107,7 @@ class PaperStep:
     reasons: frozenset   # our rejection reasons this step of the paper stands for
 
 
-# The paper's funnels (PAPER.md): its pool, then rows left after each of its filter steps.
+# The paper's funnels (docs/paper.md): its pool, then rows left after each of its filter steps.
 # Ours start where the paper's pool does: images once fetched and decoded, sentences as the
 # splitter yields them (exact duplicates count in the redundancy step, where the paper removes
 # duplicates, although our exact dedup runs first).
