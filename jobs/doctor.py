@@ -165,14 +165,23 @@ def reachable(host: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
-def check_torch(profile: str, torch_version: str | None, cuda_build: str | None, gpus: int) -> Check:
-    """The driver's torch; on the gpu profile the same venv runs on the workers, whose
-    model tasks need a CUDA build (the driver itself may have no GPU)."""
+def executors_have_gpus(spark_conf: Mapping[str, str]) -> bool:
+    """Whether the config gives executors GPUs (what the tasks are assigned, never the
+    profile's name: tests/unit/test_resources.py)."""
+    try:
+        return float(spark_conf.get("spark.executor.resource.gpu.amount") or 0) > 0
+    except ValueError:
+        return False
+
+
+def check_torch(executor_gpus: bool, torch_version: str | None, cuda_build: str | None, gpus: int) -> Check:
+    """The driver's torch; where executors have GPUs the same venv runs on the workers,
+    whose model tasks need a CUDA build (the driver itself may have no GPU)."""
     if torch_version is None:
         return Check("torch", False, "torch is not installed", "the venv (requirements.lock)")
     build = f"CUDA {cuda_build} build" if cuda_build else "CPU-only build"
     seen = f"{gpus} GPU(s) seen here (torch.cuda)"
-    if profile == "gpu" and not cuda_build:
+    if executor_gpus and not cuda_build:
         return Check("torch", False, f"torch {torch_version}, {build}; {seen}: the model tasks cannot use the "
                      "executors' GPUs", "the venv's torch (a CUDA build)")
     return Check("torch", True, f"torch {torch_version}, {build}; {seen}")
@@ -416,10 +425,14 @@ def check_mlflow(cfg: Config, env: Mapping[str, str] = os.environ,
     return Check("mlflow", True, f"{uri} (not probed)")
 
 
+def spark_settings(cfg: Config) -> dict[str, str]:
+    return {k: str(v) for k, v in (cfg.get("spark.conf") or {}).items()}
+
+
 def machine_checks(cfg: Config) -> list[Check]:
     """Every check that needs no Spark session."""
     from realsyn.jobs import object_store
-    spark_conf = {k: str(v) for k, v in (cfg.get("spark.conf") or {}).items()}
+    spark_conf = spark_settings(cfg)
     package = cfg.get("jvm.delta_package")
     checks = [check_java(cfg.profile),
               check_spark(cfg.profile, package, installed("pyspark"), project_pin("pyspark")),
@@ -433,7 +446,7 @@ def machine_checks(cfg: Config) -> list[Check]:
         gpus = torch.cuda.device_count()
     except ImportError:
         pass
-    checks.append(check_torch(cfg.profile, torch_version, cuda_build, gpus))
+    checks.append(check_torch(executors_have_gpus(spark_conf), torch_version, cuda_build, gpus))
     checks += check_discovery_scripts(spark_conf)
     rapids = check_rapids(spark_conf)
     if rapids:
@@ -445,7 +458,7 @@ def machine_checks(cfg: Config) -> list[Check]:
     return checks
 
 
-def executor_gpus(spark, profile: str) -> Check:
+def executor_gpus(spark, want_gpus: bool) -> Check:
     """One task per slot reports its host, the GPUs torch sees there and the GPU addresses
     Spark assigned it."""
     sc = spark.sparkContext
@@ -469,7 +482,7 @@ def executor_gpus(spark, profile: str) -> Check:
     parts = [f"{host}: {count if count >= 0 else 'no torch'} GPU(s)"
              + (f", assigned {','.join(sorted(a))}" if a else "") for host, (count, a) in sorted(seen.items())]
     bare = [h for h, (count, _) in seen.items() if count < 1]
-    if profile == "gpu" and bare:
+    if want_gpus and bare:
         return Check("executor gpus", False, "; ".join(parts), "the workers' GPUs and driver "
                      "(nvidia-smi), spark.conf.spark.executor.resource.gpu.amount")
     return Check("executor gpus", True, "; ".join(parts))
@@ -484,7 +497,7 @@ def run_doctor(cfg: Config, spark: bool = False, say: Callable[[str], None] = pr
     if spark:
         from realsyn.jobs.session import get_spark
         try:
-            check = executor_gpus(get_spark(cfg), cfg.profile)
+            check = executor_gpus(get_spark(cfg), executors_have_gpus(spark_settings(cfg)))
         except Exception as err:   # the point of --spark is to learn why a session does not start
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             check = Check("spark session", False, f"did not start: {first[:300]}", "the checks above, spark.master")

@@ -29,7 +29,7 @@ def changed_value(dotted: str, value):
     """Another value of the same type (another choice where the key has a list of them)."""
     rule = RULES.get(dotted)
     if rule and rule[0] == "choice":
-        return sorted(c for c in rule[1] if c != value)[0]
+        return sorted((c for c in rule[1] if c != value), key=str)[0]   # choices may mix types
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):

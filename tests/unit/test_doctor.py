@@ -75,7 +75,8 @@ def test_java_from_java_home_or_the_path(tmp_path):
     assert doctor.check_java("databricks", {}).ok
 
 
-def test_delta_jars_are_the_ones_the_session_would_use(tmp_path):
+def test_delta_jars_are_the_ones_the_session_would_use(tmp_path, monkeypatch):
+    monkeypatch.delenv("REALSYN_JARS_DIR", raising=False)   # make exports it; the session reads it first
     jars = tmp_path / "jars"
     jars.mkdir()
     none = doctor.check_delta_jars(config(tmp_path, "jvm.assembly_jar=", f"jvm.jars_dir={jars}"))
@@ -107,10 +108,10 @@ def test_the_master_local_standalone_and_yarn(tmp_path, listening):
 
 
 def test_gpus_torch_build_discovery_script_and_rapids_jar(tmp_path):
-    assert doctor.check_torch("local", "2.14.0", None, 0).ok   # a CPU run needs no GPU
-    cpu_only = doctor.check_torch("gpu", "2.14.0", None, 0)
+    assert doctor.check_torch(False, "2.14.0", None, 0).ok   # a CPU run needs no GPU
+    cpu_only = doctor.check_torch(True, "2.14.0", None, 0)
     assert not cpu_only.ok and "CUDA" in cpu_only.fix
-    cuda = doctor.check_torch("gpu", "2.14.0", "12.4", 2)
+    cuda = doctor.check_torch(True, "2.14.0", "12.4", 2)
     assert cuda.ok and "2 GPU(s) seen here" in cuda.detail
     key = "spark.executor.resource.gpu.discoveryScript"
     assert doctor.check_discovery_scripts({}) == []
@@ -165,7 +166,8 @@ def test_credentials_are_named_by_their_source_never_shown(tmp_path):
     assert "web identity" in doctor.check_credentials("local", web, home=str(empty)).detail
 
 
-def test_s3_locations_connector_and_placeholder_bucket(tmp_path):
+def test_s3_locations_connector_and_placeholder_bucket(tmp_path, monkeypatch):
+    monkeypatch.delenv("REALSYN_JARS_DIR", raising=False)
     jars = tmp_path / "jars"
     jars.mkdir()
     cfg = config(tmp_path, "tables.warehouse=s3a://bucket/warehouse", f"jvm.jars_dir={jars}")
@@ -285,3 +287,10 @@ def test_a_config_error_stops_before_any_check(tmp_path, capsys):
 def test_machine_checks_on_the_test_config_pass(tmp_path):
     failed = [c.line() for c in doctor.machine_checks(make_config(tmp_path)) if c.required and not c.ok]
     assert failed == []
+
+
+def test_executor_gpus_come_from_the_spark_conf_not_the_profile_name():
+    assert doctor.executors_have_gpus({"spark.executor.resource.gpu.amount": "1"})
+    assert not doctor.executors_have_gpus({"spark.executor.resource.gpu.amount": "0"})
+    assert not doctor.executors_have_gpus({})
+    assert not doctor.executors_have_gpus({"spark.executor.resource.gpu.amount": "one"})
