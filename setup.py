@@ -6,10 +6,11 @@ setup(
     version="0.1.0",
     description="RealSyn-style CLIP pre-training data from interleaved documents, on Spark + Delta",
     python_requires=">=3.11",
-    packages=["realsyn", "realsyn.jobs", "realsyn.udfs", "realsyn.schemas", "realsyn.conf"],
+    packages=["realsyn", "realsyn.jobs", "realsyn.jobs.checks", "realsyn.udfs", "realsyn.schemas", "realsyn.conf"],
     package_dir={
         "realsyn": "realsyn",
         "realsyn.jobs": "jobs",
+        "realsyn.jobs.checks": "jobs/checks",
         "realsyn.udfs": "udfs",
         "realsyn.schemas": "schemas",
         "realsyn.conf": "conf",

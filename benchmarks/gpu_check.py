@@ -6,7 +6,7 @@ where its wheel fits, carried as wheels: docs/gpu.md).
    weights on both sides) under float16 and bfloat16 autocast against float32 on the CPU:
    images/s, the lowest cosine between a GPU vector and its CPU twin.
 2. generate: the generate UDF's `Generators` (BLIP-base captioner and a Qwen2.5-0.5B-shaped
-   LLM: the real classes at random init, jobs/preset_models.py), batched as the stage
+   LLM: the real classes at random init, jobs/checks/preset_models.py), batched as the stage
    batches, against the same models on the CPU: the share of identical captions and
    fusion outputs under greedy decoding, images/s and generated tokens/s.
 3. centroid search: retrieve's `nearest_clusters` on the CPU (faiss, one thread as in a task)
@@ -45,7 +45,7 @@ def import_realsyn() -> None:
 
 import_realsyn()
 
-from realsyn.jobs import preset_models as pm  # noqa: E402
+from realsyn.jobs.checks import preset_models as pm  # noqa: E402
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec, open_image  # noqa: E402
 from realsyn.udfs.generation_models import GenSpec, Generators  # noqa: E402
 

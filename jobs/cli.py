@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             print(" ".join(shlex.quote(a) for a in submit_args(cfg)))
             return 0
         if args.command == "check-models":
-            from realsyn.jobs.model_check import check_models
+            from realsyn.jobs.checks.model_check import check_models
             preset = [f"models.preset={args.preset}"] if args.preset else []
             checks = check_models(load_config(profile, files, overrides + preset),
                                   lambda extra: load_config(profile, files, overrides + preset + extra),
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             from realsyn.jobs.student_cli import run_teach_command
             return run_teach_command(args, cfg)
         if args.command == "doctor":
-            from realsyn.jobs.doctor import run_doctor
+            from realsyn.jobs.checks.doctor import run_doctor
             return run_doctor(cfg, spark=args.spark)
         if args.command in ("train", "evaluate"):
             from realsyn.jobs.student_cli import run_student_command

@@ -1,5 +1,5 @@
 """`realsyn doctor --spark`: one task per slot reports its host's GPUs, on the shared session."""
-from realsyn.jobs.doctor import run_doctor
+from realsyn.jobs.checks.doctor import run_doctor
 from tests.conftest import make_config
 
 

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from realsyn.jobs import doctor
+from realsyn.jobs.checks import doctor
 from realsyn.jobs.config import load_config
-from realsyn.jobs.doctor import Check
+from realsyn.jobs.checks.doctor import Check
 from tests.conftest import make_config
 
 PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"

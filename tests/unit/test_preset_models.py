@@ -1,9 +1,9 @@
 """The presets' real model classes, built offline: chat templates, shapes, and wiring on the meta device."""
 import pytest
 
-from realsyn.jobs import preset_models as pm
+from realsyn.jobs.checks import preset_models as pm
 from realsyn.jobs.config import load_config
-from realsyn.jobs.model_check import sample_images, sample_sentences, wiring
+from realsyn.jobs.checks.model_check import sample_images, sample_sentences, wiring
 
 TEXTS = pm.corpus(["a red cube on a table", "two dogs in a park"])
 

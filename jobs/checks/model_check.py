@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from realsyn.jobs import preset_models as pm
+from realsyn.jobs.checks import preset_models as pm
 from realsyn.jobs.config import Config
 
 COLOURS = ("red", "blue", "green", "yellow", "black", "white", "orange")
