@@ -61,14 +61,10 @@ def serve(seed: int, base_port: int, max_seconds: float, ready, stop) -> None:
         stop.wait(max_seconds)
 
 
-def tree_cpu_s(root: int, exclude: set[int]) -> float:
-    """user + system seconds of a process and its descendants (with their reaped children),
-    read from /proc; `exclude` prunes subtrees (the web's process)."""
-    return sum(tree_cpu_by_command(root, exclude).values())
-
-
 def tree_cpu_by_command(root: int, exclude: set[int]) -> dict[str, float]:
-    """tree_cpu_s split by command name (java: Spark's JVM; python: the driver and workers)."""
+    """user + system seconds of a process and its descendants (with their reaped children),
+    read from /proc, by command name (java: Spark's JVM; python: the driver and workers);
+    `exclude` prunes subtrees (the web's process)."""
     children: dict[int, list[int]] = {}
     stats: dict[int, list[str]] = {}
     names: dict[int, str] = {}
