@@ -1,16 +1,20 @@
 """One distribution, "realsyn": the top-level folders map onto one import namespace."""
 from setuptools import setup
 
+# jobs/ holds the stages, the CLI and the runner; everything else sits in one of these by role.
+JOB_SUBPACKAGES = ("checks", "core", "corpora", "lib", "training", "world")
+
 setup(
     name="realsyn",
     version="0.1.0",
     description="RealSyn-style CLIP pre-training data from interleaved documents, on Spark + Delta",
     python_requires=">=3.11",
-    packages=["realsyn", "realsyn.jobs", "realsyn.jobs.checks", "realsyn.udfs", "realsyn.schemas", "realsyn.conf"],
+    packages=["realsyn", "realsyn.jobs", *(f"realsyn.jobs.{sub}" for sub in JOB_SUBPACKAGES), "realsyn.udfs", "realsyn.schemas",
+              "realsyn.conf"],
     package_dir={
         "realsyn": "realsyn",
         "realsyn.jobs": "jobs",
-        "realsyn.jobs.checks": "jobs/checks",
+        **{f"realsyn.jobs.{sub}": f"jobs/{sub}" for sub in JOB_SUBPACKAGES},
         "realsyn.udfs": "udfs",
         "realsyn.schemas": "schemas",
         "realsyn.conf": "conf",

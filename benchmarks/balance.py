@@ -24,9 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from realsyn.jobs.balance import PAIRS, BalanceParams, balance_stored, pairs_layout  # noqa: E402
-from realsyn.jobs.config import load_config  # noqa: E402
-from realsyn.jobs.session import get_spark  # noqa: E402
-from realsyn.jobs.tables import TableStore  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
+from realsyn.jobs.core.session import get_spark  # noqa: E402
+from realsyn.jobs.core.tables import TableStore  # noqa: E402
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, min_cap, sample_bound  # noqa: E402
 from realsyn.udfs.vector_codec import arrow_vectors  # noqa: E402
 from realsyn.udfs.vector_search import faiss_module, fit_kmeans  # noqa: E402

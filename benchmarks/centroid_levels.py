@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.retrieval import sphere_mixture  # noqa: E402
-from realsyn.jobs.config import load_config  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
 from realsyn.udfs.centroid_levels import coarse_groups, fit_levels, nearest_clusters  # noqa: E402
 from realsyn.udfs.vector_search import faiss_module  # noqa: E402
 

@@ -10,7 +10,7 @@ every training seed, on the same exported images:
   random from all exported rows.
 Zero-shot accuracy is over all world classes, and separately over the rare ones (the
 third of the concepts least frequent in the corpus). Attribute precision comes from the
-dataset card (jobs/truth_report.py).
+dataset card (jobs/world/truth_report.py).
 
 Last line: `RESULT realsyn_minus_adjacent_zs=<points> balanced_minus_random_zs=<points>
 r1_precision=... adjacent_precision=...` (realsyn = r1_r3_s1; goal >= 5 points, beyond the
@@ -32,14 +32,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from realsyn.jobs.clip_training import TrainSpec, preprocess_all, train_contrastive  # noqa: E402
-from realsyn.jobs.student import candidate_texts, evaluate_folder, read_export  # noqa: E402
-from realsyn.jobs.config import load_config  # noqa: E402
-from realsyn.jobs.teacher import train_teacher  # noqa: E402
-from realsyn.jobs.world_generators import teach_generators  # noqa: E402
-from realsyn.jobs.world_corpus import write_world  # noqa: E402
-from realsyn.jobs.world_quality import neighbouring_pairs  # noqa: E402
-from realsyn.jobs.world_truth import SceneSpec, all_concepts, class_name  # noqa: E402
+from realsyn.jobs.training.clip_training import TrainSpec, preprocess_all, train_contrastive  # noqa: E402
+from realsyn.jobs.training.student import candidate_texts, evaluate_folder, read_export  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
+from realsyn.jobs.training.teacher import train_teacher  # noqa: E402
+from realsyn.jobs.training.generators import teach_generators  # noqa: E402
+from realsyn.jobs.world.corpus import write_world  # noqa: E402
+from realsyn.jobs.world.quality import neighbouring_pairs  # noqa: E402
+from realsyn.jobs.world.truth import SceneSpec, all_concepts, class_name  # noqa: E402
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec  # noqa: E402
 from realsyn.udfs.dataset_card import card_data  # noqa: E402
 

@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realsyn.jobs.config import load_config  # noqa: E402
-from realsyn.jobs.session import get_spark  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
+from realsyn.jobs.core.session import get_spark  # noqa: E402
 from realsyn.jobs.embed import arrow_batch_rows, spread  # noqa: E402
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec, open_image  # noqa: E402
 from realsyn.udfs.vector_codec import to_bytes  # noqa: E402

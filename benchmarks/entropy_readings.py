@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realsyn.jobs.config import load_config  # noqa: E402
-from realsyn.jobs.doc_corpus import CorpusMissing, write_corpus  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
+from realsyn.jobs.corpora.doc_corpus import CorpusMissing, write_corpus  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
-from realsyn.jobs.tables import TableStore  # noqa: E402
+from realsyn.jobs.core.tables import TableStore  # noqa: E402
 from realsyn.udfs.sentence_entropy import normalised_entropy, tokens  # noqa: E402
 
 LENGTHS = [(3, 5), (6, 8), (9, 12), (13, 20), (21, 40), (41, 81)]
@@ -100,7 +100,7 @@ def pipeline_sentences(corpus_dir: str, work: str):
         "spark.progress_bar=false", "mlflow.enabled=false", "sentences.entropy_min=0.0",
         "sentences.perplexity_filter=false"])
     run_stages(cfg, ["ingest", "extract_sentences"], say=lambda *_: None)
-    from realsyn.jobs.session import get_spark
+    from realsyn.jobs.core.session import get_spark
     table = TableStore(get_spark(cfg), cfg).read("silver.sentences")
     return table.select("sentence_id", "text", "n_words", "n_occurrences", "status").toArrow().to_pylist(), table
 
@@ -121,7 +121,7 @@ def udf_over_sql(table) -> tuple[float, float]:
     difference between the two scores."""
     import time
     from pyspark.sql import functions as F
-    from realsyn.jobs.sentence_filters import word_entropy
+    from realsyn.jobs.lib.sentence_filters import word_entropy
     df = table.select("text").repartition(2).cache()
     df.count()
     sides = {"udf": word_entropy(F.col("text")), "sql": sql_entropy()}

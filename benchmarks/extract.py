@@ -23,9 +23,9 @@ import networkx as nx  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from realsyn.jobs.config import load_config  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
-from realsyn.jobs.sample_corpus import draw_picture, encode, paragraph  # noqa: E402
+from realsyn.jobs.corpora.sample_corpus import draw_picture, encode, paragraph  # noqa: E402
 from realsyn.udfs.fetch import FetchSettings, fetch_many  # noqa: E402
 from realsyn.udfs.image_decode import DecodeLimits, decode, hamming  # noqa: E402
 from realsyn.udfs.sentence_entropy import normalised_entropy  # noqa: E402

@@ -116,10 +116,10 @@ def run_img2dataset(urls: list[str], out: Path, cores: int) -> dict:
 def run_realsyn(urls: list[str], out: Path, cores: int, server_pid: int, sets: list[str]) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from realsyn.jobs.config import load_config
+    from realsyn.jobs.core.config import load_config
     from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.tables import TableStore
-    from realsyn.jobs.session import get_spark
+    from realsyn.jobs.core.tables import TableStore
+    from realsyn.jobs.core.session import get_spark
     per_doc = 4
     docs = [{"images": [None, *urls[i:i + per_doc]], "texts": ["A page with pictures.", *[None] * len(urls[i:i + per_doc])],
              "metadata": json.dumps([None] * (1 + len(urls[i:i + per_doc]))),

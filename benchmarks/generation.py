@@ -25,10 +25,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.embedding import make_images  # noqa: E402
-from realsyn.jobs.config import load_config  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
 from realsyn.jobs.embed import arrow_batch_rows, spread  # noqa: E402
 from realsyn.jobs.generate import GenerateParams, gen_spec  # noqa: E402
-from realsyn.jobs.session import get_spark  # noqa: E402
+from realsyn.jobs.core.session import get_spark  # noqa: E402
 from realsyn.udfs.generation_models import Generators  # noqa: E402
 from realsyn.udfs.synthesis import COLUMNS, OUTPUT_DDL, synthesis_rows, synthesize, top_tags  # noqa: E402
 

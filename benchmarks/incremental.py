@@ -13,11 +13,11 @@ one run on the same machine:
   no-change rerun's (goal <= 1.2).
 
 Two corpora (`--corpus`):
-- world (default): the learnable world (jobs/world_corpus.py) with its teacher CLIP and
+- world (default): the learnable world (jobs/world/corpus.py) with its teacher CLIP and
   generators trained first (`realsyn teach`, not timed), conf/world.yaml; its image URLs
   are served over HTTP. New sentences change an old image's R1 about as often as real
   text would.
-- sample: the sample corpus (jobs/sample_corpus.py) on the tiny random models of
+- sample: the sample corpus (jobs/corpora/sample_corpus.py) on the tiny random models of
   conf/sample.yaml, whose similarities carry no meaning: a handful of "hub" sentences are
   every image's R1, so a new hub sentence remakes most synthetic texts.
 
@@ -48,10 +48,10 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from realsyn.jobs.config import load_config  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
-from realsyn.jobs.sample_corpus import build_documents, make_images  # noqa: E402
-from realsyn.jobs.world_corpus import write_world  # noqa: E402
+from realsyn.jobs.corpora.sample_corpus import build_documents, make_images  # noqa: E402
+from realsyn.jobs.world.corpus import write_world  # noqa: E402
 
 SAMPLE_CONF = str(REPO / "conf" / "sample.yaml")
 WORLD_CONF = str(REPO / "conf" / "world.yaml")

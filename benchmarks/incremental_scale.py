@@ -5,7 +5,7 @@ image and sentence embeddings with planted near-copies): N images (A) and N * in
 ones (B), 4x as many sentences. Two warehouses on the same Spark session:
 - `incremental`: A is processed (untimed), then B is added and each step is timed;
 - `full`: A+B is processed from nothing, each step timed.
-Steps: perceptual groups (jobs/perceptual_groups.py), semantic_neighbours + semantic_dedup
+Steps: perceptual groups (jobs/lib/perceptual_groups.py), semantic_neighbours + semantic_dedup
 (the stages, through the runner). Bytes written by the increment are the sizes of the
 Parquet files its Delta commits added (from the tables' logs), over the bytes of B's rows
 as Parquet.
@@ -82,9 +82,9 @@ class Warehouse:
     """One work dir: its config and table store on the shared session."""
 
     def __init__(self, root: Path, args):
-        from realsyn.jobs.config import load_config
-        from realsyn.jobs.session import get_spark
-        from realsyn.jobs.tables import TableStore
+        from realsyn.jobs.core.config import load_config
+        from realsyn.jobs.core.session import get_spark
+        from realsyn.jobs.core.tables import TableStore
         self.cfg = load_config("local", overrides=[
             f"run.work_dir={root}", "spark.master=local[2]", "spark.progress_bar=false", "mlflow.enabled=false",
             f"retrieval.kmeans_sample={args.kmeans_sample}",
@@ -104,8 +104,8 @@ class Warehouse:
         return [Path(self.store.path(t)) for t in OUTPUTS]
 
     def perceptual(self) -> float:
-        from realsyn.jobs.keep_rank import image_rank
-        from realsyn.jobs.perceptual_groups import full_groups, group_changes, needs_full
+        from realsyn.jobs.lib.keep_rank import image_rank
+        from realsyn.jobs.lib.perceptual_groups import full_groups, group_changes, needs_full
         k, bucket = self.cfg.get("images.phash_max_hamming"), self.cfg.get("images.phash_bucket_max")
         t0 = time.perf_counter()
         images = self.store.read("silver.images").where("status = 'kept'")

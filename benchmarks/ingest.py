@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realsyn.jobs.config import load_config  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
-from realsyn.jobs.sample_corpus import write_sample  # noqa: E402
+from realsyn.jobs.corpora.sample_corpus import write_sample  # noqa: E402
 
 
 def ingest_config(work: Path, n_docs: int):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realsyn.jobs.config import load_config  # noqa: E402
-from realsyn.jobs.doc_corpus import HANDBOOK_PACKAGE, HANDBOOK_ROOT, CorpusMissing, write_corpus  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
+from realsyn.jobs.corpora.doc_corpus import HANDBOOK_PACKAGE, HANDBOOK_ROOT, CorpusMissing, write_corpus  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
 from realsyn.udfs.dataset_card import card_data  # noqa: E402
 

@@ -161,11 +161,11 @@ def child(args) -> dict:
 
     from benchmarks.balance import spark_side
     from realsyn.jobs.balance import PAIRS, BalanceParams, pairs_layout
-    from realsyn.jobs.config import load_config
-    from realsyn.jobs.perceptual_dedup import perceptual_representatives
+    from realsyn.jobs.core.config import load_config
+    from realsyn.jobs.lib.perceptual_dedup import perceptual_representatives
     from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.session import get_spark
-    from realsyn.jobs.tables import TableStore
+    from realsyn.jobs.core.session import get_spark
+    from realsyn.jobs.core.tables import TableStore
     from realsyn.schemas import spec
 
     n, d, tmp = args.images, args.dim, args.tmp

@@ -157,7 +157,7 @@ def worst_us_per_char(python: str, m: str, hostile: dict[str, str], pieced: bool
 def main() -> None:
     import random
 
-    from realsyn.jobs.sample_corpus import paragraph
+    from realsyn.jobs.corpora.sample_corpus import paragraph
 
     alt = alt_python()
     print("versions:", versions(alt), f"python {sys.version.split()[0]}")

@@ -1,4 +1,4 @@
-"""What one unit costs beyond its rows: the same rows written by write_in_units (jobs/units.py)
+"""What one unit costs beyond its rows: the same rows written by write_in_units (jobs/core/units.py)
 as one unit and as many, side by side in one Spark session.
 
 The step is a real Python UDF over the rows (a sha256 per row), so each unit is a Spark job
@@ -19,12 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from realsyn.jobs.config import load_config  # noqa: E402
-from realsyn.jobs.session import get_spark  # noqa: E402
-from realsyn.jobs.stage import Context, Stage  # noqa: E402
-from realsyn.jobs.tables import TableStore  # noqa: E402
-from realsyn.jobs.tracking import Tracker  # noqa: E402
-from realsyn.jobs.units import write_in_units  # noqa: E402
+from realsyn.jobs.core.config import load_config  # noqa: E402
+from realsyn.jobs.core.session import get_spark  # noqa: E402
+from realsyn.jobs.core.stage import Context, Stage  # noqa: E402
+from realsyn.jobs.core.tables import TableStore  # noqa: E402
+from realsyn.jobs.core.tracking import Tracker  # noqa: E402
+from realsyn.jobs.core.units import write_in_units  # noqa: E402
 
 TABLE = "silver.image_embeddings"
 

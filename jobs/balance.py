@@ -12,12 +12,12 @@ sorted on it in small row groups: the k-means sample (key below a bound) reads o
 first row groups of each file. One shuffle for the rank, no collect of the table.
 
 Increments cost about what changed (issue #41). The pairs are written in units keyed by
-image and text hash (jobs/pair_rows.py): only new or changed texts are encoded. The image
+image and text hash (jobs/lib/pair_rows.py): only new or changed texts are encoded. The image
 centroids are kept in gold.image_centroids and reused like the text centroids
-(jobs/centroid_reuse.py: fitted again on drift, `--refit` or a change of what decides the
+(jobs/lib/centroid_reuse.py: fitted again on drift, `--refit` or a change of what decides the
 fit). While they are reused, only the pairs encoded since gold.image_clusters last looked are
 scored and assigned, only the clusters that gained or lost a pair are ranked again, and only
-rows whose values changed are merged (jobs/cluster_rows.py); the first run, a new fit, a
+rows whose values changed are merged (jobs/lib/cluster_rows.py); the first run, a new fit, a
 settings change or `--full-refresh` compute every row.
 """
 from __future__ import annotations
@@ -33,15 +33,15 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.centroid_reuse import mean_fit, stored_fit
-from realsyn.jobs.cluster_rows import cluster_changes, min_cap_expr, ranked
-from realsyn.jobs.embedding_tables import check_same_model, embedding_meta
-from realsyn.jobs.models import encoder_spec, weights_identity
-from realsyn.jobs.pair_rows import pair_rows, pairs_layout, text_hash
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.stored_rows import StoredRows, Tables
-from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, without, write_in_units
+from realsyn.jobs.lib.centroid_reuse import mean_fit, stored_fit
+from realsyn.jobs.lib.cluster_rows import cluster_changes, min_cap_expr, ranked
+from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta
+from realsyn.jobs.core.models import encoder_spec, weights_identity
+from realsyn.jobs.lib.pair_rows import pair_rows, pairs_layout, text_hash
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.lib.stored_rows import StoredRows, Tables
+from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY, without, write_in_units
 from realsyn.schemas import spec
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, cluster_count, sample_bound, sampled_in_window, score_and_assign
 from realsyn.udfs.centroid_levels import CentroidLevels
@@ -87,7 +87,7 @@ class BalanceStageParams(StageParams):
     encoder: EncoderSpec             # the CLIP of the image embeddings, for the synthetic texts
     batch_size: int
     refit: bool                      # fit new image centroids even when the stored ones fit
-    refit_drift: float               # fit again when the sample's fit fell by more (jobs/centroid_reuse.py)
+    refit_drift: float               # fit again when the sample's fit fell by more (jobs/lib/centroid_reuse.py)
 
     @classmethod
     def from_config(cls, cfg) -> "BalanceStageParams":
@@ -178,9 +178,9 @@ class Balance(Stage):
     Params = BalanceStageParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")   # CLIP text encoding
     unit_rows = "units.embed_rows"   # the pairs' units encode texts: embed's work per row
-    work_code = {PAIRS: ("realsyn.jobs.pair_rows",),
+    work_code = {PAIRS: ("realsyn.jobs.lib.pair_rows",),
                  CENTROIDS: ("realsyn.udfs.balance_ops", "realsyn.udfs.vector_search"),
-                 CLUSTERS: ("realsyn.jobs.cluster_rows",)}
+                 CLUSTERS: ("realsyn.jobs.lib.cluster_rows",)}
 
     def weights(self, p: BalanceStageParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights})
@@ -211,7 +211,7 @@ class Balance(Stage):
                     key: str) -> None:
         """gold.pair_vectors in units: only the pairs whose image and text the table does not
         hold under the same work fingerprint are encoded; a pair whose text changed or that
-        left is deleted (jobs/units.py)."""
+        left is deleted (jobs/core/units.py)."""
         images = emb.where("status = 'kept'").select("image_id", "embedding", "model")
         current = (syn.withColumn("text_hash", text_hash("syn_text"))
                    .join(images.select("image_id"), "image_id", "left_semi"))
@@ -240,7 +240,7 @@ class Balance(Stage):
 
     def centroids(self, ctx: Context, p: BalanceStageParams, model: str | None, dim: int, sample: np.ndarray,
                   fraction: float, pairs_key: str) -> CentroidLevels | None:
-        """The stored image centroids while they fit (jobs/centroid_reuse.py), else a new fit,
+        """The stored image centroids while they fit (jobs/lib/centroid_reuse.py), else a new fit,
         stored with its fingerprint and mean cosine. None: no pair in the window to fit."""
         fit_key = self.fit_key(p, pairs_key)
         levels = stored_fit(ctx, CENTROIDS, fit_key, p.refit, p.refit_drift, sample,

@@ -59,7 +59,7 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--world", action="store_true",
                         help="write the learnable world instead: procedural scenes whose descriptions sit in "
-                             "other documents, plus a held-out eval set and teacher pairs (jobs/world_corpus.py)")
+                             "other documents, plus a held-out eval set and teacher pairs (jobs/world/corpus.py)")
     sample.add_argument("--eval-per-class", type=int, default=4, help="with --world: eval images per class")
     sample.add_argument("--teacher-pairs", type=int, default=8000, help="with --world: noisy teacher pairs")
     teach = sub.add_parser("teach", parents=[common],
@@ -109,10 +109,10 @@ def _merge_common(args) -> tuple[str, list[str], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.config import ConfigError, load_config
+    from realsyn.jobs.core.config import ConfigError, load_config
     from realsyn.jobs.pipeline import run_stages, stage_names, summary
 
-    from realsyn.jobs.redact import install_log_filter
+    from realsyn.jobs.core.redact import install_log_filter
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     install_log_filter()
     names = stage_names()
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "submit-args":
             import shlex
-            from realsyn.jobs.session import submit_args
+            from realsyn.jobs.core.session import submit_args
             print(" ".join(shlex.quote(a) for a in submit_args(cfg)))
             return 0
         if args.command == "check-models":
@@ -143,23 +143,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"check-models: {len(checks) - len(failed)} of {len(checks)} checks passed")
             return 1 if failed else 0
         if args.command == "teach":
-            from realsyn.jobs.student_cli import run_teach_command
+            from realsyn.jobs.training.student_cli import run_teach_command
             return run_teach_command(args, cfg)
         if args.command == "doctor":
             from realsyn.jobs.checks.doctor import run_doctor
             return run_doctor(cfg, spark=args.spark)
         if args.command in ("train", "evaluate"):
-            from realsyn.jobs.student_cli import run_student_command
+            from realsyn.jobs.training.student_cli import run_student_command
             return run_student_command(args, cfg)
         if args.command == "sample" and args.world:
-            from realsyn.jobs.world_corpus import write_world
+            from realsyn.jobs.world.corpus import write_world
             info = write_world(args.out, n_docs=args.docs, seed=args.seed, n_eval_per_class=args.eval_per_class,
                                n_teacher=args.teacher_pairs)
             print(f"world: {info['documents']} documents, {info['images']} image files, {info['eval_images']} eval "
                   f"images, {info['teacher_pairs']} teacher pairs -> {info['out']}")
             return 0
         if args.command == "sample":
-            from realsyn.jobs.sample_corpus import write_sample
+            from realsyn.jobs.corpora.sample_corpus import write_sample
             info = write_sample(args.out, n_docs=args.docs, seed=args.seed)
             print(f"sample: {info['documents']} documents, {info['images']} image files -> {info['out']}")
             return 0
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         full_refresh = getattr(args, "full_refresh", False)
         before = None
         if args.command == "refetch":
-            from realsyn.jobs.refetch import parse_reasons, refetch_before_run
+            from realsyn.jobs.core.refetch import parse_reasons, refetch_before_run
             before = refetch_before_run(None if args.all else parse_reasons(args.reasons))
         if args.command in ("run", "refetch"):
             stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else (
@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
         def execute(run_cfg, say, console=None) -> None:
             if getattr(args, "plan", False):
-                from realsyn.jobs.plan import plan_stages
-                from realsyn.jobs.redact import redact_text
+                from realsyn.jobs.pipeline import plan_stages
+                from realsyn.jobs.core.redact import redact_text
                 say(redact_text(f"realsyn: plan for profile={run_cfg.profile} work_dir={run_cfg.get('run.work_dir')} "
                                 "(nothing is run or written)"))
                 for planned in plan_stages(run_cfg, stages, force=force, full_refresh=full_refresh):
@@ -188,12 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             say(summary(run_stages(run_cfg, stages, force=force, say=say, console=console,
                                    full_refresh=full_refresh, before=before)))
 
-        from realsyn.jobs.session import launched_by_spark_submit
+        from realsyn.jobs.core.session import launched_by_spark_submit
         # Under spark-submit or on Databricks the JVM's output is the platform's step log.
         if args.verbose or launched_by_spark_submit() or profile == "databricks":
             execute(cfg, print)
             return 0
-        from realsyn.jobs.console import log_path, quiet_console
+        from realsyn.jobs.core.console import log_path, quiet_console
         path = log_path(cfg.get("run.work_dir"))
         quiet = load_config(profile, files, overrides + ["spark.progress_bar=false"])
         with quiet_console(path) as console:
@@ -216,10 +216,10 @@ def entry() -> int:
 def _report(err: Exception, config_error) -> int:
     """One line for known failures; a traceback for the rest. Both with secrets masked."""
     import traceback
-    from realsyn.jobs.redact import redact_text
-    from realsyn.jobs.stage import InputError, LedgerError
-    from realsyn.jobs.session import SparkSetupError
-    from realsyn.jobs.tables import MissingTable
+    from realsyn.jobs.core.redact import redact_text
+    from realsyn.jobs.core.stage import InputError, LedgerError
+    from realsyn.jobs.core.session import SparkSetupError
+    from realsyn.jobs.core.tables import MissingTable
     from realsyn.schemas import SchemaMismatch
     known = (config_error, InputError, MissingTable, SchemaMismatch, LedgerError, SparkSetupError)
     if isinstance(err, known):

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realsyn.jobs.centroid_reuse import mean_fit, stored_fit
-from realsyn.jobs.centroid_tables import read_levels
-from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
-from realsyn.jobs.shuffle_keys import partition_keys
-from realsyn.jobs.vector_sample import collect_vectors, hash_sample
+from realsyn.jobs.lib.centroid_reuse import mean_fit, stored_fit
+from realsyn.jobs.lib.centroid_tables import read_levels
+from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta, kept_vectors
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams
+from realsyn.jobs.lib.shuffle_keys import partition_keys
+from realsyn.jobs.lib.vector_sample import collect_vectors, hash_sample
 from realsyn.schemas import spec
 from realsyn.udfs.centroid_assign import assign_arrow_fn
 from realsyn.udfs.centroid_levels import CentroidLevels, coarse_groups, fit_levels, nearest_clusters
@@ -78,7 +78,7 @@ class Cluster(Stage):
     def stored_centroids(self, ctx: Context, p: ClusterParams, model, sample: np.ndarray,
                          dim: int) -> CentroidLevels | None:
         """The stored centroids, when they came from the same fit settings and model and still
-        fit the (grown) sample (jobs/centroid_reuse.py: the rule every kept fit follows).
+        fit the (grown) sample (jobs/lib/centroid_reuse.py: the rule every kept fit follows).
         None: fit again."""
         return stored_fit(ctx, "gold.text_centroids", self.fit_fingerprint(p, model), p.refit, p.refit_drift,
                           sample, lambda: read_levels(ctx.read, dim)[0], "centroids")

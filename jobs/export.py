@@ -3,7 +3,7 @@
 Release texts follow the public release: realistic texts lowercased and word-tokenized,
 syn_text lowercased; files `realsyn_cap<t>/train-NNNNN.parquet`, one folder per cap.
 
-Incremental: every output is a set of stable shards (jobs/export_shards.py), so a run after
+Incremental: every output is a set of stable shards (jobs/lib/export_shards.py), so a run after
 an increment writes only the shards whose rows changed and new shards for new rows;
 `manifest.json` names the live files. All or nothing: new files are staged under
 `<out>/.staging/` (a hidden name no `realsyn_cap*` glob picks up), then swapped in while
@@ -14,6 +14,7 @@ full disk before the swap leaves the previous export whole; one during the swap 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import sys
@@ -25,13 +26,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 # INCOMPLETE, MANIFEST, SUCCESS and managed are the export folder's names, also read from here.
-from realsyn.jobs.export_shards import INCOMPLETE, MANIFEST, STAGING, SUCCESS, managed  # noqa: F401
-from realsyn.jobs.export_shards import ShardedOutput, commit, export_outputs
-from realsyn.jobs.image_bytes import kept_image_bytes
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
-from realsyn.jobs.torch_data import mds_output
-from realsyn.jobs.webdataset_export import ROWS_PER_SHARD, webdataset_output
+from realsyn.jobs.lib.export_shards import INCOMPLETE, MANIFEST, STAGING, SUCCESS, managed  # noqa: F401
+from realsyn.jobs.lib.export_shards import ShardedOutput, commit, export_outputs
+from realsyn.jobs.lib.image_bytes import kept_image_bytes
+from realsyn.jobs.core import module_graph
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams
+from realsyn.jobs.lib.torch_data import mds_output
+from realsyn.jobs.lib.webdataset_export import ROWS_PER_SHARD, webdataset_output
 from realsyn.schemas import REGISTRY
 from realsyn.udfs import dataset_card as card
 from realsyn.udfs import object_files
@@ -76,7 +78,7 @@ def stage_exports(spark, gold: DataFrame, images: DataFrame, p: "ExportParams", 
                   wds_rows_per_shard: int = ROWS_PER_SHARD) -> StagedExport:
     """Stage the release Parquet of every cap, the WebDataset tars and the MDS groups that
     changed since the last export (all of them the first time) under `<final_dir>/.staging`;
-    the card and `commit` (jobs/export_shards.py) follow."""
+    the card and `commit` (jobs/lib/export_shards.py) follow."""
     outputs = [release_output(gold.where(F.col("min_cap") <= cap), cap, p.shard_bytes) for cap in p.caps]
     files = ["Release Parquet: `realsyn_cap<t>/train-NNNNN.parquet`, columns " + ", ".join(RELEASE_COLUMNS)
              + " (the live files and their sha256: `manifest.json`)."]
@@ -87,7 +89,7 @@ def stage_exports(spark, gold: DataFrame, images: DataFrame, p: "ExportParams", 
     if p.mds:
         outputs.append(mds_output(gold, p.mds_shard_bytes))
         files.append("PyTorch: `mds/`, Mosaic Streaming MDS of all gold.realsyn rows "
-                     "(`realsyn.jobs.torch_data.gold_dataset`; min_cap -1 = in no subset).")
+                     "(`realsyn.jobs.lib.torch_data.gold_dataset`; min_cap -1 = in no subset).")
     manifest, writers = export_outputs(spark, outputs, final_dir, run_id, full_refresh, say)
     counts = {cap: led.rows_in for cap, led in zip(p.caps, writers)}
     return StagedExport(manifest, counts, writers, files)
@@ -106,6 +108,11 @@ def realsyn_rows(ctx: Context) -> DataFrame:
     return (clusters.join(texts, "image_id").join(syn, "image_id").join(urls, "image_id")
             .select("image_id", "raw_image_url", "text1", "text2", "text3", "syn_text",
                     F.col("score1").cast("float"), F.col("sim").cast("float"), "cluster_id", "min_cap"))
+
+
+# The card's figures against a `realsyn sample --world` truth (export.world): test-world code,
+# loaded by name when a world is set, its behaviour folded into the fingerprint.
+TRUTH_REPORT = "realsyn.jobs.world.truth_report"
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,11 @@ class Export(Stage):
     def out_dir(p: ExportParams) -> str:
         folder = p.export_dir or os.path.join(p.work_dir, "export")
         return os.path.abspath(folder) if object_files.is_local(folder) else folder.rstrip("/")
+
+    def external_inputs(self, ctx: Context, p: ExportParams) -> dict:
+        """With a world set, the card's truth figures come from the world's code, which the
+        stage reaches by name only (no stage imports the test world)."""
+        return {"truth_report": module_graph.content_hash(TRUTH_REPORT)} if p.world else {}
 
     def run(self, ctx: Context, p: ExportParams) -> list[Ledger]:
         spark = ctx.spark
@@ -249,7 +261,7 @@ def write_card(ctx: Context, p: ExportParams, gold: DataFrame, images: DataFrame
             "subsets": counts, "stages": stage_funnel(ctx, ledgers), "tables": table_counts(ctx), "files": files,
             "clusters": int(len(sizes))}
     if p.world:
-        from realsyn.jobs.truth_report import truth_report
+        truth_report = importlib.import_module(TRUTH_REPORT).truth_report
         data["truth"] = truth_report(gold, ctx.read("bronze.documents"), p.world)
     with open(f"{out_dir}/README.md", "w") as fh:
         fh.write(card.card_markdown(data, figures))

@@ -16,12 +16,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.image_decodes import decoded_rows
-from realsyn.jobs.keep_rank import image_rank
-from realsyn.jobs.perceptual_groups import full_groups, group_changes, needs_full
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY, write_in_units
+from realsyn.jobs.lib.image_decodes import decoded_rows
+from realsyn.jobs.lib.keep_rank import image_rank
+from realsyn.jobs.lib.perceptual_groups import full_groups, group_changes, needs_full
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY, write_in_units
 from realsyn.udfs.fetch import REQUEST_RULES_VERSION, FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
 from realsyn.udfs.fetch_rows import FETCH_DDL, fetch_fn
@@ -81,8 +81,8 @@ class ExtractImages(Stage):
     unit_rows = "units.fetch_rows"
     # A fetch is an observation, not a function of the code: its key is what changes the
     # request itself. Decoding is a function of the stored bytes, its code and limits.
-    work_code = {"silver.image_fetches": (), "silver.image_decodes": ("realsyn.jobs.image_decodes",),
-                 "silver.image_groups": ("realsyn.jobs.perceptual_groups",)}
+    work_code = {"silver.image_fetches": (), "silver.image_decodes": ("realsyn.jobs.lib.image_decodes",),
+                 "silver.image_groups": ("realsyn.jobs.lib.perceptual_groups",)}
 
     def fetch_key(self, p: ExtractImagesParams) -> str:
         """What decides the response a URL gets: the user agent, the opt-out policy and the

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.models import preset_model, weights_folder, weights_identity
-from realsyn.jobs.document_split import split_documents
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.sentence_filters import SentenceFilters, filtered_sentences
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.units import write_in_units
+from realsyn.jobs.core.models import preset_model, weights_folder, weights_identity
+from realsyn.jobs.lib.document_split import split_documents
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.lib.sentence_filters import SentenceFilters, filtered_sentences
+from realsyn.jobs.core.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.core.units import write_in_units
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
 from realsyn.udfs.perplexity import PplSpec
@@ -81,8 +81,8 @@ class ExtractSentences(Stage):
     Params = ExtractSentencesParams
     resources = TaskResources(cpus="embedding.torch_threads")   # perplexity LM; in pandas_udfs, which take no ResourceProfile
     unit_rows = "units.sentence_rows"
-    work_code = {"silver.document_sentences": ("realsyn.jobs.document_split",),
-                 "silver.sentences": ("realsyn.jobs.sentence_filters",)}
+    work_code = {"silver.document_sentences": ("realsyn.jobs.lib.document_split",),
+                 "silver.sentences": ("realsyn.jobs.lib.sentence_filters",)}
 
     def weights(self, p: ExtractSentencesParams) -> dict[str, str]:
         f = p.filters
@@ -99,7 +99,7 @@ class ExtractSentences(Stage):
         return self.work_fingerprint("silver.document_sentences", {"splitter": p.splitter})
 
     def filter_key(self, p: ExtractSentencesParams) -> str:
-        """What decides a sentence's row: the filters' code (jobs/sentence_filters.py), their
+        """What decides a sentence's row: the filters' code (jobs/lib/sentence_filters.py), their
         settings, whether the CAT parser runs, and the models by content."""
         return self.work_fingerprint("silver.sentences", {
             "filters": p.filters, "complexity": bool(complexity_spec(p)), "weights": self.weights(p)})

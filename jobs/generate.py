@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
-from realsyn.jobs.image_bytes import kept_image_bytes
-from realsyn.jobs.models import encoder_spec, preset_model, weights_folder, weights_identity
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.tag_mining import mine_tags
-from realsyn.jobs.units import write_in_units
+from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta, kept_vectors
+from realsyn.jobs.lib.image_bytes import kept_image_bytes
+from realsyn.jobs.core.models import encoder_spec, preset_model, weights_folder, weights_identity
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.lib.tag_mining import mine_tags
+from realsyn.jobs.core.units import write_in_units
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
 from realsyn.udfs.generation_models import GenSpec, vllm_importable
-from realsyn.jobs.synthetic_rows import synthetic_rows
+from realsyn.jobs.lib.synthetic_rows import synthetic_rows
 from realsyn.udfs.synthesis import synthesize, tag_fn
 from realsyn.udfs.tag_vocabulary import merge_user_tags
 
@@ -61,7 +61,7 @@ class Generate(Stage):
     Params = GenerateParams
     resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.generation_task_gpus")
     unit_rows = "units.generate_rows"
-    work_code = {"gold.synthetic": ("realsyn.jobs.synthetic_rows", "realsyn.udfs.synthesis")}
+    work_code = {"gold.synthetic": ("realsyn.jobs.lib.synthetic_rows", "realsyn.udfs.synthesis")}
 
     def weights(self, p: GenerateParams) -> dict[str, str]:
         return weights_identity({"clip": p.encoder.weights, "captioner": p.models.captioner_dir,

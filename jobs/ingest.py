@@ -27,9 +27,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
-from realsyn.jobs.input_files import content_hashes, hadoop_sha256, read_cache
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
+from realsyn.jobs.core.input_files import content_hashes, hadoop_sha256, read_cache
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.schemas import spec
 from realsyn.udfs import object_files
 from realsyn.udfs.locations import Location
@@ -230,7 +230,7 @@ class Ingest(Stage):
     _reported: frozenset[str] = frozenset()   # quarantined files external_inputs already named
 
     def external_inputs(self, ctx: Context, p: IngestParams) -> dict:
-        """The input files by content (jobs/input_files.py): moving or copying them with the
+        """The input files by content (jobs/core/input_files.py): moving or copying them with the
         same bytes is not new input. Files an earlier run quarantined that are still in the
         input with the same size and time are named here, so a skipped run names them too."""
         stats = file_stats(ctx.spark, list_input_files(ctx.spark, p.input))

@@ -1,5 +1,6 @@
 """Runs stages in order under one MLflow parent run; skips a stage whose fingerprint (parameters,
-code, weights, inputs) matches its last run."""
+code, weights, inputs) matches its last run. `plan_stages` says what a run would do without
+doing it (`--plan`)."""
 from __future__ import annotations
 
 import contextlib
@@ -11,14 +12,14 @@ from typing import Any
 
 import yaml
 
-from realsyn.jobs.config import Config
-from realsyn.jobs.console import StageProgress
-from realsyn.jobs.redact import redact_text
-from realsyn.jobs.resources import stage_resources
-from realsyn.jobs.session import get_spark
-from realsyn.jobs.stage import Context, Ledger, Stage, decide, last_runs, params_flat, params_hash, record_run
-from realsyn.jobs.tables import TableStore
-from realsyn.jobs.tracking import Lineage, Tracker
+from realsyn.jobs.core.config import Config
+from realsyn.jobs.core.console import StageProgress
+from realsyn.jobs.core.redact import redact_text
+from realsyn.jobs.core.resources import stage_resources
+from realsyn.jobs.core.session import get_spark
+from realsyn.jobs.core.stage import Context, Ledger, Stage, decide, last_runs, params_flat, params_hash, record_run
+from realsyn.jobs.core.tables import TableStore
+from realsyn.jobs.core.tracking import Lineage, Tracker
 
 log = logging.getLogger("realsyn")
 
@@ -51,7 +52,7 @@ def select_stages(names: list[str] | None) -> list[Stage]:
     known = {s.name: s for s in stages}
     unknown = [n for n in names if n not in known]
     if unknown:
-        from realsyn.jobs.config import ConfigError
+        from realsyn.jobs.core.config import ConfigError
         raise ConfigError(f"--stages: unknown stage(s) {unknown}; stages are {', '.join(known)}")
     return [s for s in stages if s.name in names]
 
@@ -150,7 +151,7 @@ def _run_one(stage: Stage, cfg, spark, tables, tracker, run_id, force, say, cons
     input_versions = {t: tables.version(t) for t in stage.inputs}
     missing = [t for t, v in input_versions.items() if v is None]
     if missing:
-        from realsyn.jobs.tables import MissingTable
+        from realsyn.jobs.core.tables import MissingTable
         raise MissingTable(f"stage {stage.name} needs {', '.join(missing)}; run the earlier stages first")
     fingerprint, runs, why = run_decision(stage, params, ctx, tables, input_versions, force_flag(force, full_refresh),
                                           previous)
@@ -193,3 +194,56 @@ def summary(result: PipelineResult) -> str:
     lines.append(redact_text(f"MLflow: {result.tracking_uri} (run tag realsyn.run={result.run_id})"))
     lines.append(f"took {result.seconds:.1f}s")
     return "\n".join(lines)
+
+
+# What a run would do, without doing it (`--plan`): per stage, run or skip, and why. It
+# takes the runner's own decision (run_decision) from the same fingerprint,
+# so a stage the plan skips is a stage the run skips. Within one plan a stage after one that
+# runs is planned to run too: it does unless that stage commits no new version of its input.
+# Nothing is written: no table, no run record, no MLflow run; only the tables' logs and the
+# input listing are read.
+RUN, SKIP, BLOCKED = "would run", "would skip", "cannot run yet"
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage: str
+    action: str     # RUN, SKIP or BLOCKED
+    reason: str
+
+    def line(self) -> str:
+        return f"[{self.stage}] {self.action}: {self.reason}"
+
+
+def writers() -> dict[str, str]:
+    """table -> the stage that writes it."""
+    return {t: s.name for s in all_stages() for t in s.outputs}
+
+
+def plan_stages(cfg: Config, names: list[str] | None = None, force: bool = False,
+                full_refresh: bool = False) -> list[StagePlan]:
+    spark = get_spark(cfg)
+    tables = TableStore(spark, cfg)
+    written_by = writers()
+    rewritten: dict[str, str] = {}      # table -> the planned stage that writes it again
+    previous = last_runs(tables)
+    plans = []
+    for stage in select_stages(names):
+        params, ctx = stage_context(stage, cfg, spark, tables, None, full_refresh=full_refresh)
+        ctx.writes = False   # a plan writes nothing, not even a stage's cache
+        input_versions = {t: tables.version(t) for t in stage.inputs}
+        missing = [t for t, v in input_versions.items() if v is None and t not in rewritten]
+        upstream = sorted({rewritten[t] for t in stage.inputs if t in rewritten})
+        if missing:
+            needs = ", ".join(f"{t} (written by {written_by.get(t, '?')})" for t in missing)
+            plans.append(StagePlan(stage.name, BLOCKED, f"needs {needs}"))
+            continue
+        if upstream and not (force or full_refresh):
+            runs, why = True, f"after {', '.join(upstream)} (unless that leaves its input as it was)"
+        else:
+            _, runs, why = run_decision(stage, params, ctx, tables, input_versions, force_flag(force, full_refresh),
+                                        previous.get(stage.name))
+        plans.append(StagePlan(stage.name, RUN if runs else SKIP, why))
+        if runs:
+            rewritten.update({t: stage.name for t in stage.outputs})
+    return plans

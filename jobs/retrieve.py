@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.centroid_tables import read_levels
-from realsyn.jobs.embedding_tables import check_same_model, embedding_meta, kept_vectors
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.retrieve_search import CANDIDATES_DDL, ROUTED_DDL, merge_top_k, probes_fn, route_fn, search_fn
-from realsyn.jobs.shuffle_keys import partition_keys
-from realsyn.jobs.stage import Context, InputError, Ledger, Stage, StageParams
-from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY
+from realsyn.jobs.lib.centroid_tables import read_levels
+from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta, kept_vectors
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.lib.retrieve_search import CANDIDATES_DDL, ROUTED_DDL, merge_top_k, probes_fn, route_fn, search_fn
+from realsyn.jobs.lib.shuffle_keys import partition_keys
+from realsyn.jobs.core.stage import Context, InputError, Ledger, Stage, StageParams
+from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.udfs.centroid_levels import CentroidLevels
 from realsyn.udfs.cluster_plan import plan_pieces
 
@@ -54,7 +54,7 @@ class Retrieve(Stage):
     outputs = ("gold.retrievals",)
     Params = RetrieveParams
     resources = TaskResources(cpus=1)   # routing (faiss, one thread) and dense numpy search on the CPU
-    work_code = {"gold.retrievals": ("realsyn.jobs.retrieve_search",)}
+    work_code = {"gold.retrievals": ("realsyn.jobs.lib.retrieve_search",)}
 
     def work_key(self, ctx: Context, p: RetrieveParams, levels: CentroidLevels) -> str:
         """What decides every image's top-k besides the sentence rows: the search code and

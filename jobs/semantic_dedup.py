@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.connected_components import component_representatives, connected_components
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.lib.connected_components import component_representatives, connected_components
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 
 
 @dataclass(frozen=True)

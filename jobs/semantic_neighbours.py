@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from realsyn.jobs.embedding_tables import embedding_meta
-from realsyn.jobs.keep_rank import id_rank, image_rank
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context, Ledger, Stage, StageParams
-from realsyn.jobs.units import WORK_FINGERPRINT_PROPERTY
-from realsyn.jobs.vector_sample import collect_vectors, hash_sample
+from realsyn.jobs.lib.embedding_tables import embedding_meta
+from realsyn.jobs.lib.keep_rank import id_rank, image_rank
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams
+from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
+from realsyn.jobs.lib.vector_sample import collect_vectors, hash_sample
 from realsyn.udfs.centroid_assign import assign_fn
 from realsyn.udfs.semantic_dedup import (CENTROID_COLUMNS, NEIGHBOURS_DDL, SCORED_DDL, cluster_neighbours_fn,
                                          fine_assign_fn, update_fn)

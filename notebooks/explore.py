@@ -19,10 +19,10 @@ from PIL import Image
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from realsyn.jobs.config import load_config
-from realsyn.jobs.image_bytes import kept_image_bytes
-from realsyn.jobs.session import get_spark
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.core.config import load_config
+from realsyn.jobs.lib.image_bytes import kept_image_bytes
+from realsyn.jobs.core.session import get_spark
+from realsyn.jobs.core.tables import TableStore
 
 PROFILE = "databricks" if "DATABRICKS_RUNTIME_VERSION" in os.environ else "local"
 WORK = os.environ.get("REALSYN_WORK", "work")

@@ -9,9 +9,9 @@
 import os
 
 import realsyn.conf
-from realsyn.jobs.config import load_config
+from realsyn.jobs.core.config import load_config
 from realsyn.jobs.pipeline import run_stages, summary
-from realsyn.jobs.sample_corpus import write_sample
+from realsyn.jobs.corpora.sample_corpus import write_sample
 
 PROFILE = "databricks" if "DATABRICKS_RUNTIME_VERSION" in os.environ else "local"
 WORK = os.environ.get("REALSYN_WORK", "work/notebook")
@@ -27,8 +27,8 @@ result = run_stages(cfg)
 print(summary(result))
 
 # COMMAND ----------
-from realsyn.jobs.session import get_spark
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.core.session import get_spark
+from realsyn.jobs.core.tables import TableStore
 
 tables = TableStore(get_spark(cfg), cfg)
 tables.read("bronze.document_rejects").groupBy("reason").count().orderBy("reason").show()

@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def make_config(work_dir, *overrides, files=()):
-    from realsyn.jobs.config import load_config
+    from realsyn.jobs.core.config import load_config
     base = [f"run.work_dir={work_dir}", "spark.master=local[2]", "spark.progress_bar=false",
             "spark.conf={spark.sql.shuffle.partitions: '4', spark.ui.enabled: 'false', "
             "spark.databricks.delta.snapshotPartitions: '1', spark.driver.memory: '2g'}"]
@@ -40,7 +40,7 @@ def s3_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory, s3_server):
-    from realsyn.jobs.session import get_spark
+    from realsyn.jobs.core.session import get_spark
     # With Hadoop's S3A connector, so object-store tests can share the session.
     cfg = make_config(tmp_path_factory.mktemp("spark-session"), "storage.s3.connector=always")
     session = get_spark(cfg)
@@ -50,7 +50,7 @@ def spark(tmp_path_factory, s3_server):
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory):
-    from realsyn.jobs.sample_corpus import write_sample
+    from realsyn.jobs.corpora.sample_corpus import write_sample
     out = tmp_path_factory.mktemp("sample")
     write_sample(str(out), n_docs=120, seed=7)
     return out
@@ -82,8 +82,8 @@ def recording_reads(reads: dict, tables: dict):
     """Attribute every Config read to the stage the pipeline is running at the time, and
     every table read from the store to the stage whose run() is on."""
     from realsyn.jobs import pipeline
-    from realsyn.jobs.config import Config
-    from realsyn.jobs.tables import TableStore
+    from realsyn.jobs.core.config import Config
+    from realsyn.jobs.core.tables import TableStore
     current, running = [None], [None]
     store_read = TableStore.read
     missing = object()
@@ -149,7 +149,7 @@ def sample_pipeline(spark, sample_dir, tmp_path_factory, config_reads, table_rea
     Which config keys and tables each stage reads is recorded on the way (config_reads,
     table_reads)."""
     from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.tables import TableStore
+    from realsyn.jobs.core.tables import TableStore
     work = tmp_path_factory.mktemp("pipeline")
     cfg = make_config(work, f"run.input={sample_dir}/obelics/*.parquet", f"fetch.file_root={sample_dir}",
                       files=[SAMPLE_CONF])

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from realsyn.jobs.sample_corpus import draw_picture, encode, png_bomb, write_sample
+from realsyn.jobs.corpora.sample_corpus import draw_picture, encode, png_bomb, write_sample
 
 SCHEMA = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
                     ("metadata", pa.string()), ("general_metadata", pa.string())])

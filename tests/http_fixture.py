@@ -34,7 +34,7 @@ def fetch_settings(**kw):
 def picture(n: int) -> bytes:
     """A distinct drawn PNG per number (shapes on a background), always the same bytes."""
     import random
-    from realsyn.jobs.sample_corpus import draw_picture, encode
+    from realsyn.jobs.corpora.sample_corpus import draw_picture, encode
     return encode(draw_picture(random.Random(n), 160, 120), "PNG")
 
 

@@ -2,7 +2,7 @@
 
 Clients reach it the way they reach any S3-compatible store: the standard AWS variables
 (AWS_ENDPOINT_URL_S3 and a key pair; moto accepts any), so Hadoop's S3A, pyarrow, boto3,
-MLflow and Mosaic Streaming all find it through the one place jobs/object_store.py uses.
+MLflow and Mosaic Streaming all find it through the one place jobs/core/object_store.py uses.
 """
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ def min_cap(rank: Any, caps: Sequence[int], where: Callable[[Any, int, Any], Any
 
     The one definition for every caller: it uses only `rank < cap` and `where(cond, a, b)`,
     so it runs on numpy arrays (np.where, `none` -1: the single-process benchmark) and on
-    Spark columns (jobs/cluster_rows.py passes F.when(cond, a).otherwise(b) and a null), where
+    Spark columns (jobs/lib/cluster_rows.py passes F.when(cond, a).otherwise(b) and a null), where
     it stays one SQL expression (no Python pass; the RAPIDS Accelerator can run it)."""
     out = none
     for cap in sorted(caps, reverse=True):

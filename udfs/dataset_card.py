@@ -138,7 +138,7 @@ TRUTH_ROWS = (("text1", "text1 (closest retrieved sentence)"), ("text1-3", "text
 
 
 def truth_lines(truth: dict) -> list[str]:
-    """The card's section on a world's ground truth (jobs/truth_report.py)."""
+    """The card's section on a world's ground truth (jobs/world/truth_report.py)."""
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f}%"
     lines = ["", "## Against the ground truth", "",

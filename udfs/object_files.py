@@ -1,7 +1,7 @@
 """Files on a local disk or an object store, through pyarrow's filesystems: what the
 export writers and the in-place readers need on the executors. The endpoint and the
 credentials come from the AWS SDK's default chain and AWS_ENDPOINT_URL_S3 (see
-jobs/object_store.py, which puts them in place on the driver and the workers)."""
+jobs/core/object_store.py, which puts them in place on the driver and the workers)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""Export shards written whole, one task each (the executor half of jobs/export_shards.py).
+"""Export shards written whole, one task each (the executor half of jobs/lib/export_shards.py).
 
 Why a module of its own: an incremental export rewrites single shards, so a shard is the
 unit a task writes, names and hashes, whatever its format. The rows arrive sorted by

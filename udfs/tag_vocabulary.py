@@ -2,7 +2,7 @@
 
 Method (the paper's mining is unpublished): lowercase alphabetic tokens of length >= 3
 from kept sentences, weighted by how often each sentence occurs, minus English function
-words and common verbs' auxiliaries; the most frequent `size` words (jobs/tag_mining.py,
+words and common verbs' auxiliaries; the most frequent `size` words (jobs/lib/tag_mining.py,
 Spark SQL), merged with an optional user list (user tags first).
 """
 from __future__ import annotations

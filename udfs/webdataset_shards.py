@@ -7,7 +7,7 @@ name, then a rename or a whole upload). Members carry a fixed mtime and the rows
 image id order, so the same rows make the same bytes. A row the writer cannot write (a
 key that is not a hex id, an image that no longer decodes or has no bytes) is counted by
 reason, and the written rows are counted back from the finished tar (samples_in), for
-export's ledger. The driver side is jobs/webdataset_export.py.
+export's ledger. The driver side is jobs/lib/webdataset_export.py.
 """
 from __future__ import annotations
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable, Mapping
 
-from realsyn.jobs.config import Config
-from realsyn.jobs.redact import redact_text
+from realsyn.jobs.core.config import Config
+from realsyn.jobs.core.redact import redact_text
 
-# The roles a stage loads weights for (jobs/models.py weights_folder); the tagger is the CLIP.
+# The roles a stage loads weights for (jobs/core/models.py weights_folder); the tagger is the CLIP.
 MODEL_ROLES = ("clip", "captioner", "llm", "ppl_lm")
 # Keys of a GPU discovery script in spark.conf (executor: the profile's; driver, worker: optional).
 DISCOVERY_KEYS = tuple(f"spark.{who}.resource.gpu.discoveryScript" for who in ("executor", "driver", "worker"))
@@ -61,7 +61,7 @@ def delta_spark_minor(delta_package: str) -> str:
 
 def project_pin(package: str, requirements: str | None = None) -> str | None:
     """The version requirements.txt pins (a checkout only: the wheel carries no requirements)."""
-    from realsyn.jobs.session import PROJECT_ROOT
+    from realsyn.jobs.core.session import PROJECT_ROOT
     path = requirements or str(PROJECT_ROOT / "requirements.txt")
     try:
         with open(path) as fh:
@@ -111,7 +111,7 @@ def check_delta_python(profile: str, delta_package: str, delta_spark: str | None
 
 def check_delta_jars(cfg: Config) -> Check:
     """The jars the session would use (jobs/session.delta_jars), never fetched here."""
-    from realsyn.jobs.session import SparkSetupError, assembly_jar, delta_jars
+    from realsyn.jobs.core.session import SparkSetupError, assembly_jar, delta_jars
     if cfg.profile == "databricks":
         return Check("delta jars", True, "the Databricks runtime's")
     package = cfg.get("jvm.delta_package")
@@ -227,7 +227,7 @@ def check_rapids(spark_conf: Mapping[str, str], env: Mapping[str, str] = os.envi
 
 
 def check_s3a(cfg: Config) -> Check:
-    from realsyn.jobs import object_store
+    from realsyn.jobs.core import object_store
     if not object_store.connector_wanted(cfg):
         own = {"emr": "EMRFS and EMR's S3A", "databricks": "the Databricks runtime's"}.get(cfg.profile)
         if own:
@@ -291,7 +291,7 @@ def check_credentials(profile: str, env: Mapping[str, str] = os.environ, home: s
 
 def check_locations(cfg: Config) -> Check:
     """The object store locations, none of them a deploy file's placeholder left unedited."""
-    from realsyn.jobs import object_store
+    from realsyn.jobs.core import object_store
     from realsyn.udfs.object_files import is_s3
     found = {k: str(cfg.get(k)) for k in object_store.LOCATION_KEYS if is_s3(str(cfg.get(k) or ""))}
     placeholder = [k for k, v in found.items() if "YOUR-BUCKET" in v]
@@ -302,7 +302,7 @@ def check_locations(cfg: Config) -> Check:
 
 
 def check_endpoint(cfg: Config) -> Check:
-    from realsyn.jobs import object_store
+    from realsyn.jobs.core import object_store
     url, region = object_store.endpoint(cfg), object_store.region(cfg)
     return Check("s3 endpoint", True, f"{url or 'AWS (no custom endpoint)'}, region "
                  f"{region or 'us-east-1 (default)'}")
@@ -321,7 +321,7 @@ def check_weights(cfg: Config, env: Mapping[str, str] = os.environ,
                   cached: Callable[[str], bool] = hub_cached) -> list[Check]:
     """Per role: local weights in models.weights_dir/<role> (jobs/models.weights_folder),
     or loaded by name: the tiny preset builds them, a named model comes from the hub."""
-    from realsyn.jobs.models import preset_model, weights_folder
+    from realsyn.jobs.core.models import preset_model, weights_folder
     offline = any(env.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     out = []
     for role in MODEL_ROLES:
@@ -387,7 +387,7 @@ def writable_folder(path: str) -> tuple[bool, str]:
 def check_mlflow(cfg: Config, env: Mapping[str, str] = os.environ,
                  status: Callable[[str], int | None] = http_status,
                  databrickscfg: str = "~/.databrickscfg") -> Check:
-    from realsyn.jobs.tracking import tracking_location
+    from realsyn.jobs.core.tracking import tracking_location
     if not cfg.get("mlflow.enabled"):
         return Check("mlflow", True, "off (mlflow.enabled=false)")
     uri, _ = tracking_location(cfg, make_folder=False)
@@ -431,7 +431,7 @@ def spark_settings(cfg: Config) -> dict[str, str]:
 
 def machine_checks(cfg: Config) -> list[Check]:
     """Every check that needs no Spark session."""
-    from realsyn.jobs import object_store
+    from realsyn.jobs.core import object_store
     spark_conf = spark_settings(cfg)
     package = cfg.get("jvm.delta_package")
     checks = [check_java(cfg.profile),
@@ -495,7 +495,7 @@ def run_doctor(cfg: Config, spark: bool = False, say: Callable[[str], None] = pr
     for check in checks:
         say(check.line())
     if spark:
-        from realsyn.jobs.session import get_spark
+        from realsyn.jobs.core.session import get_spark
         try:
             check = executor_gpus(get_spark(cfg), executors_have_gpus(spark_settings(cfg)))
         except Exception as err:   # the point of --spark is to learn why a session does not start

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from realsyn.jobs.checks import preset_models as pm
-from realsyn.jobs.config import Config
+from realsyn.jobs.core.config import Config
 
 COLOURS = ("red", "blue", "green", "yellow", "black", "white", "orange")
 THINGS = ("cube", "ball", "dog", "car", "house", "tree", "bicycle", "chair")
@@ -75,7 +75,7 @@ def sample_images(n: int, seed: int = 0) -> list[bytes]:
 
 
 def preset_names(cfg: Config) -> dict[str, str]:
-    from realsyn.jobs.models import preset_model
+    from realsyn.jobs.core.models import preset_model
     return {role: preset_model(cfg, role) for role in ("clip", "captioner", "llm", "ppl_lm", "tagger")}
 
 

@@ -41,7 +41,7 @@ def clean_run(tmp_path_factory, spark):
     """The reference run, in the tests' warm session with the config the CLI builds from
     pipeline_args: the CLI rerun below then skipping every stage also shows that a
     fingerprint is the same in another process."""
-    from realsyn.jobs.config import load_config
+    from realsyn.jobs.core.config import load_config
     from realsyn.jobs.pipeline import run_stages, summary
     root = tmp_path_factory.mktemp("clean")
     sample = root / "sample"

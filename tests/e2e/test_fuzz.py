@@ -17,7 +17,7 @@ def outcome(rows) -> str:
 
 def test_fuzz_corpus_through_the_pipeline(spark, tmp_path):
     from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.tables import TableStore
+    from realsyn.jobs.core.tables import TableStore
     with Server() as server:
         root, cases = write_fuzz(str(tmp_path / "fuzz"), server.base)
         cfg = make_config(tmp_path / "work", f"run.input={root}/obelics/*.parquet", f"fetch.file_root={root}",
@@ -77,7 +77,7 @@ def test_fuzz_corpus_through_the_pipeline(spark, tmp_path):
 
 def test_a_file_that_is_not_parquet_stops_the_run_clearly(spark, tmp_path):
     from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.stage import InputError
+    from realsyn.jobs.core.stage import InputError
     (tmp_path / "in").mkdir()
     bad = not_parquet(str(tmp_path / "in" / "part-0.parquet"))
     cfg = make_config(tmp_path / "work", f"run.input={bad}")

@@ -28,8 +28,8 @@ def grown(spark, tmp_path_factory):
     """The pipeline on A (two thirds of the sample's documents), then again once B (the
     rest) has landed in the input folder."""
     from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.sample_corpus import write_sample
-    from realsyn.jobs.tables import TableStore
+    from realsyn.jobs.corpora.sample_corpus import write_sample
+    from realsyn.jobs.core.tables import TableStore
     root = tmp_path_factory.mktemp("incremental")
     sample = write_sample(str(root / "sample"), n_docs=90, seed=11)["out"]
     docs = pq.read_table(f"{sample}/obelics/part-00000.parquet")
@@ -71,7 +71,7 @@ def test_only_the_new_urls_and_rows_are_fetched_and_embedded(grown):
     docs, reused, computed = unit_line(lines, "silver.document_sentences")
     assert reused == before["bronze.documents"] and 0 < computed == docs - reused
     assert docs == store.read("bronze.documents").count()
-    from realsyn.jobs.document_split import split_documents
+    from realsyn.jobs.lib.document_split import split_documents
     from realsyn.jobs.extract_sentences import sentence_pool
     resplit = sentence_pool(split_documents(store.read("bronze.documents"), cfg.get("sentences.splitter")))
     stored = store.read("silver.sentences").select("sentence_id", "text", "n_occurrences")
@@ -88,7 +88,7 @@ def test_only_the_new_urls_and_rows_are_fetched_and_embedded(grown):
     assert computed == keys - reused and keys == store.read("gold.synthetic").count()
     assert any("stored centroids reused" in l or "fitting again" in l for l in lines), lines
     if any("stored centroids reused" in l for l in lines):   # the same centroids: retrieval is incremental
-        from realsyn.jobs.embedding_tables import kept_vectors
+        from realsyn.jobs.lib.embedding_tables import kept_vectors
         kept = {r[0] for r in kept_vectors(store.read, "silver.image_embeddings", "image_id").select("image_id")
                 .collect()}
         todo = [re.search(r"(\d+) image\(s\) to search \((\d+) new\)", l) for l in lines]
@@ -97,7 +97,7 @@ def test_only_the_new_urls_and_rows_are_fetched_and_embedded(grown):
 
 
 def test_every_top_k_is_the_two_level_search_over_the_stored_tables(grown):
-    from realsyn.jobs.embedding_tables import kept_vectors
+    from realsyn.jobs.lib.embedding_tables import kept_vectors
     store, cfg, _, _, _, _ = grown
     k, probes = cfg.get("retrieval.top_k"), cfg.get("retrieval.probes")
     cents = np.stack([np.frombuffer(r["centroid"], "<f4") for r in

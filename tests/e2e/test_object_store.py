@@ -26,7 +26,7 @@ def table_digest(df) -> tuple[str, int]:
 @pytest.fixture(scope="module")
 def s3_pipeline(spark, s3_server, sample_dir, tmp_path_factory):
     from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.tables import TableStore
+    from realsyn.jobs.core.tables import TableStore
     bucket = s3_server.bucket("realsyn-pipeline")
     client = s3_server.client()
     for name in sorted(os.listdir(sample_dir / "obelics")):
@@ -57,7 +57,7 @@ def test_every_table_on_s3_equals_the_local_run(s3_pipeline, sample_pipeline):
 
 
 def test_exports_and_run_artifacts_are_objects_in_the_bucket(s3_pipeline, s3_server):
-    from realsyn.jobs.torch_data import gold_dataset, samples_in_index
+    from realsyn.jobs.lib.torch_data import gold_dataset, samples_in_index
     _, _, s3_tables, bucket, work, _ = s3_pipeline
     export = set(s3_server.keys(bucket, "export/"))
     assert "export/README.md" in export and "export/samples.png" in export
@@ -76,7 +76,7 @@ def test_exports_and_run_artifacts_are_objects_in_the_bucket(s3_pipeline, s3_ser
 
 
 def test_the_in_place_readers_opened_the_s3_files(s3_pipeline):
-    from realsyn.jobs.stored_rows import StoredRows
+    from realsyn.jobs.lib.stored_rows import StoredRows
     _, _, s3_tables, _, _, _ = s3_pipeline
     rows = StoredRows(s3_tables, "silver.image_embeddings", ["image_id", "embedding"])
     assert rows.in_place and all(g.file.startswith("s3a://") for g in rows.groups)
@@ -86,7 +86,7 @@ def test_no_secret_reaches_the_run_records(s3_pipeline, s3_server):
     """The secret key was in the environment of the run: it is in no table, no MLflow
     param, tag or artifact, no console line and no log file."""
     import mlflow
-    from realsyn.jobs.tracking import tracking_location
+    from realsyn.jobs.core.tracking import tracking_location
     cfg, _, s3_tables, bucket, work, said = s3_pipeline
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == TEST_SECRET
     assert TEST_SECRET not in "\n".join(said)
@@ -120,7 +120,7 @@ def test_a_store_pyarrow_cannot_open_is_read_through_spark(spark, s3_server, tmp
     """A bucket Hadoop reaches through its own per-bucket endpoint, which pyarrow (reading
     the one place, AWS_ENDPOINT_URL_S3) does not know: the plan falls back to Spark's
     reader and the batch function sees the same rows."""
-    from realsyn.jobs.stored_rows import StoredRows, parquet_file
+    from realsyn.jobs.lib.stored_rows import StoredRows, parquet_file
     other = S3Server(str(tmp_path / "moto2.log")).start()
     try:
         bucket = other.bucket("realsyn-elsewhere")

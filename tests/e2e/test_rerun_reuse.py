@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from realsyn.jobs import module_graph
+from realsyn.jobs.core import module_graph
 from tests.conftest import SAMPLE_CONF, make_config
 
 UNIT_TABLES = ("silver.image_fetches", "silver.image_decodes", "silver.document_sentences", "silver.sentences",
@@ -36,7 +36,7 @@ def unit_lines(lines: list[str]) -> dict[str, tuple[int, int, int]]:
 
 def tiny_clip_weights(folder) -> None:
     """The tiny preset's CLIP saved as safetensors where models.weights_dir loads it."""
-    from realsyn.jobs.clip_training import save_weights
+    from realsyn.jobs.training.clip_training import save_weights
     from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
     (folder / "clip").mkdir(parents=True)
     save_weights(Encoder(EncoderSpec("tiny", "", "", 3, 1, False)), str(folder / "clip" / "tiny.safetensors"))
@@ -61,8 +61,8 @@ def edited_tree(root):
 @pytest.fixture(scope="module")
 def reruns(spark, tmp_path_factory, monkeypatch_module):
     from realsyn.jobs.pipeline import run_stages
-    from realsyn.jobs.sample_corpus import write_sample
-    from realsyn.jobs.tables import TableStore
+    from realsyn.jobs.corpora.sample_corpus import write_sample
+    from realsyn.jobs.core.tables import TableStore
     root = tmp_path_factory.mktemp("reuse")
     sample = write_sample(str(root / "sample"), n_docs=40, seed=5, n_images=40)["out"]
     shutil.copytree(f"{sample}/obelics", root / "in")
@@ -110,7 +110,7 @@ def test_moved_weights_and_inputs_recompute_nothing_and_change_no_table(reruns):
 
 def test_a_code_edit_in_every_runtime_module_recomputes_no_row(reruns):
     *_, versions, edits, edited, after = reruns
-    assert {"realsyn.jobs.config", "realsyn.jobs.tracking", "realsyn.jobs.stage", "realsyn.jobs.cli"} <= set(edited)
+    assert {"realsyn.jobs.core.config", "realsyn.jobs.core.tracking", "realsyn.jobs.core.stage", "realsyn.jobs.cli"} <= set(edited)
     # Every stage imports the runtime, so each one runs its cheap checks again...
     assert sum(1 for line in edits if re.match(r"\[\w+\] started", line)) == len(STAGES), edits
     # ...and finds nothing to compute: no unit, no fetch, no search, no fit.

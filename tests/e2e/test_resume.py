@@ -131,7 +131,7 @@ def test_a_decode_change_and_a_fetcher_edit_decode_the_stored_bytes_again_and_fe
     """A fetch is an observation: what the web said is kept. A new decode limit and a code
     edit in the fetcher decide the verdicts again from the stored bytes, with no request."""
     import shutil
-    from realsyn.jobs import module_graph
+    from realsyn.jobs.core import module_graph
     from realsyn.jobs.pipeline import run_stages
     corpus = write_corpus(tmp_path / "corpus", server.base, kind="pic", n=20)
     work = tmp_path / "work"

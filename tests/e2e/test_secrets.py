@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from realsyn.conf import CONF_DIR
-from realsyn.jobs.redact import RedactingFilter
+from realsyn.jobs.core.redact import RedactingFilter
 
 SECRETS = {
     "yaml": "FAKE-YAML-SECRET-q1w2e3",
@@ -71,7 +71,7 @@ def leaks_in_tree(root: Path) -> dict[str, list[str]]:
 
 def test_planted_secrets_reach_no_record(spark, sample_dir, tmp_path, monkeypatch, capsys):
     from realsyn.jobs import cli
-    from realsyn.jobs.config import load_config
+    from realsyn.jobs.core.config import load_config
     from realsyn.jobs.pipeline import run_stages
     conf_dir, user, sets = planted(tmp_path, sample_dir, monkeypatch)
     work = tmp_path / "work"

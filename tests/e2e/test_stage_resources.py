@@ -18,8 +18,8 @@ import json, sys
 import pyarrow as pa
 from pyspark.sql import SparkSession
 from realsyn.jobs.retrieve import Retrieve
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.stage import Context
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.stage import Context
 
 def cpus(batches):
     from pyspark import TaskContext

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.core.tables import TableStore
 from realsyn.schemas import spec
 from tests.conftest import make_config
 

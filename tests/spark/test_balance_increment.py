@@ -8,8 +8,8 @@ import pytest
 
 from realsyn.jobs.balance import CENTROIDS, CLUSTERS, PAIRS, BalanceParams, full_clusters, read_centroids
 from realsyn.jobs.pipeline import run_stages
-from realsyn.jobs.stage import Context
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.core.stage import Context
+from realsyn.jobs.core.tables import TableStore
 from realsyn.schemas import spec
 from tests.conftest import make_config
 

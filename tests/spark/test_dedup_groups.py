@@ -7,8 +7,8 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
 
-from realsyn.jobs.connected_components import connected_components
-from realsyn.jobs.perceptual_dedup import band_layout, perceptual_edges, perceptual_representatives
+from realsyn.jobs.lib.connected_components import connected_components
+from realsyn.jobs.lib.perceptual_dedup import band_layout, perceptual_edges, perceptual_representatives
 
 
 def oracle_groups(n: int, pairs: list[tuple[int, int]]) -> set[frozenset[int]]:
@@ -102,7 +102,7 @@ def test_band_layout_covers_every_bit_once():
 
 
 def test_semantic_dedup_rejects_exactly_the_planted_copies_at_any_threshold(spark):
-    from realsyn.jobs.keep_rank import id_rank
+    from realsyn.jobs.lib.keep_rank import id_rank
     from realsyn.jobs.semantic_dedup import verdicts
     from realsyn.jobs.semantic_neighbours import SemanticNeighboursParams, neighbours
     rng = np.random.default_rng(0)
@@ -138,7 +138,7 @@ def apply_upsert(stored, changes):
 def test_increments_give_the_groups_of_a_full_recompute(spark, bucket_max):
     """A, then A+B1, then A+B1+B2: every group and representative as computed over all at once,
     and an increment never rewrites a row whose group did not change."""
-    from realsyn.jobs.perceptual_groups import COLUMNS, full_groups, group_changes, needs_full
+    from realsyn.jobs.lib.perceptual_groups import COLUMNS, full_groups, group_changes, needs_full
     rng = np.random.default_rng(5)
     hashes = list(planted_hashes(rng))
     bridge = int(rng.integers(0, 2**62))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from realsyn.jobs.embedding_tables import check_same_model
+from realsyn.jobs.lib.embedding_tables import check_same_model
 from realsyn.udfs.vector_codec import from_bytes
 
 

@@ -107,7 +107,7 @@ def test_torch_dataloader_yields_every_gold_row_once(spark, sample_pipeline):
     import torch
     from torch.utils.data import DataLoader
 
-    from realsyn.jobs.torch_data import gold_dataset
+    from realsyn.jobs.lib.torch_data import gold_dataset
     cfg, _, store = sample_pipeline
     gold = {r["image_id"]: r for r in store.read("gold.realsyn").toArrow().to_pylist()}
     for workers in (0, 2):
@@ -136,8 +136,8 @@ def test_every_writer_has_a_ledger_that_balances(sample_pipeline):
 
 
 def test_a_row_the_shard_writer_cannot_write_is_counted_not_dropped(spark, tmp_path):
-    from realsyn.jobs.stage import Ledger
-    from realsyn.jobs.webdataset_export import write_shards
+    from realsyn.jobs.core.stage import Ledger
+    from realsyn.jobs.lib.webdataset_export import write_shards
     from tests.http_fixture import jpeg
     row = dict(raw_image_url="http://x/a.jpg", text1="a", text2="b", text3="c", syn_text="d", cluster_id=1, min_cap=2)
     rows = [dict(row, image_id="ab" * 32, bytes=jpeg()), dict(row, image_id="../../etc/x", bytes=jpeg()),
@@ -157,7 +157,7 @@ def test_an_export_is_swapped_in_whole_and_marked_complete_last(spark, sample_pi
     that was not staged as it is, and touches nothing else."""
     import json
     from realsyn.jobs.export import INCOMPLETE, MANIFEST, STAGING, SUCCESS
-    from realsyn.jobs.export_shards import swap
+    from realsyn.jobs.lib.export_shards import swap
     cfg, _, _ = sample_pipeline
     out = os.path.join(cfg.get("run.work_dir"), "export")
     names = set(os.listdir(out))

@@ -189,11 +189,11 @@ def test_an_increment_rewrites_only_changed_shards_and_equals_a_full_export(spar
 
 
 def test_settings_code_and_missing_files_decide_a_full_build(spark, monkeypatch):
-    from realsyn.jobs import module_graph
+    from realsyn.jobs.core import module_graph
     from realsyn.jobs.export import release_output
-    from realsyn.jobs.export_shards import rebuild_reason
-    from realsyn.jobs.torch_data import mds_output
-    from realsyn.jobs.webdataset_export import webdataset_output
+    from realsyn.jobs.lib.export_shards import rebuild_reason
+    from realsyn.jobs.lib.torch_data import mds_output
+    from realsyn.jobs.lib.webdataset_export import webdataset_output
     gold = spark.createDataFrame([], GOLD_DDL)
     images = spark.createDataFrame([], "image_id string, bytes binary")
     wds = webdataset_output(gold, images, 16).fingerprint()
@@ -255,7 +255,7 @@ def test_an_increment_killed_midway_resumes_to_the_clean_result(spark, built, tm
     """Killed after the first output was staged (the old export stays whole and
     complete), or after the swap moved some files in (`_INCOMPLETE` stays): the next run
     gives what a clean run gives."""
-    from realsyn.jobs import export_shards
+    from realsyn.jobs.lib import export_shards
     root, reference, reference_ledgers = built
     folder = tmp_path / "export"
     shutil.copytree(root / "a", folder)

@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from realsyn.jobs.pipeline import run_stages
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.core.tables import TableStore
 from tests.conftest import make_config
 
 SCHEMA = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),
@@ -103,7 +103,7 @@ def test_word_count_edges(spark, tmp_path):
 def stage_run(cfg, pipeline_run: str, stage: str):
     """The MLflow child run of one stage in one pipeline run."""
     import mlflow
-    from realsyn.jobs.tracking import Tracker
+    from realsyn.jobs.core.tracking import Tracker
     tracker = Tracker(cfg)
     client = mlflow.MlflowClient(tracker.uri)
     exp = tracker.mlflow.get_experiment_by_name(cfg.get("mlflow.experiment"))
@@ -164,7 +164,7 @@ def test_complexity_filter_with_a_spacy_pipeline(spark, tmp_path):
 def test_entropy_filter_keeps_real_prose_and_rejects_repetition(spark, tmp_path):
     """debian-handbook's English pages (installed by .ci/run): the entropy filter rejects almost
     none of the sentences that reach it, of any length, while planted repetitions go."""
-    from realsyn.jobs.doc_corpus import HANDBOOK_ROOT, write_corpus
+    from realsyn.jobs.corpora.doc_corpus import HANDBOOK_ROOT, write_corpus
     if not os.path.isdir(HANDBOOK_ROOT):
         pytest.skip(f"{HANDBOOK_ROOT} missing: apt-get install debian-handbook (.ci/run does)")
     write_corpus(str(tmp_path), ["en-US"])

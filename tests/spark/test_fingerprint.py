@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import copy
 
-from realsyn.jobs.config import RULES, Config
+from realsyn.jobs.core.config import RULES, Config
 from realsyn.jobs.pipeline import all_stages
 from tests.conftest import leaf_keys
 
-# Task resources (jobs/resources.py) and unit sizes (jobs/units.py): read by the runner to
+# Task resources (jobs/core/resources.py) and unit sizes (jobs/core/units.py): read by the runner to
 # schedule and commit a stage's work, never fingerprinted.
 SCHEDULING = ("resources.", "units.")
 # Locations (udfs/locations.py): what is there is fingerprinted by content (the input files'
@@ -94,7 +94,7 @@ def test_keys_outside_a_stages_sections_are_recorded(sample_pipeline, config_rea
 
 
 def test_every_table_a_stage_reads_is_declared(sample_pipeline, table_reads):
-    from realsyn.jobs.stage import RUNS_TABLE
+    from realsyn.jobs.core.stage import RUNS_TABLE
     for stage in all_stages():
         allowed = set(stage.inputs) | set(stage.outputs) | ({RUNS_TABLE} if stage.reads_run_records else set())
         read = table_reads.get(stage.name, set())

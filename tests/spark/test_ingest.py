@@ -3,8 +3,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from realsyn.jobs.pipeline import run_stages
-from realsyn.jobs.stage import InputError
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.core.stage import InputError
+from realsyn.jobs.core.tables import TableStore
 from tests.conftest import make_config
 
 

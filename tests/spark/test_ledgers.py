@@ -5,7 +5,7 @@ import pytest
 
 from realsyn.jobs.export import export_ledger
 from realsyn.jobs.extract_sentences import sentence_ledger
-from realsyn.jobs.stage import LedgerError
+from realsyn.jobs.core.stage import LedgerError
 
 
 def recorded(result, name):

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from realsyn.jobs.pipeline import run_stages
-from realsyn.jobs.stage import last_runs
-from realsyn.jobs.tables import TableStore
-from realsyn.jobs.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from realsyn.jobs.core.stage import last_runs
+from realsyn.jobs.core.tables import TableStore
+from realsyn.jobs.core.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from tests.conftest import make_config
 
 SCHEMA = pa.schema([("images", pa.list_(pa.string())), ("texts", pa.list_(pa.string())),

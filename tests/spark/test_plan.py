@@ -1,6 +1,6 @@
 """`--plan` takes the runner's decision without running: what it plans is what a run then
 does, and planning writes nothing (no table version, no MLflow run)."""
-from realsyn.jobs.plan import BLOCKED, RUN, SKIP, plan_stages
+from realsyn.jobs.pipeline import BLOCKED, RUN, SKIP, plan_stages
 from tests.conftest import SAMPLE_CONF, make_config
 
 
@@ -11,7 +11,7 @@ def table_versions(store) -> dict:
 
 def mlflow_runs(cfg) -> int:
     import mlflow
-    from realsyn.jobs.tracking import Tracker
+    from realsyn.jobs.core.tracking import Tracker
     client = mlflow.MlflowClient(Tracker(cfg).uri)
     return sum(len(client.search_runs([e.experiment_id], max_results=10_000)) for e in client.search_experiments())
 

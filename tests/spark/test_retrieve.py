@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from realsyn.jobs.pipeline import run_stages
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.core.tables import TableStore
 from realsyn.schemas import spec
 from tests.conftest import make_config
 

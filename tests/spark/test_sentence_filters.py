@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pyspark.sql import functions as F
 
-from realsyn.jobs.sentence_filters import URL_RE
+from realsyn.jobs.lib.sentence_filters import URL_RE
 
 
 def test_a_long_dotted_token_is_judged_and_urls_are_still_found(spark):

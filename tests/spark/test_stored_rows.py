@@ -2,8 +2,8 @@ import numpy as np
 import pyarrow as pa
 
 from realsyn.udfs.object_files import boto_uri
-from realsyn.jobs.stored_rows import RowGroup, StoredRows, plan_row_groups, split_tasks
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.lib.stored_rows import RowGroup, StoredRows, plan_row_groups, split_tasks
+from realsyn.jobs.core.tables import TableStore
 from realsyn.schemas import spec
 from tests.conftest import make_config
 
@@ -89,7 +89,7 @@ def test_a_key_bound_skips_row_groups_and_keeps_every_row_below_it(spark, tmp_pa
 
 
 def test_row_group_setting_is_restored_after_a_write(spark):
-    from realsyn.jobs.tables import ROW_GROUP_CONF, row_groups_of
+    from realsyn.jobs.core.tables import ROW_GROUP_CONF, row_groups_of
     with row_groups_of(spark, 1 << 20):
         assert spark.conf.get(ROW_GROUP_CONF) == str(1 << 20)
     assert spark.conf.get(ROW_GROUP_CONF, None) is None

@@ -3,7 +3,7 @@ import os
 import pytest
 from pyspark.sql.types import StructType
 
-from realsyn.jobs.tables import TableStore
+from realsyn.jobs.core.tables import TableStore
 from realsyn.schemas import SchemaMismatch, spec
 from tests.conftest import make_config
 

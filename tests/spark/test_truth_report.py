@@ -13,7 +13,7 @@ def spec(*groups):
 
 
 def test_precision_of_each_text_and_of_the_neighbouring_text(spark, tmp_path):
-    from realsyn.jobs.truth_report import truth_report
+    from realsyn.jobs.world.truth_report import truth_report
     pq.write_table(pa.Table.from_pylist([
         {"image": "a.png", "spec": spec(("red", "circle")), "role": "original"},
         {"image": "b.png", "spec": spec(("blue", "square"), ("green", "star")), "role": "original"}]),
@@ -39,6 +39,6 @@ def test_precision_of_each_text_and_of_the_neighbouring_text(spark, tmp_path):
 
 
 def test_a_folder_without_truth_is_a_clear_error(spark, tmp_path):
-    from realsyn.jobs.truth_report import truth_report
+    from realsyn.jobs.world.truth_report import truth_report
     with pytest.raises(FileNotFoundError, match="not a world folder"):
         truth_report(None, None, str(tmp_path))

@@ -1,14 +1,14 @@
-"""Unit work (jobs/units.py) on real Delta tables: resume after a failure mid-way, idempotent
+"""Unit work (jobs/core/units.py) on real Delta tables: resume after a failure mid-way, idempotent
 unit commits, new keys only, stale keys removed, a new work fingerprint or --full-refresh redoes all."""
 from __future__ import annotations
 
 import pytest
 from pyspark.sql import functions as F
 
-from realsyn.jobs.stage import Context, Stage
-from realsyn.jobs.tables import TableStore
-from realsyn.jobs.tracking import Tracker
-from realsyn.jobs.units import unit_count, work_fingerprint, write_in_units
+from realsyn.jobs.core.stage import Context, Stage
+from realsyn.jobs.core.tables import TableStore
+from realsyn.jobs.core.tracking import Tracker
+from realsyn.jobs.core.units import unit_count, work_fingerprint, write_in_units
 from tests.conftest import make_config
 
 TABLE = "silver.image_embeddings"
@@ -101,8 +101,8 @@ def test_new_keys_only_stale_keys_removed_and_a_new_work_key_redoes_all(spark, t
 
 def test_a_unit_committed_twice_is_written_once(spark, tmp_path):
     """The unit's Delta transaction id: a retried commit of the same unit is a no-op."""
-    from realsyn.jobs.units import TXN_APP_ID, TXN_VERSION
-    from realsyn.jobs.session import session_conf
+    from realsyn.jobs.core.units import TXN_APP_ID, TXN_VERSION
+    from realsyn.jobs.core.session import session_conf
     ctx = make_ctx(spark, tmp_path)
     write_in_units(ctx, TABLE, source(spark, 10), "image_id", Computer(), "k1", 10)
     again = Computer()(source(spark, 10, start=100), 10)
@@ -113,7 +113,7 @@ def test_a_unit_committed_twice_is_written_once(spark, tmp_path):
 
 
 def test_refetch_matches_reasons_exactly_and_by_status_family(spark):
-    from realsyn.jobs.refetch import reason_matches
+    from realsyn.jobs.core.refetch import reason_matches
     reasons = ["timeout", "http_503", "http_404", "http_5", "decode_error", None]
     df = spark.createDataFrame([(r,) for r in reasons], "fetch_reason string")
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from realsyn.jobs.clip_training import TrainSpec, learning_rate
-from realsyn.jobs.zero_shot import scores
+from realsyn.jobs.training.clip_training import TrainSpec, learning_rate
+from realsyn.jobs.training.zero_shot import scores
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():
@@ -23,8 +23,8 @@ def test_scores_count_hits_both_ways():
 
 
 def test_teacher_trains_saves_loads_through_weights_dir_and_is_cached(tmp_path):
-    from realsyn.jobs.teacher import WEIGHTS_FILE, train_teacher
-    from realsyn.jobs.world_corpus import write_world
+    from realsyn.jobs.training.teacher import WEIGHTS_FILE, train_teacher
+    from realsyn.jobs.world.corpus import write_world
     from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
     world = write_world(str(tmp_path / "world"), n_docs=20, n_images=30, n_eval_per_class=1, n_teacher=96)["out"]
     spec = TrainSpec(steps=12, batch_size=32, warmup_steps=2)
@@ -50,7 +50,7 @@ def test_train_and_evaluate_commands_save_score_and_log_to_mlflow(tmp_path, caps
     import pyarrow.parquet as pq
 
     from realsyn.jobs.cli import main
-    from realsyn.jobs.world_corpus import write_world
+    from realsyn.jobs.world.corpus import write_world
     from tests.unit.test_world_quality import write_shard
     world = write_world(str(tmp_path / "world"), n_docs=10, n_images=12, n_eval_per_class=1, n_teacher=40)["out"]
     pairs = pq.read_table(f"{world}/teacher/pairs.parquet").to_pylist()

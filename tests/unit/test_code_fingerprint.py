@@ -14,8 +14,8 @@ import shutil
 
 import pytest
 
-from realsyn.jobs import module_graph
-from realsyn.jobs.config import load_config
+from realsyn.jobs.core import module_graph
+from realsyn.jobs.core.config import load_config
 from realsyn.jobs.pipeline import all_stages
 
 
@@ -126,9 +126,9 @@ def test_a_code_edit_in_the_runtime_changes_no_work_fingerprint_and_one_in_the_w
     declared = work_code(all_stages())
     modules = project_modules(tree)
     runtime = sorted(m for m in module_graph.RUNTIME if m in modules)
-    assert {"realsyn.jobs.config", "realsyn.jobs.tracking", "realsyn.jobs.console", "realsyn.jobs.redact",
-            "realsyn.jobs.session", "realsyn.jobs.spark_conf_check", "realsyn.jobs.cli",
-            "realsyn.jobs.pipeline", "realsyn.jobs.stage"} <= set(runtime)
+    assert {"realsyn.jobs.core.config", "realsyn.jobs.core.tracking", "realsyn.jobs.core.console", "realsyn.jobs.core.redact",
+            "realsyn.jobs.core.session", "realsyn.jobs.core.spark_conf_check", "realsyn.jobs.cli",
+            "realsyn.jobs.pipeline", "realsyn.jobs.core.stage"} <= set(runtime)
 
     def hashes():
         return {name: [module_graph.work_code_hash(m, tree) for m in mods] for name, mods in declared.items()}
@@ -157,7 +157,7 @@ def test_every_work_fingerprint_goes_through_the_declared_work_code():
     """No stage hashes code of its own choosing: units.work_fingerprint is called by
     Stage.work_fingerprint alone, with the stage's declared work_code."""
     callers = []
-    for path in sorted((module_graph.ROOT / "jobs").glob("*.py")):
+    for path in sorted((module_graph.ROOT / "jobs").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                     and node.func.id == "work_fingerprint"):
@@ -233,8 +233,8 @@ def test_moving_or_renaming_a_module_changes_no_fingerprint(tmp_path):
     assert hashes(lambda m: moves.get(m, m)) == before
     # Modules whose names are also written as text (the runtime's list in module_graph, a
     # stage's declared work code): the stage fingerprints see that text, the rows do not.
-    moves |= {"realsyn.jobs.units": "realsyn.jobs.core.units",                   # the runtime
-              "realsyn.jobs.document_split": "realsyn.jobs.lib.sentence_split"}  # declared work code itself
+    moves |= {"realsyn.jobs.core.units": "realsyn.jobs.units",                      # the runtime
+              "realsyn.jobs.lib.document_split": "realsyn.jobs.split.sentences"}    # declared work code itself
     for old, new in list(moves.items())[1:]:
         moved(root, old, new)
     assert hashes(lambda m: moves.get(m, m))[1] == before[1]

@@ -120,7 +120,7 @@ def test_bad_model_paths_are_clear_errors(tmp_path):
 
 def test_stage_reports_a_bad_model_as_input_error(tmp_path):
     from realsyn.jobs.extract_sentences import ExtractSentencesParams, complexity_spec
-    from realsyn.jobs.stage import InputError
+    from realsyn.jobs.core.stage import InputError
     from tests.conftest import make_config
     assert complexity_spec(ExtractSentencesParams.from_config(make_config(tmp_path))) is None          # no model configured: does not run
     cfg = make_config(tmp_path, f"sentences.complexity_model={tmp_path}/nope")

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from realsyn.jobs.config import PROFILES, ConfigError, load_config, parse_override
+from realsyn.jobs.core.config import PROFILES, ConfigError, load_config, parse_override
 
 
 def test_defaults_hold_the_paper_parameters():
@@ -94,7 +94,7 @@ def test_parse_override():
 
 
 def test_secret_rules_mask_secrets_and_leave_switches_and_paths():
-    from realsyn.jobs.redact import collect_secrets, is_secret_key, redact_text, redact_value
+    from realsyn.jobs.core.redact import collect_secrets, is_secret_key, redact_text, redact_value
     assert is_secret_key("spark.conf.spark.hadoop.fs.s3a.secret.key") and is_secret_key("AWS_SECRET_ACCESS_KEY")
     assert is_secret_key("spark.conf.spark.ssl.keyPassword") and is_secret_key("fs.azure.sas.box.acct")
     for plain in ("fetch.allow_private_addresses", "PWD", "balance.sample_key", "spark.conf.spark.sql.session.timeZone"):
@@ -106,7 +106,7 @@ def test_secret_rules_mask_secrets_and_leave_switches_and_paths():
 
 
 def test_secret_names_and_shapes_the_key_rule_used_to_miss():
-    from realsyn.jobs.redact import is_secret_key, redact_text, redact_value
+    from realsyn.jobs.core.redact import is_secret_key, redact_text, redact_value
     for name in ("spark.executorEnv.DATABRICKS_PAT", "PGPASSWORD", "DB_PASS", "DB_PWD", "GITHUB_PAT",
                  "SNOWFLAKE_PASSPHRASE", "MYSQL_ROOT_PASSWORD", "x.bearer", "APITOKEN"):
         assert is_secret_key(name), name

@@ -1,10 +1,10 @@
-"""HTML documentation pages -> OBELICS rows (jobs/doc_corpus.py), on pages written here."""
+"""HTML documentation pages -> OBELICS rows (jobs/corpora/doc_corpus.py), on pages written here."""
 import json
 
 import pyarrow.parquet as pq
 import pytest
 
-from realsyn.jobs.doc_corpus import CorpusMissing, page_document, write_corpus
+from realsyn.jobs.corpora.doc_corpus import CorpusMissing, page_document, write_corpus
 
 PAGE = """<html><head><title>Not text</title><style>p {color: red}</style></head><body>
 <div class="para">The first   paragraph spans

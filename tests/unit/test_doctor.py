@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from realsyn.jobs.checks import doctor
-from realsyn.jobs.config import load_config
+from realsyn.jobs.core.config import load_config
 from realsyn.jobs.checks.doctor import Check
 from tests.conftest import make_config
 

@@ -2,7 +2,7 @@ import io
 
 from PIL import Image
 
-from realsyn.jobs.sample_corpus import png_bomb
+from realsyn.jobs.corpora.sample_corpus import png_bomb
 from realsyn.udfs.image_decode import DecodeLimits, decode, hamming, phash
 from tests.http_fixture import jpeg
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 
-from realsyn.jobs.input_files import content_hashes, file_sha256
+from realsyn.jobs.core.input_files import content_hashes, file_sha256
 
 
 def stat(path) -> tuple[str, int, int]:

@@ -2,7 +2,7 @@
 import pytest
 
 from realsyn.jobs.checks import preset_models as pm
-from realsyn.jobs.config import load_config
+from realsyn.jobs.core.config import load_config
 from realsyn.jobs.checks.model_check import sample_images, sample_sentences, wiring
 
 TEXTS = pm.corpus(["a red cube on a table", "two dogs in a park"])

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from realsyn.jobs.cli import _merge_common, build_parser
-from realsyn.jobs.config import PROFILES, ConfigError, load_config
+from realsyn.jobs.core.config import PROFILES, ConfigError, load_config
 from realsyn.jobs.pipeline import stage_names
-from realsyn.jobs.session import spark_conf
-from realsyn.jobs.spark_conf_check import check_spark_conf, errors, is_known_key, warnings
+from realsyn.jobs.core.session import spark_conf
+from realsyn.jobs.core.spark_conf_check import check_spark_conf, errors, is_known_key, warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "deploy" / "databricks" / "databricks.yml"

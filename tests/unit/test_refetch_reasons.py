@@ -1,8 +1,8 @@
 """Which rejections `realsyn refetch` may retry (pure: no Spark)."""
 import pytest
 
-from realsyn.jobs.config import ConfigError
-from realsyn.jobs.refetch import parse_reasons
+from realsyn.jobs.core.config import ConfigError
+from realsyn.jobs.core.refetch import parse_reasons
 
 
 def test_retryable_reasons_statuses_and_families_are_accepted():

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from realsyn.jobs.config import ConfigError, load_config
+from realsyn.jobs.core.config import ConfigError, load_config
 from realsyn.jobs.pipeline import all_stages
-from realsyn.jobs.resources import (TaskResources, resource_profile, stage_resources, supports_stage_level,
+from realsyn.jobs.core.resources import (TaskResources, resource_profile, stage_resources, supports_stage_level,
                                     task_requests)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,6 @@ def test_resources_are_not_part_of_the_fingerprint():
 def test_no_code_decides_on_the_gpu_by_the_profiles_name():
     pattern = re.compile(r"""profile\W{0,3}(==|!=|\bin\b)[^\n]*["']gpu["']|["']gpu["']\s*(==|!=)\s*\w*\.?profile""")
     for folder in ("jobs", "udfs"):
-        for path in sorted((ROOT / folder).glob("*.py")):
+        for path in sorted((ROOT / folder).rglob("*.py")):
             for n, line in enumerate(path.read_text().splitlines(), 1):
                 assert not pattern.search(line), f"{path.name}:{n}: {line.strip()}"

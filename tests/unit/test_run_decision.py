@@ -1,6 +1,6 @@
 """Whether a stage runs and why, from its last finished run (pure: no Spark). The runner and
 `--plan` both take this decision."""
-from realsyn.jobs.stage import decide
+from realsyn.jobs.core.stage import decide
 
 INPUTS = {"bronze.documents": 3}
 OUTPUTS = {"silver.images": 5}

@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from realsyn.jobs.config import load_config
+from realsyn.jobs.core.config import load_config
 from realsyn.udfs.sentence_entropy import entropy_batch, normalised_entropy, tokens
 
 THRESHOLD = load_config("local").get("sentences.entropy_min")

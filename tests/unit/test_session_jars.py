@@ -3,8 +3,8 @@ import zipfile
 
 import pytest
 
-from realsyn.jobs.config import load_config
-from realsyn.jobs.session import ASSEMBLY_DELTA_ATTR, SparkSetupError, delta_jars, spark_conf, submit_args
+from realsyn.jobs.core.config import load_config
+from realsyn.jobs.core.session import ASSEMBLY_DELTA_ATTR, SparkSetupError, delta_jars, spark_conf, submit_args
 
 DELTA = load_config().get("jvm.delta_package").rsplit(":", 1)[-1]
 
@@ -61,7 +61,7 @@ def test_nothing_local_means_the_package(tmp_path, monkeypatch):
 
 
 def test_relative_assembly_path_is_the_checkout(tmp_path, jars_dir, monkeypatch):
-    from realsyn.jobs.session import PROJECT_ROOT
+    from realsyn.jobs.core.session import PROJECT_ROOT
     monkeypatch.chdir(tmp_path)  # not the working directory: the checkout holding build.sbt
     cfg = load_config(overrides=["jvm.assembly_jar=build.sbt"])
     with pytest.raises(SparkSetupError, match=str(PROJECT_ROOT / "build.sbt")):

@@ -1,6 +1,6 @@
 import pytest
 
-from realsyn.jobs.stage import Ledger, LedgerError
+from realsyn.jobs.core.stage import Ledger, LedgerError
 
 
 def test_balanced_ledger_passes():

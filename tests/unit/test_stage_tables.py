@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from realsyn.jobs.stage import Context, Stage, UndeclaredTable
+from realsyn.jobs.core.stage import Context, Stage, UndeclaredTable
 
 
 class Reader(Stage):

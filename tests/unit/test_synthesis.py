@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from realsyn.jobs.config import load_config
+from realsyn.jobs.core.config import load_config
 from realsyn.udfs.generation_models import GenSpec, Generators, generators_for
 import pandas as pd
 
@@ -110,7 +110,7 @@ def test_engine_vllm_without_vllm_is_a_clear_error(tmp_path):
     import pytest
 
     from realsyn.jobs.generate import GenerateParams, gen_spec
-    from realsyn.jobs.stage import InputError
+    from realsyn.jobs.core.stage import InputError
     from realsyn.udfs.generation_models import EngineError, vllm_importable
     if vllm_importable():
         pytest.skip("vllm is installed here")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from realsyn.jobs.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, Lineage, Tracker, folder_lineage, mlflow_dataset
+from realsyn.jobs.core.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, Lineage, Tracker, folder_lineage, mlflow_dataset
 from tests.conftest import make_config
 
 
@@ -85,7 +85,7 @@ def test_teach_train_and_evaluate_are_runs_in_the_experiment_with_their_folders(
     import pyarrow.parquet as pq
 
     from realsyn.jobs.cli import main
-    from realsyn.jobs.world_corpus import write_world
+    from realsyn.jobs.world.corpus import write_world
     from tests.unit.test_world_quality import write_shard
     world = write_world(str(tmp_path / "world"), n_docs=10, n_images=12, n_eval_per_class=1, n_teacher=40)["out"]
     pairs = pq.read_table(f"{world}/teacher/pairs.parquet").to_pylist()

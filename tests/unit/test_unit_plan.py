@@ -3,7 +3,7 @@ ones hold what fits in the target, growing at most 4x a unit, capped by the step
 without a target every unit holds the step's rows, as before."""
 from __future__ import annotations
 
-from realsyn.jobs.units import MAX_BUCKETS, UnitPlan
+from realsyn.jobs.core.units import MAX_BUCKETS, UnitPlan
 
 
 def cut(plan: UnitPlan, seconds_per_row: float) -> list[int]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from realsyn.jobs.config import load_config
-from realsyn.jobs.session import ASSEMBLY_DELTA_ATTR, jar_manifest
+from realsyn.jobs.core.config import load_config
+from realsyn.jobs.core.session import ASSEMBLY_DELTA_ATTR, jar_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSEMBLY = ROOT / "jvm" / "target" / "realsyn-deps-assembly.jar"

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from realsyn.jobs.sample_corpus import OBELICS_SCHEMA, bad_documents
-from realsyn.jobs.world_corpus import write_world
-from realsyn.jobs.world_truth import (ACTION_WORDS, COLOURS, DISTRACTOR_TOPICS, KINDS, SceneSpec, all_concepts,
+from realsyn.jobs.corpora.sample_corpus import OBELICS_SCHEMA, bad_documents
+from realsyn.jobs.world.corpus import write_world
+from realsyn.jobs.world.truth import (ACTION_WORDS, COLOURS, DISTRACTOR_TOPICS, KINDS, SceneSpec, all_concepts,
                                       attributes_of, class_name, describe, distractor_sentence, draw_spec,
                                       spec_concepts, zipf_frequencies)
 from realsyn.udfs.sentence_entropy import normalised_entropy
@@ -114,7 +114,7 @@ def python_regex(java: str) -> re.Pattern:
 def test_every_emitted_sentence_passes_the_sentence_filters():
     # The filters extract_sentences applies without a model (the CAT parse needs a spaCy
     # pipeline, none ships: the verb vocabulary stands in for its action check).
-    from realsyn.jobs.sentence_filters import CONTROL_RE, EMOJI_RE, URL_RE
+    from realsyn.jobs.lib.sentence_filters import CONTROL_RE, EMOJI_RE, URL_RE
     rejects = [python_regex(p) for p in (CONTROL_RE, EMOJI_RE, URL_RE)]
     assert rejects[1].search("A dog \U0001F600.") and rejects[2].search("see example.com now")
     rng, freq = random.Random(7), zipf_frequencies(random.Random(8))

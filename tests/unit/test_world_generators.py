@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from realsyn.jobs.world_language import FusionNoise, fusion_example, world_tokenizer
-from realsyn.jobs.world_quality import text_precision
-from realsyn.jobs.world_truth import COLOURS, all_concepts
+from realsyn.jobs.world.language import FusionNoise, fusion_example, world_tokenizer
+from realsyn.jobs.world.quality import text_precision
+from realsyn.jobs.world.truth import COLOURS, all_concepts
 
 TEMPLATE = "Merge the raw text and the caption.\nRaw text: {raw_text}\nCaption: {caption}\nTags: {tags}"
 
@@ -45,9 +45,9 @@ def test_fusion_examples_target_the_scene_and_are_seeded():
 def test_captioner_and_fusion_train_save_load_in_the_generate_stage_and_are_cached(tmp_path):
     from PIL import Image
 
-    from realsyn.jobs.clip_training import TrainSpec
-    from realsyn.jobs.world_corpus import write_world
-    from realsyn.jobs.world_generators import train_world_captioner, train_world_fusion
+    from realsyn.jobs.training.clip_training import TrainSpec
+    from realsyn.jobs.world.corpus import write_world
+    from realsyn.jobs.training.generators import train_world_captioner, train_world_fusion
     from realsyn.udfs.generation_models import GenSpec, Generators
     world = write_world(str(tmp_path / "world"), n_docs=10, n_images=12, n_eval_per_class=1, n_teacher=48)["out"]
     weights, lines = str(tmp_path / "weights"), []

@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image
 
-from realsyn.jobs.world_quality import image_key, neighbouring_pairs, neighbouring_text, text_precision
+from realsyn.jobs.world.quality import image_key, neighbouring_pairs, neighbouring_text, text_precision
 
 RED_CIRCLE = frozenset({("red", "circle")})
 
@@ -50,7 +50,7 @@ def write_shard(path, rows, images=None):
 
 
 def test_the_student_reads_the_shards_and_draws_only_from_the_chosen_texts(tmp_path):
-    from realsyn.jobs.student import candidate_texts, parse_sources, read_export
+    from realsyn.jobs.training.student import candidate_texts, parse_sources, read_export
     (tmp_path / "webdataset").mkdir()
     write_shard(tmp_path / "webdataset" / "00000.tar", [
         ("b2", "t1 of b", {"text2": "t2 of b", "text3": None, "syn_text": "syn b", "min_cap": 2}),
@@ -69,8 +69,8 @@ def test_the_student_reads_the_shards_and_draws_only_from_the_chosen_texts(tmp_p
 
 
 def test_weights_roles_narrow_what_loads_from_the_weights_folder(tmp_path):
-    from realsyn.jobs.config import ConfigError, load_config
-    from realsyn.jobs.models import weights_folder
+    from realsyn.jobs.core.config import ConfigError, load_config
+    from realsyn.jobs.core.models import weights_folder
     cfg = load_config("local", [], [f"models.weights_dir={tmp_path}"])
     assert weights_folder(cfg, "captioner") == str(tmp_path / "captioner")
     cfg = load_config("local", [], [f"models.weights_dir={tmp_path}", "models.weights_roles=[clip]"])
@@ -83,7 +83,7 @@ def test_weights_roles_narrow_what_loads_from_the_weights_folder(tmp_path):
 
 def test_weights_folders_hold_regular_files_and_one_clip_file(tmp_path):
     import os
-    from realsyn.jobs.models import MissingWeights, weights_identity
+    from realsyn.jobs.core.models import MissingWeights, weights_identity
     from realsyn.udfs.clip_encoder import resolve_weights
     good = tmp_path / "good"
     good.mkdir()

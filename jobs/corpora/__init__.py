@@ -1,0 +1,1 @@
+"""Input corpora: the sample and the real documentation corpus."""

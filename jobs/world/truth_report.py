@@ -1,0 +1,68 @@
+"""The dataset card's figures against a world's ground truth (export.world), on the cluster.
+
+Per gold row, the attribute precision (jobs/world/quality.py) of text1, text2, text3 and
+syn_text, and of the image's neighbouring text in its bronze document, the baseline;
+the executors compute them and the driver gets only the means. The truth map is one entry
+per world image, small by construction (the world is a generated test corpus).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from realsyn.jobs.world.quality import image_key, neighbouring_pairs, precision_and_named, read_truth
+
+TEXTS = ("text1", "text2", "text3", "syn_text")
+
+
+def neighbour_rows(documents: DataFrame) -> DataFrame:
+    """(raw_image_url, neighbour): each image URL's neighbouring text; an image linked from
+    several documents takes it from the one with the smallest doc_id."""
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            urls, ids, texts = [], [], []
+            for row in batch.to_dict("records"):
+                for url, text in neighbouring_pairs([row]).items():
+                    urls.append(url)
+                    ids.append(row["doc_id"])
+                    texts.append(text)
+            yield pd.DataFrame({"raw_image_url": urls, "doc_id": ids, "neighbour": texts})
+    return (documents.select("doc_id", "images", "texts")
+            .mapInPandas(run, "raw_image_url string, doc_id string, neighbour string")
+            .groupBy("raw_image_url").agg(F.min_by("neighbour", "doc_id").alias("neighbour")))
+
+
+def truth_report(gold: DataFrame, documents: DataFrame, world: str) -> dict:
+    """{text column or neighbouring_text: {pairs, precision, names_a_concept}} over the gold
+    rows whose image has a truth; text1-3 pools every retrieved sentence present."""
+    truth = read_truth(world)
+
+    @F.pandas_udf("precision double, named double")
+    def score(urls: pd.Series, texts: pd.Series) -> pd.DataFrame:
+        """Each text parsed once: its precision and whether it names a concept (null: no truth)."""
+        out = []
+        for u, t in zip(urls, texts):
+            concepts = truth.get(image_key(u))
+            out.append((None, None) if concepts is None else precision_and_named(t, concepts))
+        return pd.DataFrame(out, columns=["precision", "named"], dtype="float64")
+
+    rows = gold.select("raw_image_url", *TEXTS).join(neighbour_rows(documents), "raw_image_url", "left")
+    cols = {**{c: c for c in TEXTS}, "neighbouring_text": "neighbour"}
+    aggs = []
+    for name, col in cols.items():
+        # text2 / text3 count only where the row has one (an image may have fewer than k sentences).
+        present = F.col(col).isNotNull() if name in ("text2", "text3") else F.lit(True)
+        text = F.coalesce(F.col(col), F.lit(""))
+        scored = score("raw_image_url", text)
+        p, n = F.when(present, scored["precision"]), F.when(present, scored["named"])
+        aggs += [F.count(p).alias(f"{name}__pairs"), F.sum(p).alias(f"{name}__sum"), F.sum(n).alias(f"{name}__named")]
+    got = rows.agg(*aggs).first().asDict()
+    totals = {name: (int(got[f"{name}__pairs"] or 0), float(got[f"{name}__sum"] or 0.0),
+                     float(got[f"{name}__named"] or 0.0)) for name in cols}
+    pooled = [totals[c] for c in ("text1", "text2", "text3")]
+    totals["text1-3"] = (sum(t[0] for t in pooled), sum(t[1] for t in pooled), sum(t[2] for t in pooled))
+    return {name: {"pairs": n, "precision": total / n if n else None, "names_a_concept": named / n if n else None}
+            for name, (n, total, named) in totals.items()}
