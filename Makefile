@@ -34,7 +34,7 @@ export REALSYN_JARS_DIR := $(JARS_DIR)
 # checkout the shared venv's editable install points at (driver and Spark workers alike).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup venv jars s3-jars assembly run run-sample test test-fast test-slow lint bench gpu-wheels sample clean
+.PHONY: setup venv jars s3-jars assembly run run-sample test test-fast test-slow lint bench bench-quick gpu-wheels sample clean
 setup: venv jars
 
 # The venv lives outside the repo, keyed by the lock hash; .venv points at it.
@@ -122,8 +122,37 @@ lint: venv
 
 bench: setup
 	@for b in benchmarks/[a-z]*.py; do \
-	  case $$b in benchmarks/realistic_web.py) continue;; esac; \
+	  case $$b in benchmarks/realistic_web.py|benchmarks/engine_peers_worker.py) continue;; esac; \
 	  echo "== $$b"; .venv/bin/python $$b || exit 1; done
+
+# Every benchmark once at a small size: proves each script still runs end to end and prints
+# its RESULT line; the figures are not the ones to quote (README lists the full sizes).
+BENCH_QUICK := \
+  "balance.py --rows 50000 --clusters 100 --kmeans-sample 10000 --warmup-rows 5000" \
+  "centroid_ann.py --clusters 2000 --queries 5000" \
+  "centroid_levels.py --sentences 40000 --images 5000 --kmeans-sample 20000 --exact-sample 300" \
+  "closed_loop.py --docs 200 --images 300 --teacher-pairs 800 --teacher-steps 40 --steps 30 --seeds 1 --eval-per-class 2" \
+  "embedding.py --images 128 --models tiny" \
+  "engine_peers.py --quick" \
+  "entropy_readings.py --languages en-US" \
+  "extract.py --images 200 --docs 400" \
+  "fetch_peers.py --urls 300" \
+  "generation.py --images 40" \
+  "gpu_check.py --device cpu" \
+  "incremental.py --corpus sample --docs 40 --images 60 --cases incremental" \
+  "incremental_scale.py --images 5000 --hot 200 --kmeans-sample 5000" \
+  "ingest.py --docs 2000 --repeats 1" \
+  "pipeline.py --docs 200" \
+  "projection.py" \
+  "real_corpus.py" \
+  "retrieval.py --sentences 40000 --images 5000 --kmeans-sample 20000 --exact-sample 300" \
+  "scale.py --images 20000 --factors 1 2 --hot 2000 --kmeans-sample 10000 --local" \
+  "sentence_split.py" \
+  "unit_overhead.py --rows 20000 --units 4"
+bench-quick: setup
+	@start=$$(date +%s); for b in $(BENCH_QUICK); do \
+	  echo "== benchmarks/$$b"; .venv/bin/python benchmarks/$$b || exit 1; done; \
+	  echo "bench-quick: every benchmark ran in $$(( $$(date +%s) - start )) s"
 
 # The wheels benchmarks/gpu_check.py needs beyond PyTorch and transformers, at the lock's
 # versions, for a GPU machine that reaches no package index (docs/gpu.md).

@@ -71,7 +71,7 @@ def job_tasks(bundle: dict, work: Path, sample: Path, extra) -> list[dict]:
 def runtime_args(cfg, jars: tuple[str, str], site: Path) -> list[str]:
     """What the Databricks runtime gives every task's session: Delta, the object store, a
     metastore whose managed tables live in the bucket, and the wheel on every node."""
-    from realsyn.jobs.object_store import hadoop_settings
+    from realsyn.jobs.core.object_store import hadoop_settings
     conf = {"spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
             "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
             "spark.sql.warehouse.dir": MANAGED,
@@ -154,6 +154,7 @@ def test_databricks_tasks_start_from_the_wheel_on_catalog_tables(tmp_path, spark
 
 @pytest.mark.cluster
 @pytest.mark.slow
+@pytest.mark.timeout(3600)   # eleven driver JVMs, one per stage
 def test_databricks_job_runs_from_the_wheel_on_catalog_tables(tmp_path, spark, s3_server):
     from realsyn.jobs.pipeline import stage_names
     outputs, _ = run_job(tmp_path, s3_server, lambda task: [])

@@ -36,8 +36,8 @@ def step_jars(cfg) -> tuple[str, str]:
     """What the bootstrap puts at /opt/realsyn/realsyn-deps-assembly.jar (`make assembly`'s jar,
     or Delta's own jars where it is not built), and S3A for the class path, where EMR puts
     EMRFS (shipping its 690 MB SDK to each step's executors would copy it every time)."""
-    from realsyn.jobs import object_store
-    from realsyn.jobs.session import delta_jars
+    from realsyn.jobs.core import object_store
+    from realsyn.jobs.core.session import delta_jars
     jars, packages = object_store.connector_jars(cfg)
     assert not packages, "run `make s3-jars` first"
     return ",".join(delta_jars(cfg)), ":".join(jars)
@@ -134,9 +134,10 @@ def test_emr_steps_start_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_serv
 
 @pytest.mark.cluster
 @pytest.mark.slow
+@pytest.mark.timeout(3600)   # eleven driver JVMs, one per stage
 def test_emr_steps_run_on_a_standalone_cluster_and_s3(tmp_path, spark, s3_server):
     from realsyn.jobs.pipeline import stage_names
-    from realsyn.jobs.tables import TableStore
+    from realsyn.jobs.core.tables import TableStore
     sample, cfg, env = deploy_setup(tmp_path, s3_server)
     outputs, _ = run_steps(tmp_path, cfg, env, sample, lambda step: [])
     assert all("profile=emr" in o for o in outputs)
