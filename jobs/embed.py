@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 
-from realsyn.jobs.embedding_tables import check_same_model
-from realsyn.jobs.image_bytes import kept_image_bytes
-from realsyn.jobs.models import encoder_spec, weights_identity
-from realsyn.jobs.resources import TaskResources
-from realsyn.jobs.session import session_conf
-from realsyn.jobs.stage import Context, Ledger, Stage, StageParams, ledger_from_status
-from realsyn.jobs.units import write_in_units
+from realsyn.jobs.lib.embedding_tables import check_same_model
+from realsyn.jobs.lib.image_bytes import kept_image_bytes
+from realsyn.jobs.core.models import encoder_spec, weights_identity
+from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.session import session_conf
+from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.jobs.core.units import write_in_units
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow, embed_texts_arrow
 
@@ -86,11 +86,13 @@ class Embed(Stage):
         # Committed in units; only rows without a vector from the same encoder are encoded.
         images = kept_image_bytes(ctx.read)
         sentences = ctx.read("silver.sentences").where("status = 'kept'").select("sentence_id", "text")
+        # The first unit (the one that times the rest) holds a model batch per core, so no core
+        # waits through it.
         with arrow_batch_rows(ctx.spark, size):
             done_images = write_in_units(ctx, "silver.image_embeddings", images, "image_id", embed_images,
-                                         key, ctx.unit_rows)
+                                         key, ctx.unit_rows, first_rows=size * parts)
             done_sentences = write_in_units(ctx, "silver.sentence_embeddings", sentences, "sentence_id",
-                                            embed_texts, key, ctx.unit_rows)
+                                            embed_texts, key, ctx.unit_rows, first_rows=size * parts)
         check_same_model(ctx.read, "silver.image_embeddings", "silver.sentence_embeddings")
         return [ledger_from_status("image_embeddings", done_images.rows_in, ctx.read("silver.image_embeddings")),
                 ledger_from_status("sentence_embeddings", done_sentences.rows_in,
