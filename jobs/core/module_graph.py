@@ -69,11 +69,6 @@ def _imported_names(name: str, path: Path) -> frozenset[str]:
     return _parsed(name, path)[0]
 
 
-def behaviour_hash(name: str, path: Path) -> str:
-    """Hash of what a module does: its syntax tree without docstrings."""
-    return _sha(ast.dump(_parsed(name, path)[1], annotate_fields=True, include_attributes=False))
-
-
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -178,15 +178,20 @@ def test_docstrings_and_positions_are_not_behaviour_but_constants_names_and_sign
     assert all(digest(d) != digest(base) for d in different)
 
 
-def test_a_lazy_import_inside_a_function_counts(tmp_path):
+def small_tree(tmp_path, modules: dict[str, str]):
+    """A realsyn package with a jobs/ package holding `modules` (name -> source)."""
     root = tmp_path / "realsyn"
     (root / "jobs").mkdir(parents=True)
     (root / "__init__.py").write_text("")
     (root / "jobs" / "__init__.py").write_text("")
-    (root / "jobs" / "a.py").write_text("def f():\n    from realsyn.jobs import b\n    return b\n")
-    (root / "jobs" / "b.py").write_text("from . import c\n")
-    (root / "jobs" / "c.py").write_text("X = 1\n")
-    (root / "jobs" / "d.py").write_text("X = 2\n")
+    for name, source in modules.items():
+        (root / "jobs" / f"{name}.py").write_text(source)
+    return root
+
+
+def test_a_lazy_import_inside_a_function_counts(tmp_path):
+    root = small_tree(tmp_path, {"a": "def f():\n    from realsyn.jobs import b\n    return b\n",
+                                 "b": "from . import c\n", "c": "X = 1\n", "d": "X = 2\n"})
     assert set(module_graph.project_imports("realsyn.jobs.a", root)) == {
         "realsyn", "realsyn.jobs", "realsyn.jobs.a", "realsyn.jobs.b", "realsyn.jobs.c"}
     before = module_graph.source_hash("realsyn.jobs.a", root)
@@ -246,12 +251,7 @@ def test_moving_or_renaming_a_module_changes_no_fingerprint(tmp_path):
 
 
 def test_the_address_of_an_import_is_what_it_imports(tmp_path):
-    root = tmp_path / "realsyn"
-    (root / "jobs").mkdir(parents=True)
-    (root / "__init__.py").write_text("")
-    (root / "jobs" / "__init__.py").write_text("")
-    (root / "jobs" / "b.py").write_text("X = 1\nY = 1\n")
-    (root / "jobs" / "c.py").write_text("X = 1\nY = 2\n")
+    root = small_tree(tmp_path, {"b": "X = 1\nY = 1\n", "c": "X = 1\nY = 2\n"})
     a = root / "jobs" / "a.py"
     digests = {}
     for text in ("from realsyn.jobs.b import X\n", "from .b import X\n", "from realsyn.jobs import b\nX = b.X\n",
