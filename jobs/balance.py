@@ -329,10 +329,5 @@ class Balance(Stage):
         return [ledger_from_status("balance_pairs", n_in, written)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["balance", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Balance.main())

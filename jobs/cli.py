@@ -105,103 +105,115 @@ def _merge_common(args) -> tuple[str, list[str], list[str]]:
         overrides.append(f"run.work_dir={args.work_dir}")
     if getattr(args, "refit", False):
         overrides.append("retrieval.refit=true")
+    if getattr(args, "preset", None):
+        overrides.append(f"models.preset={args.preset}")
     return args.profile or "local", list(args.conf or []), overrides
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.core.config import ConfigError, load_config
-    from realsyn.jobs.pipeline import run_stages, stage_names, summary
+def show_config(args, cfg) -> int:
+    import yaml
+    print(yaml.safe_dump(cfg.redacted(), sort_keys=False))
+    return 0
 
+
+def show_submit_args(args, cfg) -> int:
+    import shlex
+    from realsyn.jobs.core.session import submit_args
+    print(" ".join(shlex.quote(a) for a in submit_args(cfg)))
+    return 0
+
+
+def write_sample_command(args, cfg) -> int:
+    if args.world:
+        from realsyn.jobs.world.corpus import write_world
+        info = write_world(args.out, n_docs=args.docs, seed=args.seed, n_eval_per_class=args.eval_per_class,
+                           n_teacher=args.teacher_pairs)
+        print(f"world: {info['documents']} documents, {info['images']} image files, {info['eval_images']} eval "
+              f"images, {info['teacher_pairs']} teacher pairs -> {info['out']}")
+        return 0
+    from realsyn.jobs.corpora.sample_corpus import write_sample
+    info = write_sample(args.out, n_docs=args.docs, seed=args.seed)
+    print(f"sample: {info['documents']} documents, {info['images']} image files -> {info['out']}")
+    return 0
+
+
+def run_command(args, cfg) -> int:
+    """`run`, `refetch` and each stage's command: the stages through the runner, with Spark's
+    and the libraries' output in a log file unless -v (or a platform's step log) wants it."""
+    from realsyn.jobs.pipeline import plan_stages, run_stages, summary
+    from realsyn.jobs.core.redact import redact_text
+    before = None
+    if args.command == "refetch":
+        from realsyn.jobs.core.refetch import parse_reasons, refetch_before_run
+        before = refetch_before_run(None if args.all else parse_reasons(args.reasons))
+    if args.command in ("run", "refetch"):
+        stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else (
+            cfg.get("run.stages") or None)
+    else:
+        stages = [args.command]
+    force, full_refresh = getattr(args, "force", False), getattr(args, "full_refresh", False)
+
+    def execute(run_cfg, say, console=None) -> None:
+        if getattr(args, "plan", False):
+            say(redact_text(f"realsyn: plan for profile={run_cfg.profile} work_dir={run_cfg.get('run.work_dir')} "
+                            "(nothing is run or written)"))
+            for planned in plan_stages(run_cfg, stages, force=force, full_refresh=full_refresh):
+                say(planned.line())
+            return
+        say(summary(run_stages(run_cfg, stages, force=force, say=say, console=console,
+                               full_refresh=full_refresh, before=before)))
+
+    from realsyn.jobs.core.session import launched_by_spark_submit
+    # Under spark-submit or on Databricks the JVM's output is the platform's step log.
+    if args.verbose or launched_by_spark_submit() or cfg.profile == "databricks":
+        execute(cfg, print)
+        return 0
+    from realsyn.jobs.core.console import log_path, quiet_console
+    path = log_path(cfg.get("run.work_dir"))
+    with quiet_console(path) as console:
+        console.say(f"realsyn: Spark and library logs go to {path} (-v shows them here)")
+        execute(cfg.with_overrides(["spark.progress_bar=false"]), console.say, console)
+    return 0
+
+
+# command -> its handler, "module:function" (imported only when the command is typed), called
+# with the parsed arguments and the config; it returns the exit code. The stages' commands
+# go to run_command.
+COMMANDS = {
+    "run": f"{__name__}:run_command",
+    "refetch": f"{__name__}:run_command",
+    "sample": f"{__name__}:write_sample_command",
+    "config": f"{__name__}:show_config",
+    "submit-args": f"{__name__}:show_submit_args",
+    "check-models": "realsyn.jobs.checks.model_check:run_check_command",
+    "doctor": "realsyn.jobs.checks.doctor:run_doctor_command",
+    "teach": "realsyn.jobs.training.student_cli:run_teach_command",
+    "train": "realsyn.jobs.training.student_cli:run_student_command",
+    "evaluate": "realsyn.jobs.training.student_cli:run_student_command",
+}
+
+
+def handler(command: str):
+    import importlib
+    module, function = COMMANDS.get(command, f"{__name__}:run_command").split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from realsyn.jobs.core.config import load_config
     from realsyn.jobs.core.redact import install_log_filter
+    from realsyn.jobs.pipeline import stage_names
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     install_log_filter()
-    names = stage_names()
-    parser = build_parser(names)
+    parser = build_parser(stage_names())
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
     try:
-        profile, files, overrides = _merge_common(args)
-        cfg = load_config(profile, files, overrides)
-        if args.command == "config":
-            import yaml
-            print(yaml.safe_dump(cfg.redacted(), sort_keys=False))
-            return 0
-        if args.command == "submit-args":
-            import shlex
-            from realsyn.jobs.core.session import submit_args
-            print(" ".join(shlex.quote(a) for a in submit_args(cfg)))
-            return 0
-        if args.command == "check-models":
-            from realsyn.jobs.checks.model_check import check_models
-            preset = [f"models.preset={args.preset}"] if args.preset else []
-            checks = check_models(load_config(profile, files, overrides + preset),
-                                  lambda extra: load_config(profile, files, overrides + preset + extra),
-                                  args.random_init, args.wiring_only)
-            failed = [c for c in checks if not c.ok]
-            print(f"check-models: {len(checks) - len(failed)} of {len(checks)} checks passed")
-            return 1 if failed else 0
-        if args.command == "teach":
-            from realsyn.jobs.training.student_cli import run_teach_command
-            return run_teach_command(args, cfg)
-        if args.command == "doctor":
-            from realsyn.jobs.checks.doctor import run_doctor
-            return run_doctor(cfg, spark=args.spark)
-        if args.command in ("train", "evaluate"):
-            from realsyn.jobs.training.student_cli import run_student_command
-            return run_student_command(args, cfg)
-        if args.command == "sample" and args.world:
-            from realsyn.jobs.world.corpus import write_world
-            info = write_world(args.out, n_docs=args.docs, seed=args.seed, n_eval_per_class=args.eval_per_class,
-                               n_teacher=args.teacher_pairs)
-            print(f"world: {info['documents']} documents, {info['images']} image files, {info['eval_images']} eval "
-                  f"images, {info['teacher_pairs']} teacher pairs -> {info['out']}")
-            return 0
-        if args.command == "sample":
-            from realsyn.jobs.corpora.sample_corpus import write_sample
-            info = write_sample(args.out, n_docs=args.docs, seed=args.seed)
-            print(f"sample: {info['documents']} documents, {info['images']} image files -> {info['out']}")
-            return 0
-        stages = None
-        full_refresh = getattr(args, "full_refresh", False)
-        before = None
-        if args.command == "refetch":
-            from realsyn.jobs.core.refetch import parse_reasons, refetch_before_run
-            before = refetch_before_run(None if args.all else parse_reasons(args.reasons))
-        if args.command in ("run", "refetch"):
-            stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else (
-                cfg.get("run.stages") or None)
-        else:
-            stages = [args.command]
-        force = getattr(args, "force", False)
-
-        def execute(run_cfg, say, console=None) -> None:
-            if getattr(args, "plan", False):
-                from realsyn.jobs.pipeline import plan_stages
-                from realsyn.jobs.core.redact import redact_text
-                say(redact_text(f"realsyn: plan for profile={run_cfg.profile} work_dir={run_cfg.get('run.work_dir')} "
-                                "(nothing is run or written)"))
-                for planned in plan_stages(run_cfg, stages, force=force, full_refresh=full_refresh):
-                    say(planned.line())
-                return
-            say(summary(run_stages(run_cfg, stages, force=force, say=say, console=console,
-                                   full_refresh=full_refresh, before=before)))
-
-        from realsyn.jobs.core.session import launched_by_spark_submit
-        # Under spark-submit or on Databricks the JVM's output is the platform's step log.
-        if args.verbose or launched_by_spark_submit() or profile == "databricks":
-            execute(cfg, print)
-            return 0
-        from realsyn.jobs.core.console import log_path, quiet_console
-        path = log_path(cfg.get("run.work_dir"))
-        quiet = load_config(profile, files, overrides + ["spark.progress_bar=false"])
-        with quiet_console(path) as console:
-            console.say(f"realsyn: Spark and library logs go to {path} (-v shows them here)")
-            execute(quiet, console.say, console)
-        return 0
+        return handler(args.command)(args, load_config(*_merge_common(args)))
     except Exception as err:  # one clear line for the user, never only a Java trace
-        return _report(err, ConfigError)
+        return _report(err)
 
 
 def entry() -> int:
@@ -213,16 +225,13 @@ def entry() -> int:
     return 0
 
 
-def _report(err: Exception, config_error) -> int:
-    """One line for known failures; a traceback for the rest. Both with secrets masked."""
+def _report(err: Exception) -> int:
+    """One line for the failures a user can fix (jobs/core/errors.py) and for a full disk or a
+    concurrent writer; a traceback for the rest. All with secrets masked."""
     import traceback
+    from realsyn.jobs.core.errors import UserError
     from realsyn.jobs.core.redact import redact_text
-    from realsyn.jobs.core.stage import InputError, LedgerError
-    from realsyn.jobs.core.session import SparkSetupError
-    from realsyn.jobs.core.tables import MissingTable
-    from realsyn.schemas import SchemaMismatch
-    known = (config_error, InputError, MissingTable, SchemaMismatch, LedgerError, SparkSetupError)
-    if isinstance(err, known):
+    if isinstance(err, UserError):
         print(redact_text(f"realsyn: error: {err}"), file=sys.stderr)
         return 2
     full = no_space(err)

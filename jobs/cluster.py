@@ -131,10 +131,5 @@ class Cluster(Stage):
         return [Ledger("sentence_clusters", n, written, {})]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["cluster", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Cluster.main())

@@ -99,10 +99,5 @@ class Embed(Stage):
                                    ctx.read("silver.sentence_embeddings"))]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["embed", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Embed.main())

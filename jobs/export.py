@@ -268,10 +268,5 @@ def write_card(ctx: Context, p: ExportParams, gold: DataFrame, images: DataFrame
     return [f"{out_dir}/README.md"] + [f"{out_dir}/{name}" for name in figures.values()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["export", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Export.main())

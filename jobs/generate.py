@@ -111,10 +111,5 @@ class Generate(Stage):
         return [ledger_from_status("synthetic", report.rows_in, ctx.read("gold.synthetic"))]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["generate", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Generate.main())

@@ -336,10 +336,5 @@ def write_state(ctx: Context, name: str, data: dict) -> None:
         os.unlink(fh.name)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["ingest", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Ingest.main())

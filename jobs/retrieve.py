@@ -153,10 +153,5 @@ class Retrieve(Stage):
         return [Ledger("retrieval_images", n_images, hit, counts)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["retrieve", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Retrieve.main())

@@ -59,10 +59,5 @@ class SemanticDedup(Stage):
         return ledgers
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["semantic_dedup", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(SemanticDedup.main())

@@ -200,10 +200,5 @@ class SemanticNeighbours(Stage):
         return ledgers
 
 
-def main(argv: list[str] | None = None) -> int:
-    from realsyn.jobs.cli import main as cli_main
-    return cli_main(["semantic_neighbours", *(argv if argv is not None else sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(SemanticNeighbours.main())

@@ -510,3 +510,8 @@ def run_doctor(cfg: Config, spark: bool = False, say: Callable[[str], None] = pr
         return 1
     say("every required check passes" + (f" ({len(warned)} warning(s): {', '.join(warned)})" if warned else ""))
     return 0
+
+
+def run_doctor_command(args, cfg: Config) -> int:
+    """`realsyn doctor [--spark]`."""
+    return run_doctor(cfg, spark=args.spark)

@@ -228,10 +228,9 @@ def run_bodies(cfg: Config, images: list[bytes], sentences: list[str]) -> list[C
     return checks
 
 
-def check_models(cfg: Config, reload, random_init: bool, wiring_only: bool, images: int = 8, sentences: int = 50,
+def check_models(cfg: Config, random_init: bool, wiring_only: bool, images: int = 8, sentences: int = 50,
                  say=print) -> list[Check]:
-    """Run the checks for cfg's preset, printing each line as it is known. reload(overrides)
-    loads the same config with more overrides (the temporary weights_dir)."""
+    """Run the checks for cfg's preset, printing each line as it is known."""
     texts = sample_sentences(sentences)
     checks: list[Check] = []
 
@@ -252,9 +251,17 @@ def check_models(cfg: Config, reload, random_init: bool, wiring_only: bool, imag
             folder = tempfile.mkdtemp(prefix="realsyn-models-")
             _, secs = _timed(lambda: pm.write_weights(names, folder, pm.corpus(texts), cfg.get("run.seed")))
             say(f"built the preset's classes at random init and saved them in {folder} ({secs:.0f} s)")
-            cfg = reload([f"models.weights_dir={folder}", "models.weights_roles=null"])
+            cfg = cfg.with_overrides([f"models.weights_dir={folder}", "models.weights_roles=null"])
         add(run_bodies(cfg, sample_images(images), texts))
     finally:
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
     return checks
+
+
+def run_check_command(args, cfg: Config) -> int:
+    """`realsyn check-models`: 0 when every check passes (the preset is in cfg: --preset sets it)."""
+    checks = check_models(cfg, args.random_init, args.wiring_only)
+    failed = [c for c in checks if not c.ok]
+    print(f"check-models: {len(checks) - len(failed)} of {len(checks)} checks passed")
+    return 1 if failed else 0

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from realsyn.conf import CONF_DIR
+from realsyn.jobs.core.errors import UserError
 from realsyn.jobs.core.redact import MASK, collect_secrets, flat_strings, is_secret_key, redact_value, remember
 
 PROFILES = ("local", "standalone", "databricks", "emr", "gpu")
@@ -121,7 +122,7 @@ ORDERED = [
     ("balance.sim_min", "balance.sim_max"),
 ]
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem, phrased for the user (key and file named)."""
 
 
@@ -155,6 +156,10 @@ class Config:
     def flat(self, redact: bool = True) -> dict[str, str]:
         """Dotted key -> string value, secrets redacted (for logs and MLflow params)."""
         return flat_strings(self.data, redact)
+
+    def with_overrides(self, overrides: list[str]) -> "Config":
+        """This config with more KEY=VALUE overrides, checked as load_config checks them."""
+        return _resolved(copy.deepcopy(self.data), dict(self.sources), list(overrides), self.profile)
 
     def redacted(self) -> dict:
         """The whole tree as it may be shown or recorded (jobs/core/redact.py)."""
@@ -384,7 +389,12 @@ def load_config(profile: str = "local", files: list[str] | None = None,
     _merge(data, _read_yaml(conf_dir / "profiles" / f"{profile}.yaml"), f"conf/profiles/{profile}.yaml", sources)
     for f in files or []:
         _merge(data, _read_yaml(Path(f)), str(f), sources)
-    for text in overrides or []:
+    return _resolved(data, sources, overrides or [], profile)
+
+
+def _resolved(data: dict, sources: dict, overrides: list[str], profile: str) -> Config:
+    """The config once the `--set` overrides are layered over `data`, every check passed."""
+    for text in overrides:
         key, value = parse_override(text)
         _merge(data, _nest(key, value), f"--set {key}", sources)
     collect_secrets(data)   # before any check can quote a value

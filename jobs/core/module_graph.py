@@ -19,9 +19,8 @@ import realsyn
 
 PACKAGE = "realsyn"
 ROOT = Path(realsyn.__file__).parent   # the folder of the realsyn package (its subpackages may be links)
-# The command line and the runner call stages (a stage's main() hands over to the CLI for
-# spark-submit); they are not part of what a stage computes, and following them would make
-# every stage depend on every other.
+# The command line and the runner, which call the stages. No stage imports them (a stage's
+# spark-submit entry point, Stage.main, loads the CLI by name), so no fingerprint follows them.
 RUNNERS = frozenset({"realsyn.jobs.cli", "realsyn.jobs.pipeline"})
 # The runtime: jobs/core/, every module of it (how a run is configured, scheduled, committed,
 # tracked and reported), the runners and the package root (which holds only the version). It
@@ -126,7 +125,7 @@ def with_parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def project_imports(name: str, root: Path | None = None, skip: frozenset[str] = RUNNERS) -> dict[str, Path]:
+def project_imports(name: str, root: Path | None = None, skip: frozenset[str] = frozenset()) -> dict[str, Path]:
     """Every realsyn module that importing `name` can run (itself included, `skip` not
     followed) -> its file."""
     found: dict[str, Path] = {}
@@ -220,7 +219,7 @@ def _ours(module: str) -> bool:
     return module.split(".")[0] == PACKAGE
 
 
-def content_hash(name: str, root: Path | None = None, skip: frozenset[str] = RUNNERS) -> str:
+def content_hash(name: str, root: Path | None = None, skip: frozenset[str] = frozenset()) -> str:
     """One hash over the behaviour of every realsyn module `name` reaches (`skip` not
     followed): docstrings, comments, formatting and the modules' names and places excluded.
     A module with no statements (a package's docstring) adds nothing."""
@@ -233,7 +232,7 @@ def content_hash(name: str, root: Path | None = None, skip: frozenset[str] = RUN
 
 
 def source_hash(name: str, root: Path | None = None) -> str:
-    """content_hash of everything a stage module reaches (the runners not followed)."""
+    """content_hash of everything a stage module reaches, the runtime included."""
     return content_hash(name, root)
 
 

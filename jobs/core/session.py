@@ -12,6 +12,7 @@ from pathlib import Path
 from realsyn.conf import CONF_DIR
 from realsyn.jobs.core import object_store
 from realsyn.jobs.core.config import Config
+from realsyn.jobs.core.errors import UserError
 
 # A relative jvm.assembly_jar is taken from the checkout root (where build.sbt is).
 PROJECT_ROOT = CONF_DIR.parent
@@ -24,8 +25,8 @@ DELTA_CONF = {
 }
 
 
-class SparkSetupError(RuntimeError):
-    pass
+class SparkSetupError(UserError, RuntimeError):
+    """Spark or Delta cannot start as configured (the jar, setting or command is named)."""
 
 
 def jar_manifest(path: str | Path) -> dict[str, str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,6 +18,7 @@ from pyspark.sql import functions as F
 import realsyn
 from realsyn.jobs.core.config import Config
 from realsyn.jobs.core.decisive import decisive
+from realsyn.jobs.core.errors import UserError
 from realsyn.jobs.core.redact import flat_strings
 from realsyn.jobs.core.module_graph import source_hash
 from realsyn.jobs.core.resources import TaskResources, spark_profile
@@ -25,11 +28,11 @@ from realsyn.jobs.core.units import work_fingerprint
 from realsyn.schemas import spec
 
 
-class LedgerError(RuntimeError):
-    pass
+class LedgerError(UserError, RuntimeError):
+    """Rows in != kept + rejected: a stage lost or invented rows (the ledger is named)."""
 
 
-class InputError(RuntimeError):
+class InputError(UserError, RuntimeError):
     """Bad input the user must fix (missing path, wrong format); reported as one line."""
 
 
@@ -208,6 +211,12 @@ class Context:
 class Stage:
     """Subclasses declare their parameters (Params), tables, weights and task resources, and
     implement run()."""
+
+    @classmethod
+    def main(cls) -> int:
+        """spark-submit's entry point (`jobs/<stage>.py [options]`): the CLI's command of this
+        stage. The CLI is imported by name, so no stage's code reaches a runner."""
+        return importlib.import_module("realsyn.jobs.cli").main([cls.name, *sys.argv[1:]])
 
     name: str = ""
     description: str = ""

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from realsyn.jobs.core.config import Config
+from realsyn.jobs.core.errors import UserError
 from realsyn.jobs.core.redact import redact_value
 from realsyn.jobs.core.session import session_conf
 from realsyn.schemas import check_schema, spec
@@ -214,5 +215,5 @@ def row_groups_of(spark: SparkSession, size: int | None):
         yield
 
 
-class MissingTable(RuntimeError):
-    pass
+class MissingTable(UserError, RuntimeError):
+    """A table a stage reads has not been written yet (the table and the stage to run are named)."""

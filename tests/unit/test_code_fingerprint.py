@@ -28,7 +28,7 @@ def tree(tmp_path_factory):
 
 
 def reached_by_bytecode(module: str, root) -> set[str]:
-    finder = modulefinder.ModuleFinder(path=[str(root.parent)], excludes=sorted(module_graph.RUNNERS))
+    finder = modulefinder.ModuleFinder(path=[str(root.parent)])
     finder.import_hook(module)
     return {name for name in finder.modules if name.split(".")[0] == module_graph.PACKAGE}
 

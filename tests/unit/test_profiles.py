@@ -14,7 +14,7 @@ import yaml
 
 from realsyn.jobs.cli import _merge_common, build_parser
 from realsyn.jobs.core.config import PROFILES, ConfigError, load_config
-from realsyn.jobs.pipeline import stage_names
+from realsyn.jobs.pipeline import all_stages, stage_names
 from realsyn.jobs.core.session import spark_conf
 from realsyn.jobs.core.spark_conf_check import check_spark_conf, errors, is_known_key, warnings
 
@@ -242,7 +242,9 @@ def test_emr_steps_run_every_stage_in_order_with_spark_submit():
         assert script.name == f"{stage}.py" and str(script.parent) == "/opt/realsyn/jobs"
         assert 'ln -sfn "$JOBS" "$PREFIX/jobs"' in bootstrap and "PREFIX=/opt/realsyn" in bootstrap
         source = (ROOT / "jobs" / script.name).read_text()   # the module exists and runs its own stage
-        assert f'cli_main(["{stage}"' in source and 'if __name__ == "__main__":' in source
+        cls = next(type(s) for s in all_stages() if s.name == stage)
+        assert source.endswith(f'if __name__ == "__main__":\n    sys.exit({cls.__name__}.main())\n')
+        assert f"class {cls.__name__}(Stage)" in source
         parsed = parser.parse_args([stage, *args[i + 1:]])
         assert parsed.command == stage and parsed.profile == "emr"
         load_config(*_merge_common(parsed))           # every --set names a key and a valid value
