@@ -33,7 +33,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.lib.centroid_reuse import mean_fit, stored_fit
+from realsyn.jobs.lib.centroid_reuse import FIT_COSINE, mean_fit, stored_fit
 from realsyn.jobs.lib.cluster_rows import cluster_changes, min_cap_expr, ranked
 from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta
 from realsyn.jobs.core.models import encoder_spec, weights_identity
@@ -254,7 +254,7 @@ class Balance(Stage):
         rows = [(i, fine[i].tobytes(), model) for i in range(len(fine))]
         fit = 1.0 if levels is None else mean_fit(sample, levels)
         ctx.write(CENTROIDS, ctx.spark.createDataFrame(rows, spec(CENTROIDS).schema),
-                  extra_properties={"work_fingerprint": fit_key, "fit_mean_cosine": repr(fit)})
+                  extra_properties={WORK_FINGERPRINT_PROPERTY: fit_key, FIT_COSINE: repr(fit)})
         return levels
 
     def why_full(self, ctx: Context, levels: CentroidLevels | None, key: str) -> str | None:
@@ -267,7 +267,7 @@ class Balance(Stage):
             return "no image centroids"
         if ctx.table_property(CLUSTERS, WORK_FINGERPRINT_PROPERTY) != key:
             return "new centroids, or a change of its settings or code"
-        if ctx.table_property(CLUSTERS, f"realsyn.{PAIRS_VERSION}") is None:
+        if ctx.table_property(CLUSTERS, PAIRS_VERSION) is None:
             return "no pairs version recorded"
         return None
 
@@ -277,7 +277,7 @@ class Balance(Stage):
         files found by run_version's min/max), rank again the clusters they and the pairs that
         left change, merge the rows that changed and delete those of the pairs that left."""
         b = p.balance
-        since = int(ctx.table_property(CLUSTERS, f"realsyn.{PAIRS_VERSION}") or 0)
+        since = int(ctx.table_property(CLUSTERS, PAIRS_VERSION) or 0)
         fresh = ctx.read(PAIRS).where(F.col("run_version") >= since).select("image_id", "embedding", "text_vec")
         scored = fresh.mapInArrow(per_batch(scorer(dim, dtype, b, levels)), SCORED_DDL).localCheckpoint()
         changes, gone, touched = cluster_changes(ctx.read(CLUSTERS), scored, ctx.read(PAIRS).select("image_id"),
@@ -319,7 +319,7 @@ class Balance(Stage):
             ctx.say(f"[{self.name}] {CLUSTERS}: every pair ranked ({why})")
             # Change data feed on: the rows an increment merges are what it shows.
             ctx.write(CLUSTERS, full_clusters(ctx, dim, dtype, b, levels, pairs),
-                      extra_properties={"work_fingerprint": key, PAIRS_VERSION: str(pairs_version)},
+                      extra_properties={WORK_FINGERPRINT_PROPERTY: key, PAIRS_VERSION: str(pairs_version)},
                       change_data_feed=True)
             done = {"pairs_scored": pairs.rows}
         written = ctx.read(CLUSTERS)

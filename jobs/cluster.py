@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realsyn.jobs.lib.centroid_reuse import mean_fit, stored_fit
+from realsyn.jobs.lib.centroid_reuse import FIT_COSINE, mean_fit, stored_fit
 from realsyn.jobs.lib.centroid_tables import read_levels
 from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams
+from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.jobs.lib.shuffle_keys import partition_keys
 from realsyn.jobs.lib.vector_sample import collect_vectors, hash_sample
 from realsyn.schemas import spec
@@ -90,7 +91,7 @@ class Cluster(Stage):
         # Written last: its fingerprint marks the pair as one finished fit.
         ctx.write("gold.text_centroids", ctx.spark.createDataFrame(
             [(i, fine[i].tobytes(), model, int(group[i])) for i in range(len(fine))], spec("gold.text_centroids").schema),
-            extra_properties={"work_fingerprint": self.fit_fingerprint(p, model), "fit_mean_cosine": repr(fit)})
+            extra_properties={WORK_FINGERPRINT_PROPERTY: self.fit_fingerprint(p, model), FIT_COSINE: repr(fit)})
         with tempfile.TemporaryDirectory() as tmp:
             np.savez(f"{tmp}/text_centroids.npz", fine=fine, coarse=coarse, group=group)
             ctx.tracker.artifact(f"{tmp}/text_centroids.npz", "centroids")

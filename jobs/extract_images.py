@@ -116,7 +116,7 @@ class ExtractImages(Stage):
             ctx.upsert(table, changes)
         else:
             ctx.write(table, full_groups(cands, p.phash_max_hamming, p.phash_bucket_max),
-                      extra_properties={"work_fingerprint": key})
+                      extra_properties={WORK_FINGERPRINT_PROPERTY: key})
         return ctx.read(table).select("image_id", "rep")
 
     def run(self, ctx: Context, p: ExtractImagesParams) -> list[Ledger]:

@@ -28,7 +28,7 @@ from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.udfs.centroid_levels import CentroidLevels
 from realsyn.udfs.cluster_plan import plan_pieces
 
-CLUSTERS_VERSION = "realsyn.sentence_clusters_version"   # the gold.sentence_clusters the stored top-k saw
+CLUSTERS_VERSION = "sentence_clusters_version"   # the gold.sentence_clusters the stored top-k saw
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class Retrieve(Stage):
                       .applyInArrow(search_fn(buckets, keys, dim, dtype, k, min_score), CANDIDATES_DDL))
         reason = "no_candidate" if min_score <= -1 else "below_min_score"
         top = merge_top_k(candidates, searched.select("image_id"), k, reason)
-        props = {"work_fingerprint": key, "sentence_clusters_version": str(clusters_version)}
+        props = {WORK_FINGERPRINT_PROPERTY: key, CLUSTERS_VERSION: str(clusters_version)}
         if todo is None:
             ctx.write("gold.retrievals", top, extra_properties=props)
         else:

@@ -133,7 +133,7 @@ def neighbours_ledger(name: str, emb: DataFrame, key: str, written: DataFrame) -
 
 KINDS = (("silver.image_embeddings", "silver.image_neighbours", "silver.image_dedup_centroids", "image_id"),
          ("silver.sentence_embeddings", "silver.sentence_neighbours", "silver.sentence_dedup_centroids", "sentence_id"))
-FIT_ID, FIT_ROWS = "realsyn.fit_id", "realsyn.fit_rows"
+FIT_ID, FIT_ROWS = "fit_id", "fit_rows"
 REFIT_GROWTH = 2.0   # fit again once the rows have grown this many times since the fit
 
 
@@ -192,10 +192,10 @@ class SemanticNeighbours(Stage):
                 centroids = fitted[1] if fitted else ctx.spark.createDataFrame([], ", ".join(
                     ("dedup_cluster int", "dedup_subcluster int", "centroid binary")))
                 fit_id = uuid.uuid4().hex
-                ctx.write(cents, centroids, extra_properties={"fit_id": fit_id})
+                ctx.write(cents, centroids, extra_properties={FIT_ID: fit_id})
                 # Written last: its fit id names the centroids it was scored with.
-                ctx.write(out, scores, extra_properties={"work_fingerprint": key_fp, "fit_id": fit_id,
-                                                         "fit_rows": str(scores.count())})
+                ctx.write(out, scores, extra_properties={WORK_FINGERPRINT_PROPERTY: key_fp, FIT_ID: fit_id,
+                                                         FIT_ROWS: str(scores.count())})
             ledgers.append(neighbours_ledger(out.split(".")[1], emb, key, ctx.read(out)))
         return ledgers
 

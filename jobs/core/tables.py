@@ -14,6 +14,12 @@ from realsyn.jobs.core.session import session_conf
 from realsyn.schemas import check_schema, spec
 
 
+def property_name(key: str) -> str:
+    """The Delta table property that holds the project's `key`: every key the stages write
+    and read goes through here, so each is spelled once, without the prefix."""
+    return f"realsyn.{key}"
+
+
 class TableStore:
     """Maps 'layer.table' to a Delta location (a folder, or a metastore name)."""
 
@@ -67,15 +73,15 @@ class TableStore:
         return int(row[0])
 
     def property(self, name: str, key: str) -> str | None:
-        """One table property (None when the table or the property is missing)."""
+        """The table property realsyn.<key> (None when the table or the property is missing)."""
         if not self.exists(name):
             return None
         props = self.spark.sql(f"DESCRIBE DETAIL {self.identifier(name)}").select("properties").first()[0]
-        return (props or {}).get(key)
+        return (props or {}).get(property_name(key))
 
     def set_properties(self, name: str, properties: dict[str, str]) -> None:
         """realsyn.<key> = value for each entry (secrets masked, as in write), one commit."""
-        pairs = ", ".join(f"'realsyn.{k}' = '{str(redact_value(k, str(v))).replace(chr(39), '')}'"
+        pairs = ", ".join(f"'{property_name(k)}' = '{str(redact_value(k, str(v))).replace(chr(39), '')}'"
                           for k, v in properties.items())
         self.spark.sql(f"ALTER TABLE {self.identifier(name)} SET TBLPROPERTIES ({pairs})")
 
@@ -140,13 +146,13 @@ class TableStore:
         check_schema(name, df.schema)
         writer = self._guarded(name, df).writeTo(self.identifier(name)).using("delta")
         writer = writer.tableProperty("comment", table.description)
-        writer = writer.tableProperty("realsyn.keys", ",".join(table.keys))
+        writer = writer.tableProperty(property_name("keys"), ",".join(table.keys))
         if table.stats_columns is not None:
             writer = writer.tableProperty("delta.dataSkippingStatsColumns", ",".join(table.stats_columns))
         if change_data_feed:
             writer = writer.tableProperty("delta.enableChangeDataFeed", "true")
         for key, value in (properties or {}).items():
-            writer = writer.tableProperty(f"realsyn.{key}", str(redact_value(key, str(value))))
+            writer = writer.tableProperty(property_name(key), str(redact_value(key, str(value))))
         if table.partition_by:
             writer = writer.partitionedBy(*[F.col(p) for p in table.partition_by])
         with row_groups_of(self.spark, table.row_group_bytes):

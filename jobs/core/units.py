@@ -28,7 +28,7 @@ from realsyn.jobs.core.decisive import decisive
 from realsyn.jobs.core.module_graph import module_file, work_code_hash
 from realsyn.jobs.core.session import session_conf
 
-WORK_FINGERPRINT_PROPERTY = "realsyn.work_fingerprint"
+WORK_FINGERPRINT_PROPERTY = "work_fingerprint"
 TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
@@ -161,7 +161,7 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
         if removed:
             ctx.delete_keys(table, keys, stale)
     app_id = f"realsyn/{ctx.stage.name}/{table}/{fingerprint}/{-1 if start is None else start}/{ctx.run_id}"
-    props = {"work_fingerprint": fingerprint}
+    props = {WORK_FINGERPRINT_PROPERTY: fingerprint}
     if not reuse and n_pending == 0:   # empty input: an empty table under this work fingerprint
         ctx.write(table, compute(pending.drop(UNIT_COL), 0), extra_properties=props)
     unit, lo, rows, done = 0, 0, plan.first(), 0.0
@@ -172,7 +172,7 @@ def write_in_units(ctx, table: str, source: DataFrame, key: str | tuple[str, ...
         part = compute(pending.where((F.col(UNIT_COL) >= lo) & (F.col(UNIT_COL) < hi)).drop(UNIT_COL),
                        math.ceil(expected))
         meta = json.dumps({"stage": ctx.stage.name, "unit": unit, "buckets": [lo, hi, plan.buckets],
-                           "work_fingerprint": fingerprint})
+                           WORK_FINGERPRINT_PROPERTY: fingerprint})
         with ExitStack() as txn:
             for conf, value in ((TXN_APP_ID, app_id), (TXN_VERSION, str(unit)), (USER_METADATA, meta)):
                 txn.enter_context(session_conf(spark, conf, value))

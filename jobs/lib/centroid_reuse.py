@@ -21,7 +21,7 @@ import numpy as np
 from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.udfs.centroid_levels import CentroidLevels, nearest_clusters
 
-FIT_COSINE = "realsyn.fit_mean_cosine"
+FIT_COSINE = "fit_mean_cosine"
 
 
 def mean_fit(sample: np.ndarray, levels: CentroidLevels) -> float:

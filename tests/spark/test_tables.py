@@ -58,3 +58,19 @@ def test_version_follows_writes_made_outside_the_store(spark, tmp_path):
     history = spark.sql(f"DESCRIBE HISTORY {store.identifier('gold.retrievals')} LIMIT 1").first()["version"]
     assert store.version("gold.retrievals") == history == 2
     assert store.version("gold.image_clusters") is None
+
+
+def test_a_property_key_is_spelled_once_and_prefixed_in_one_place(spark, tmp_path):
+    """Written with the write, set later, read back: by the same unprefixed key each time,
+    stored under realsyn.<key> where other Delta readers see it."""
+    from realsyn.jobs.core.tables import property_name
+    from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
+    store = TableStore(spark, make_config(tmp_path))
+    df = spark.createDataFrame([("a", 1, "s1", 0.5, None)], spec("gold.retrievals").schema)
+    store.write("gold.retrievals", df, {WORK_FINGERPRINT_PROPERTY: "f1"})
+    store.set_properties("gold.retrievals", {"fit_id": "7"})
+    assert store.property("gold.retrievals", WORK_FINGERPRINT_PROPERTY) == "f1"
+    assert store.property("gold.retrievals", "fit_id") == "7"
+    raw = spark.sql(f"DESCRIBE DETAIL {store.identifier('gold.retrievals')}").first()["properties"]
+    assert raw[property_name(WORK_FINGERPRINT_PROPERTY)] == "f1" == raw["realsyn.work_fingerprint"]
+    assert raw["realsyn.fit_id"] == "7" and raw["realsyn.keys"] == "image_id,rank"
