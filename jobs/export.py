@@ -37,6 +37,7 @@ from realsyn.jobs.lib.webdataset_export import ROWS_PER_SHARD, webdataset_output
 from realsyn.schemas import REGISTRY
 from realsyn.udfs import dataset_card as card
 from realsyn.udfs import object_files
+from realsyn.udfs.locations import Location
 from realsyn.udfs.shard_files import parquet_sink
 
 RELEASE_COLUMNS = ["raw_image_url", "text1", "text2", "text3", "syn_text"]
@@ -117,7 +118,9 @@ TRUTH_REPORT = "realsyn.jobs.world.truth_report"
 
 @dataclass(frozen=True)
 class ExportParams(StageParams):
-    work_dir: str
+    # The lakehouse itself, whose tables are the inputs: moving it (export folder inside)
+    # reruns nothing. An export.dir of its own stays decisive: a new one is written afresh.
+    work_dir: Location
     export_dir: str           # "" = <work_dir>/export; may be an object store URI
     caps: tuple[int, ...]
     sim_min: float

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -13,12 +16,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+# The tests' Spark settings; CLI runs that must match an in-session run pass them as --set.
+TEST_SETS = ["spark.master=local[2]", "spark.progress_bar=false",
+             "spark.conf={spark.sql.shuffle.partitions: '4', spark.ui.enabled: 'false', "
+             "spark.databricks.delta.snapshotPartitions: '1', spark.driver.memory: '2g'}"]
+
+
 def make_config(work_dir, *overrides, files=()):
     from realsyn.jobs.core.config import load_config
-    base = [f"run.work_dir={work_dir}", "spark.master=local[2]", "spark.progress_bar=false",
-            "spark.conf={spark.sql.shuffle.partitions: '4', spark.ui.enabled: 'false', "
-            "spark.databricks.delta.snapshotPartitions: '1', spark.driver.memory: '2g'}"]
-    return load_config("local", list(files), base + list(overrides))
+    return load_config("local", list(files), [f"run.work_dir={work_dir}", *TEST_SETS, *overrides])
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +150,13 @@ def recording_reads(reads: dict, tables: dict):
 
 
 @pytest.fixture(scope="session")
-def sample_pipeline(spark, sample_dir, tmp_path_factory, config_reads, table_reads):
+def sample_snapshot(tmp_path_factory):
+    """Where sample_pipeline leaves a copy of its work dir as the run ended it."""
+    return tmp_path_factory.mktemp("pipeline-finished") / "work"
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(spark, sample_dir, tmp_path_factory, config_reads, table_reads, sample_snapshot):
     """The whole pipeline run once on the sample; many test modules inspect its tables.
     Which config keys and tables each stage reads is recorded on the way (config_reads,
     table_reads)."""
@@ -155,4 +167,30 @@ def sample_pipeline(spark, sample_dir, tmp_path_factory, config_reads, table_rea
                       files=[SAMPLE_CONF])
     with recording_reads(config_reads, table_reads):
         result = run_stages(cfg, say=lambda *_: None)
+    # As it stood when the run ended, whatever later tests do to it (sample_lakehouse).
+    shutil.copytree(work, sample_snapshot)
     return cfg, result, TableStore(spark, cfg)
+
+
+def copy_lakehouse(src, dest) -> None:
+    """A finished work dir copied elsewhere, as a user moving it would. Tables and export
+    move as they are; MLflow's store names its artifact folder by absolute path, so the
+    copy's store is pointed at the copy's folder."""
+    shutil.copytree(src, dest)
+    new = (Path(dest) / "mlflow" / "artifacts").as_uri()
+    with sqlite3.connect(Path(dest) / "mlflow" / "mlflow.db") as db:
+        (old,), = db.execute("SELECT artifact_location FROM experiments "
+                             "WHERE artifact_location LIKE '%/mlflow/artifacts'").fetchall()
+        db.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)", (old, new))
+        db.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+
+
+@pytest.fixture(scope="session")
+def sample_lakehouse(sample_pipeline, sample_dir, sample_snapshot):
+    """copy(dest): a private copy of sample_pipeline's work dir as its run left it, for tests
+    that change a finished lakehouse (a rerun of the copy skips every stage). Returns the
+    sample folder too."""
+    def copy(dest):
+        copy_lakehouse(sample_snapshot, dest)
+        return dest
+    return sample_dir, copy

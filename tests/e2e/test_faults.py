@@ -12,15 +12,16 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.e2e.test_cli import BASE, ENV, realsyn
+from tests.conftest import SAMPLE_CONF, TEST_SETS
+from tests.e2e.test_cli import ENV, realsyn
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE_CONF = str(REPO / "conf" / "sample.yaml")
 
 
 def pipeline_args(sample: Path, work: Path) -> list[str]:
-    return [*BASE, "--conf", SAMPLE_CONF, "--work-dir", str(work), "--input", f"{sample}/obelics/*.parquet",
-            "--set", f"fetch.file_root={sample}"]
+    """The CLI's arguments for the config sample_lakehouse's run had."""
+    sets = [*TEST_SETS, f"fetch.file_root={sample}"]
+    return [*(arg for s in sets for arg in ("--set", s)), "--conf", SAMPLE_CONF, "--work-dir", str(work),
+            "--input", f"{sample}/obelics/*.parquet"]
 
 
 def content_hash(spark, work: Path, table: str) -> tuple[str, int]:
@@ -37,20 +38,12 @@ def mlflow_runs(work: Path):
 
 
 @pytest.fixture(scope="module")
-def clean_run(tmp_path_factory, spark):
-    """The reference run, in the tests' warm session with the config the CLI builds from
-    pipeline_args: the CLI rerun below then skipping every stage also shows that a
-    fingerprint is the same in another process."""
-    from realsyn.jobs.core.config import load_config
-    from realsyn.jobs.pipeline import run_stages, summary
-    root = tmp_path_factory.mktemp("clean")
-    sample = root / "sample"
-    assert realsyn("sample", "--out", str(sample), "--docs", "60").returncode == 0
-    work = root / "work"
-    sets = BASE[1::2] + [f"run.work_dir={work}", f"run.input={sample}/obelics/*.parquet", f"fetch.file_root={sample}"]
-    first = summary(run_stages(load_config("local", [SAMPLE_CONF], sets), say=lambda *_: None))
-    assert "bronze.documents" in first and "MLflow:" in first and "took" in first
-    return sample, work
+def clean_run(sample_lakehouse, tmp_path_factory):
+    """The reference run: a copy of the shared sample run's lakehouse. The CLI rerun below
+    then skipping every stage also shows that a fingerprint is the same in another process
+    and in a moved work dir."""
+    sample, copy = sample_lakehouse
+    return sample, copy(tmp_path_factory.mktemp("clean") / "work")
 
 
 def test_rerun_skips_every_stage_and_changes_nothing(clean_run, spark):
@@ -60,10 +53,12 @@ def test_rerun_skips_every_stage_and_changes_nothing(clean_run, spark):
     second = realsyn(*pipeline_args(sample, work), "run")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "stages run: -;" in second.stdout, second.stdout[-4000:]
+    assert "bronze.documents" in second.stdout and "MLflow:" in second.stdout and "took" in second.stdout
     assert {t: content_hash(spark, work, t) for t in before} == before
     runs = mlflow_runs(work)
     parents = runs[runs["tags.mlflow.runName"] == "pipeline"].sort_values("start_time")
     assert len(parents) == 2
+    assert all(uri.startswith(work.as_uri()) for uri in parents["artifact_uri"]), "artifacts left the work dir"
     children = runs[runs["tags.mlflow.parentRunId"] == parents.iloc[-1]["run_id"]]
     assert sorted(children["tags.mlflow.runName"]) == sorted(stage_names())
     assert (children["tags.skipped"] == "true").all()

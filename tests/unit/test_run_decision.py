@@ -38,3 +38,21 @@ def test_same_inputs_and_parameters_with_another_fingerprint_is_code_weights_or_
 def test_an_output_rewritten_by_someone_else_reruns_the_stage():
     runs, why = decide(last(), "f1", "c1", INPUTS, {"silver.images": 6})
     assert runs and why == "silver.images changed since its last run"
+
+
+def test_a_moved_lakehouse_gives_every_stage_the_same_decisive_parameters(tmp_path):
+    """Moving the work dir (tables, export folder and all) reruns no stage; pointing the
+    export at a folder of its own does rerun export, whose files are not there yet."""
+    from realsyn.jobs.core.config import load_config
+    from realsyn.jobs.core.decisive import decisive
+    from realsyn.jobs.pipeline import all_stages
+    from tests.conftest import SAMPLE_CONF
+
+    def forms(*sets):
+        cfg = load_config("local", [SAMPLE_CONF], list(sets))
+        return {s.name: decisive(s.Params.from_config(cfg)) for s in all_stages()}
+
+    here = forms(f"run.work_dir={tmp_path / 'lake'}")
+    assert forms(f"run.work_dir={tmp_path / 'moved' / 'lake'}") == here
+    elsewhere = forms(f"run.work_dir={tmp_path / 'lake'}", f"export.dir={tmp_path / 'release'}")
+    assert [name for name in here if elsewhere[name] != here[name]] == ["export"]
