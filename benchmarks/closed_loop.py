@@ -12,9 +12,15 @@ Zero-shot accuracy is over all world classes, and separately over the rare ones 
 third of the concepts least frequent in the corpus). Attribute precision comes from the
 dataset card (jobs/world/truth_report.py).
 
+Before training, the card's concept coverage (jobs/world/coverage.py): the pool and each
+subset beside random subsets of the same size.
+
 Last line: `RESULT realsyn_minus_adjacent_zs=<points> balanced_minus_random_zs=<points>
+balanced_minus_random_rare_zs=<points> head_share_cap_min=... entropy_gain_sd=...
 r1_precision=... adjacent_precision=...` (realsyn = r1_r3_s1; goal >= 5 points, beyond the
-spread).
+spread). head_share_cap_min: the smallest cap's share of the pool's most frequent concept
+over the pool's (goal <= 0.5); entropy_gain_sd: that subset's concept entropy above random
+subsets' of its size, in their sd (goal >= 3).
 """
 from __future__ import annotations
 
@@ -41,7 +47,8 @@ from realsyn.jobs.world.corpus import write_world  # noqa: E402
 from realsyn.jobs.world.quality import neighbouring_pairs  # noqa: E402
 from realsyn.jobs.world.truth import SceneSpec, all_concepts, class_name  # noqa: E402
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec  # noqa: E402
-from realsyn.udfs.dataset_card import card_data  # noqa: E402
+from realsyn.jobs.world.coverage import goal_figures  # noqa: E402
+from realsyn.udfs.dataset_card import card_data, coverage_lines  # noqa: E402
 
 ALL_TEXTS = ("text1", "text2", "text3", "syn_text")
 
@@ -147,9 +154,14 @@ def main() -> int:
     world = work / "world"
     if not (args.reuse and (work / "export" / "README.md").exists()):
         build(work, args)
-    truth = card_data((work / "export" / "README.md").read_text())["truth"]
+    card = card_data((work / "export" / "README.md").read_text())
+    if "coverage" not in card:
+        raise SystemExit(f"{work}/export was written before the card had concept coverage: run without --reuse")
+    truth, coverage = card["truth"], card["coverage"]
     print("attribute precision: " + ", ".join(f"{k} {100 * v['precision']:.1f}% ({v['pairs']})"
                                             for k, v in truth.items()), flush=True)
+    print("\n".join(coverage_lines(coverage)), flush=True)
+    goals = goal_figures(coverage)
 
     samples = read_export(str(work / "export"))
     encoder = Encoder(EncoderSpec("tiny", "", "", 0, args.threads, False))
@@ -172,12 +184,15 @@ def main() -> int:
         cols = [summary([r[k] for r in runs]) for k in ("zs", "zs_rare", "zs_mean_class")]
         print(f"{name:10s} {runs[0]['pairs']:6d} " + " ".join(f"{m:7.1f} ± {s:4.1f}" for m, s in cols))
 
-    def diff(a: str, b: str) -> float:
-        return statistics.mean(r["zs"] for r in results[a]) - statistics.mean(r["zs"] for r in results[b])
+    def diff(a: str, b: str, key: str = "zs") -> float:
+        return statistics.mean(r[key] for r in results[a]) - statistics.mean(r[key] for r in results[b])
 
-    (work / "closed_loop.json").write_text(json.dumps({"truth": truth, "results": results}, indent=1))
+    (work / "closed_loop.json").write_text(json.dumps({"truth": truth, "coverage": coverage, "results": results},
+                                                      indent=1))
     print(f"RESULT realsyn_minus_adjacent_zs={diff('r1_r3_s1', 'adjacent'):.2f} "
           f"balanced_minus_random_zs={diff('balanced', 'random'):.2f} "
+          f"balanced_minus_random_rare_zs={diff('balanced', 'random', 'zs_rare'):.2f} "
+          f"head_share_cap_min={goals['head_share_cap_min']:.3f} entropy_gain_sd={goals['entropy_gain_sd']:.2f} "
           f"r1_precision={truth['text1']['precision']:.3f} adjacent_precision={truth['neighbouring_text']['precision']:.3f}")
     return 0
 

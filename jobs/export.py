@@ -264,8 +264,9 @@ def write_card(ctx: Context, p: ExportParams, gold: DataFrame, images: DataFrame
             "subsets": counts, "stages": stage_funnel(ctx, ledgers), "tables": table_counts(ctx), "files": files,
             "clusters": int(len(sizes))}
     if p.world:
-        truth_report = importlib.import_module(TRUTH_REPORT).truth_report
-        data["truth"] = truth_report(gold, ctx.read("bronze.documents"), p.world)
+        report = importlib.import_module(TRUTH_REPORT)
+        data["truth"] = report.truth_report(gold, ctx.read("bronze.documents"), p.world)
+        data["coverage"] = report.coverage_report(gold, p.world, p.caps, p.seed)
     with open(f"{out_dir}/README.md", "w") as fh:
         fh.write(card.card_markdown(data, figures))
     return [f"{out_dir}/README.md"] + [f"{out_dir}/{name}" for name in figures.values()]

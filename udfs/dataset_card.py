@@ -150,6 +150,34 @@ def truth_lines(truth: dict) -> list[str]:
                            for k, label in TRUTH_ROWS if k in truth])
 
 
+def coverage_lines(cov: dict) -> list[str]:
+    """The card's concept coverage (jobs/world/coverage.py): the pool, then each subset beside
+    random subsets of its size (mean ± sd over seeds)."""
+    def cell(value, fmt, rnd=None, rnd_fmt=None):
+        rnd_fmt = rnd_fmt or fmt
+        got = fmt.format(value)
+        return got if rnd is None else f"{got} ({rnd_fmt.format(rnd[0])} ± {rnd_fmt.format(rnd[1])})"
+    ref, purity = cov["reference"], cov["purity"]
+    lines = ["", "### Concept coverage", "",
+             "How evenly the pairs cover the world's concepts: normalised concept entropy (1 = flat), the "
+             f"share of pairs holding the pool's most frequent concept ({ref['head']}), concepts covered, and the "
+             f"share of pairs holding the pool's rarest {len(ref['rare'])} of its {ref['concepts']} concepts. "
+             f"In brackets: random subsets of the same size (mean ± sd over {cov['seeds']} seeds). "
+             "Image clusters' purity (mean share of a cluster's pairs holding its most common concept): "
+             + ("-" if purity is None else f"{100 * purity:.1f}%") + ".", ""]
+    rows = [["pool", cov["pool"]["pairs"], cell(cov["pool"]["entropy"], "{:.3f}"),
+             cell(100 * cov["pool"]["head_share"], "{:.1f}%"), cov["pool"]["covered"],
+             cell(100 * cov["pool"]["rare_share"], "{:.1f}%")]]
+    for cap, got in sorted(cov["subsets"].items(), key=lambda x: int(x[0])):
+        s, r = got["subset"], got["random"] or {}
+        pct = {m: [100 * v for v in r[m]] if m in r else None for m in ("head_share", "rare_share")}
+        rows.append([f"cap {cap}", s["pairs"], cell(s["entropy"], "{:.3f}", r.get("entropy")),
+                     cell(100 * s["head_share"], "{:.1f}%", pct["head_share"]),
+                     cell(s["covered"], "{:.0f}", r.get("covered"), "{:.1f}"),
+                     cell(100 * s["rare_share"], "{:.1f}%", pct["rare_share"])])
+    return lines + _table(["pairs of", "pairs", "entropy", "head share", "concepts", "rare share"], rows)
+
+
 def card_markdown(data: dict, figures: dict[str, str]) -> str:
     """README.md text. data: subsets {cap: pairs}, gold_rows, stages [{stage, ledger, in,
     kept, rejected{}}], tables {name: {rows, kept}}, files [lines], run, config_hash. The same numbers end
@@ -174,6 +202,8 @@ def card_markdown(data: dict, figures: dict[str, str]) -> str:
     lines += paper_funnel_lines(data["stages"])
     if data.get("truth"):
         lines += truth_lines(data["truth"])
+    if data.get("coverage"):
+        lines += coverage_lines(data["coverage"])
     lines += ["", "## Tables", ""]
     lines += _table(["table", "rows", "kept"], [[t, v["rows"], v["kept"]] for t, v in data["tables"].items()])
     lines += ["", "## Figures", ""]

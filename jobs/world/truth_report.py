@@ -4,6 +4,10 @@ Per gold row, the attribute precision (jobs/world/quality.py) of text1, text2, t
 syn_text, and of the image's neighbouring text in its bronze document, the baseline;
 the executors compute them and the driver gets only the means. The truth map is one entry
 per world image, small by construction (the world is a generated test corpus).
+
+Concept coverage (jobs/world/coverage.py) of the pool and of each subset, beside random
+subsets of the same size: one (url, cluster, min_cap) row per gold pair reaches the driver,
+no more than the truth map holds already.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from realsyn.jobs.world.coverage import Pair, coverage
 from realsyn.jobs.world.quality import image_key, neighbouring_pairs, precision_and_named, read_truth
 
 TEXTS = ("text1", "text2", "text3", "syn_text")
@@ -66,3 +71,14 @@ def truth_report(gold: DataFrame, documents: DataFrame, world: str) -> dict:
     totals["text1-3"] = (sum(t[0] for t in pooled), sum(t[1] for t in pooled), sum(t[2] for t in pooled))
     return {name: {"pairs": n, "precision": total / n if n else None, "names_a_concept": named / n if n else None}
             for name, (n, total, named) in totals.items()}
+
+
+def coverage_report(gold: DataFrame, world: str, caps, seed: int) -> dict:
+    """jobs/world/coverage.coverage over the gold rows whose image has a truth."""
+    truth = read_truth(world)
+    pool = []
+    for r in gold.select("raw_image_url", "cluster_id", "min_cap").orderBy("image_id").collect():
+        concepts = truth.get(image_key(r["raw_image_url"]))
+        if concepts:
+            pool.append(Pair(concepts, r["cluster_id"], r["min_cap"]))
+    return coverage(pool, caps, seed=seed)

@@ -42,3 +42,22 @@ def test_a_folder_without_truth_is_a_clear_error(spark, tmp_path):
     from realsyn.jobs.world.truth_report import truth_report
     with pytest.raises(FileNotFoundError, match="not a world folder"):
         truth_report(None, None, str(tmp_path))
+
+
+def test_coverage_of_the_gold_rows_with_a_truth(spark, tmp_path):
+    from realsyn.jobs.world.truth_report import coverage_report
+    pq.write_table(pa.Table.from_pylist(
+        [{"image": f"r{i}.png", "spec": spec(("red", "circle")), "role": "original"} for i in range(4)]
+        + [{"image": "b.png", "spec": spec(("blue", "square"), ("green", "star")), "role": "original"}]),
+        tmp_path / "truth.parquet")
+    url = "file:///elsewhere/images/{}".format
+    gold = spark.createDataFrame(
+        [(f"i{i}", url(f"r{i}.png"), 0, 2 if i == 0 else None) for i in range(4)]
+        + [("i8", url("b.png"), 1, 2), ("i9", url("not-in-truth.png"), 1, 2)],
+        "image_id string, raw_image_url string, cluster_id int, min_cap int")
+    got = coverage_report(gold, str(tmp_path), caps=(2,), seed=1)
+    assert got["pool"]["pairs"] == 5 and got["pool"]["covered"] == 3
+    assert got["reference"]["head"] == "red circle" and got["pool"]["head_share"] == 0.8
+    assert got["subsets"]["2"]["subset"] == pytest.approx({"pairs": 2, "entropy": 1.0, "head_share": 0.5,
+                                                           "covered": 3, "rare_share": 0.5})
+    assert got["purity"] == 1.0
