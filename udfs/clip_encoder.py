@@ -85,19 +85,41 @@ class Encoder:
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(torch.float32).div(255)
         return batch.sub_(self._mean).div_(self._std).contiguous()
 
-    def encode_images(self, images: list) -> np.ndarray:
-        torch = self.torch
-        batch = self.preprocess_batch(images).to(self.device)
-        with torch.inference_mode(), self._autocast():
-            out = self.model.encode_image(batch)
-        return normalise(out.float().cpu().numpy())
+    def encode_images(self, images: list, rows: int | None = None) -> np.ndarray:
+        """rows: encode in batches of exactly this many (see `_fixed_batches`)."""
+        def run(part: list) -> np.ndarray:
+            batch = self.preprocess_batch(part).to(self.device)
+            with self.torch.inference_mode(), self._autocast():
+                return self.model.encode_image(batch).float().cpu().numpy()
+        return normalise(_fixed_batches(run, images, rows, lambda: _blank(self.image_size)))
 
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
-        torch = self.torch
-        tokens = self.tokenizer(texts).to(self.device)
-        with torch.inference_mode(), self._autocast():
-            out = self.model.encode_text(tokens)
-        return normalise(out.float().cpu().numpy())
+    def encode_texts(self, texts: list[str], rows: int | None = None) -> np.ndarray:
+        """rows: encode in batches of exactly this many (see `_fixed_batches`)."""
+        def run(part: list) -> np.ndarray:
+            tokens = self.tokenizer(part).to(self.device)
+            with self.torch.inference_mode(), self._autocast():
+                return self.model.encode_text(tokens).float().cpu().numpy()
+        return normalise(_fixed_batches(run, texts, rows, lambda: ""))
+
+
+def _fixed_batches(run, items: list, rows: int | None, filler) -> np.ndarray:
+    """`run` over batches of exactly `rows` items, the last filled up with `filler()`, and
+    the filler's rows dropped. A batch's shape picks the kernels (a batch of 1 or 5 rounds
+    differently from one of 64), so a vector would otherwise depend on how many rows shared
+    its batch, and so on where a unit or partition ended: a resumed run would not equal a
+    clean one bit for bit. rows None: one batch of whatever size."""
+    if not rows or len(items) == rows:
+        return run(items)
+    out = []
+    for first in range(0, len(items), rows):
+        part = list(items[first:first + rows])
+        out.append(run(part + [filler() for _ in range(rows - len(part))])[:len(part)])
+    return np.concatenate(out) if out else run(items)
+
+
+def _blank(size: int):
+    from PIL import Image
+    return Image.new("RGB", (size, size))
 
 
 def clip_geometry(model, arch: str) -> tuple[int, int]:

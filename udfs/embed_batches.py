@@ -43,22 +43,22 @@ def _columns(keys: list, vectors, enc, dtype: str, failed: dict) -> dict[str, li
             "status": status, "reason": reason}
 
 
-def _image_chunk(enc, dtype: str, keys: list, blobs: list) -> dict[str, list]:
+def _image_chunk(enc, dtype: str, keys: list, blobs: list, rows: int) -> dict[str, list]:
     images, failed = [], {}
     for key, data in zip(keys, blobs):
         try:
             images.append(open_image(data, enc.image_size))
         except Exception:
             failed[key] = "undecodable"
-    vectors = enc.encode_images(images) if images else None
+    vectors = enc.encode_images(images, rows) if images else None
     return _columns(keys, vectors, enc, dtype, failed)
 
 
-def _text_chunk(enc, dtype: str, keys: list, texts: list) -> dict[str, list]:
+def _text_chunk(enc, dtype: str, keys: list, texts: list, rows: int) -> dict[str, list]:
     texts = ["" if t is None else t for t in texts]
     failed: dict[str, str] = {}
     try:
-        vectors = enc.encode_texts(texts)
+        vectors = enc.encode_texts(texts, rows)
     except Exception:   # find the bad rows one by one rather than lose the batch
         good = []
         for k, t in zip(keys, texts):
@@ -67,7 +67,7 @@ def _text_chunk(enc, dtype: str, keys: list, texts: list) -> dict[str, list]:
                 good.append(t)
             except Exception:
                 failed[k] = "encode_error"
-        vectors = enc.encode_texts(good) if good else None
+        vectors = enc.encode_texts(good, rows) if good else None
     return _columns(keys, vectors, enc, dtype, failed)
 
 
@@ -80,7 +80,8 @@ def _pandas_body(spec: EncoderSpec, batch_size: int, dtype: str, key: str, value
                 all_keys, values = part[key].tolist(), part[value].tolist()
                 for start, stop in chunks_fn(values, batch_size, enc):
                     keys = all_keys[start:stop]
-                    cols = chunk_fn(enc, dtype, keys, values[start:stop])
+                    # Every chunk encoded at batch_size rows: a vector does not depend on its batch.
+                    cols = chunk_fn(enc, dtype, keys, values[start:stop], batch_size)
                     yield pd.DataFrame({key: keys, **cols}, columns=[key, *OUTPUT_COLUMNS])
     return run
 
@@ -98,7 +99,8 @@ def _arrow_body(spec: EncoderSpec, batch_size: int, dtype: str, key: str, value:
                 all_keys, values = part.column(key).to_pylist(), part.column(value).to_pylist()
                 for start, stop in chunks_fn(values, batch_size, enc):
                     keys = all_keys[start:stop]
-                    cols = chunk_fn(enc, dtype, keys, values[start:stop])
+                    # Every chunk encoded at batch_size rows: a vector does not depend on its batch.
+                    cols = chunk_fn(enc, dtype, keys, values[start:stop], batch_size)
                     yield pa.RecordBatch.from_pydict({key: keys, **cols}, schema=schema)
     return run
 

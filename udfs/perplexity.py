@@ -4,6 +4,11 @@ Paper: GPT-2-large, keep 30 <= PPL <= 200. `tiny` is a small GPT-2 built from co
 (seeded) with the in-memory tokenizer; other names load from the hub cache or a local
 save_pretrained folder (safetensors). PPL = exp(mean token negative log-likelihood);
 sentences with fewer than two tokens have none (NaN).
+
+A batch's shape picks the kernels, so a sentence's perplexity would change in its last bits
+with the sentences that shared its batch (and so with where a unit ended). Each sentence
+is therefore scored in a batch of exactly `batch_size` rows padded to its own length
+bucket (`length_bucket`): its shape, hence its value, depends on its own tokens only.
 """
 from __future__ import annotations
 
@@ -51,10 +56,17 @@ class PerplexityModel:
         self.tok.padding_side = "right"
         self.model = self.model.to(self.device).eval()
 
-    def perplexity(self, texts: list[str]) -> list[float]:
+    def token_counts(self, texts: list[str]) -> list[int]:
+        enc = self.tok(texts, truncation=True, max_length=self.spec.max_tokens, return_token_type_ids=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def perplexity(self, texts: list[str], pad_to: int | None = None) -> list[float]:
+        """pad_to: pad every text to this many tokens (else to the longest in the batch)."""
         torch = self.torch
-        enc = self.tok(texts, return_tensors="pt", padding=True, truncation=True,
-                       max_length=self.spec.max_tokens, return_token_type_ids=False).to(self.device)
+        padding = {"padding": "max_length", "max_length": pad_to} if pad_to else \
+            {"padding": True, "max_length": self.spec.max_tokens}
+        enc = self.tok(texts, return_tensors="pt", truncation=True, return_token_type_ids=False,
+                       **padding).to(self.device)
         with torch.inference_mode():
             logits = self.model(**enc).logits.float()
         ids, mask = enc["input_ids"], enc["attention_mask"]
@@ -85,14 +97,30 @@ def perplexity_batches(spec: PplSpec):
         for texts in batches:
             present = texts.notna().to_numpy()
             items = texts[present].tolist()
-            values: list[float] = []
-            for i in range(0, len(items), spec.batch_size):
-                chunk = items[i:i + spec.batch_size]
-                try:
-                    values += model.perplexity(chunk)
-                except Exception:
-                    values += [float("nan")] * len(chunk)
+            values = [float("nan")] * len(items)
+            buckets: dict[int, list[int]] = {}
+            for i, n in enumerate(model.token_counts(items) if items else []):
+                buckets.setdefault(length_bucket(n, spec.max_tokens), []).append(i)
+            for width, rows in sorted(buckets.items()):
+                for first in range(0, len(rows), spec.batch_size):
+                    chunk = rows[first:first + spec.batch_size]
+                    filled = [items[i] for i in chunk] + [items[chunk[0]]] * (spec.batch_size - len(chunk))
+                    try:
+                        got = model.perplexity(filled, pad_to=width)[:len(chunk)]
+                    except Exception:
+                        got = [float("nan")] * len(chunk)
+                    for i, v in zip(chunk, got):
+                        values[i] = v
             out = pd.Series([None] * len(texts), dtype="float64")
             out[present] = values
             yield out
     return run
+
+
+BUCKET_TOKENS = 16
+
+
+def length_bucket(tokens: int, max_tokens: int) -> int:
+    """The padded length a text of `tokens` tokens is scored at: the next multiple of
+    BUCKET_TOKENS, at most max_tokens (longer texts are truncated there)."""
+    return min(max_tokens, max(BUCKET_TOKENS, -(-tokens // BUCKET_TOKENS) * BUCKET_TOKENS))

@@ -21,8 +21,9 @@ from tests.conftest import leaf_keys
 SCHEDULING = ("resources.", "units.")
 # Locations (udfs/locations.py): what is there is fingerprinted by content (the input files'
 # hashes, the weights' hashes), so another path to the same bytes changes nothing.
-# tests/e2e/test_rerun_reuse.py moves both and counts the rows recomputed.
-BY_CONTENT = ("run.input",)
+# tests/e2e/test_rerun_reuse.py moves both and counts the rows recomputed. The work dir holds
+# the tables, which every stage identifies by version (tests/e2e/test_faults.py reruns a copy).
+BY_CONTENT = ("run.input", "run.work_dir")
 
 
 def changed_value(dotted: str, value):

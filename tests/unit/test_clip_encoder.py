@@ -73,3 +73,32 @@ def test_arrow_and_pandas_bodies_give_the_same_rows():
     rejected = pd.concat(list(embed_images(SPEC, 2, "float32")(iter([images]))))
     assert rejected.set_index("image_id").loc["b", "reason"] == "undecodable"
     assert rejected.set_index("image_id").loc["a", "status"] == "kept"
+
+
+def test_a_vector_does_not_depend_on_the_rows_that_shared_its_batch():
+    """The embed bodies encode every chunk at batch_size rows, so however Spark's batches,
+    partitions or units cut the rows (a resumed run cuts them elsewhere), each row's vector
+    is bit for bit the same."""
+    import io
+
+    import pandas as pd
+
+    from realsyn.udfs.embed_batches import embed_images, embed_texts
+
+    def png(i):
+        buf = io.BytesIO()
+        Image.new("RGB", (40 + i, 50), (i * 37 % 255, 90, 200 - i)).save(buf, "PNG")
+        return buf.getvalue()
+
+    texts = pd.DataFrame({"sentence_id": [f"s{i}" for i in range(23)],
+                          "text": [f"{i % 3 + 1} red circles sit on the left, number {i}" for i in range(23)]})
+    images = pd.DataFrame({"image_id": [f"i{i}" for i in range(11)], "bytes": [png(i) for i in range(11)]})
+    for body, frame, key in ((embed_texts(SPEC, 8, "float32"), texts, "sentence_id"),
+                             (embed_images(SPEC, 4, "float32"), images, "image_id")):
+        runs = []
+        for cuts in ([], [1], [5, 6, 13]):       # where Spark's batches end
+            edges = [0, *[c for c in cuts if c < len(frame)], len(frame)]
+            out = pd.concat(body(iter(frame.iloc[a:b] for a, b in zip(edges, edges[1:]))))
+            runs.append(dict(zip(out[key], out["embedding"])))
+        assert runs[0] == runs[1] == runs[2], key
+        assert len(runs[0]) == len(frame) and all(v is not None for v in runs[0].values())

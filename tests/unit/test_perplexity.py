@@ -52,3 +52,19 @@ def test_null_texts_are_not_scored_and_stay_null():
     assert len(out) == 5
     assert out.isna().tolist() == [False, True, False, True, False]
     assert out[0] > 1 and out[2] > 1 and out[4] > 1
+
+
+def test_a_perplexity_does_not_depend_on_the_sentences_that_shared_its_batch():
+    """However Spark's batches (or a resumed run's units) cut the sentences, each one's
+    perplexity is bit for bit the same: it is scored at a shape fixed by its own length."""
+    import pandas as pd
+    from realsyn.udfs.perplexity import PplSpec, length_bucket, perplexity_batches
+    spec = PplSpec("tiny", "", 7, 4, 32, 1)
+    texts = pd.Series([("a red bus drives on the road " * (i % 5 + 1)).strip() for i in range(13)] + [None])
+    runs = []
+    for cuts in ([], [1], [3, 4, 9]):
+        edges = [0, *cuts, len(texts)]
+        parts = [texts.iloc[a:b].reset_index(drop=True) for a, b in zip(edges, edges[1:])]
+        runs.append(pd.concat(list(perplexity_batches(spec)(iter(parts))), ignore_index=True).tolist())
+    assert runs[0][:13] == runs[1][:13] == runs[2][:13] and all(v > 1 for v in runs[0][:13])
+    assert [length_bucket(n, 32) for n in (0, 1, 16, 17, 32, 40)] == [16, 16, 16, 32, 32, 32]

@@ -127,3 +127,17 @@ def test_s3a_connector_matches_build_sbt_and_sparks_own_hadoop():
     jars = Path(pyspark.__file__).parent / "jars"
     assert (jars / f"hadoop-client-api-{vals['hadoopAwsVersion']}.jar").is_file(), sorted(
         p.name for p in jars.glob("hadoop-client-api-*.jar"))
+
+
+def test_the_cat_parser_is_an_opt_in_extra_pinned_by_hash():
+    """The CAT filter's spaCy pipeline (an unofficial mirror) is never a default dependency;
+    `make cat` installs it from requirements-cat.txt, every line pinned by sha256, at the
+    version setup.py's `cat` extra names, for the spaCy the lock pins."""
+    lines = [l for l in (ROOT / "requirements-cat.txt").read_text().splitlines() if l and not l.startswith("#")]
+    assert lines and all(re.search(r"==\S+ --hash=sha256:[0-9a-f]{64}$", l) for l in lines), lines
+    cat = pins(ROOT / "requirements-cat.txt")
+    assert not set(cat) & (set(pins(ROOT / "requirements.lock")) | set(pins(ROOT / "requirements.txt")))
+    extra = re.search(r'extras_require=\{"cat": \[(.*?)\]\}', (ROOT / "setup.py").read_text())[1]
+    assert {n.lower(): v for n, v in re.findall(r'"([\w.-]+)==([\w.]+)"', extra)} == cat
+    spacy = pins(ROOT / "requirements.lock")["spacy"]
+    assert all(v.split(".")[:2] == spacy.split(".")[:2] for v in cat.values()), (cat, spacy)
