@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from realsyn.jobs.core.config import load_config  # noqa: E402
-from realsyn.jobs.corpora.doc_corpus import HANDBOOK_PACKAGE, HANDBOOK_ROOT, CorpusMissing, write_corpus  # noqa: E402
+from realsyn.jobs.corpora.doc_corpus import HANDBOOK_PACKAGE, CorpusMissing, write_corpus  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
 from realsyn.udfs.dataset_card import card_data  # noqa: E402
 
@@ -42,7 +42,7 @@ def main() -> None:
         info = write_corpus(f"{tmp}/corpus", args.languages or None)
         cfg = load_config("local", [SAMPLE_CONF], [
             f"run.work_dir={tmp}/work", f"run.input={tmp}/corpus/obelics/*.parquet",
-            f"fetch.file_root={HANDBOOK_ROOT}", "spark.master=local[2]", "spark.progress_bar=false", *args.set])
+            f"fetch.file_root={tmp}/corpus", "spark.master=local[2]", "spark.progress_bar=false", *args.set])
         t0 = time.perf_counter()
         result = run_stages(cfg, say=print)
         seconds = time.perf_counter() - t0

@@ -3,9 +3,12 @@
 The default source is debian-handbook: the same book in 26 languages, human-written prose
 with screenshots, the closest thing to real web pages this machine can read offline.
 One HTML page -> one document; its text blocks (paragraphs, list items, headings, cells)
-and <img> elements become slots in reading order, images as file:// URLs of the installed
-files. Code listings (<pre>), scripts and styles are left out. Nothing is copied into the
-repo: the corpus is written at run time from the installed package.
+and <img> elements become slots in reading order, images as file:// URLs. Code listings
+(<pre>), scripts and styles are left out. Nothing is copied into the repo: the corpus is
+written at run time from the installed package. The page's images are copied beside the
+corpus (<out>/images/...) and the URLs point at the copies: dpkg installs the handbook's
+screenshots as hard links shared between languages, which the fetcher refuses
+(`hard_link`), so a run reads them with `fetch.file_root=<out>`.
 
     python -m realsyn.jobs.corpora.doc_corpus --out work/handbook --languages en-US
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -135,9 +139,26 @@ def write_corpus(out_dir: str, languages: list[str] | None = None, root: str = H
     counts = {}
     for lang in wanted:
         rows = [d for p in sorted((Path(root) / lang).glob("*.html")) if (d := page_document(p, Path(root)))]
+        for row in rows:
+            row["images"] = [copied_image(u, Path(root), Path(out_dir) / "images") for u in row["images"]]
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), out / f"{lang}.parquet")
         counts[lang] = len(rows)
     return {"out": str(out), "root": root, "documents": counts}
+
+
+def copied_image(url: str | None, root: Path, images: Path) -> str | None:
+    """A file:// URL under `root` -> the URL of its copy under `images` (a file of its own;
+    a missing file stays missing there). Other URLs are left as they are."""
+    prefix = "file://" + quote(str(root)) + "/"
+    if not url or not url.startswith(prefix):
+        return url
+    rel = unquote(url[len(prefix):])
+    target = images / rel
+    source = root / rel
+    if source.is_file() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return "file://" + quote(str(target))
 
 
 def main(argv: list[str] | None = None) -> int:

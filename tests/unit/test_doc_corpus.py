@@ -43,3 +43,24 @@ def test_corpus_per_language_and_missing_package(tmp_path):
         write_corpus(str(tmp_path / "x"), ["fr-FR"], root=str(root))
     with pytest.raises(CorpusMissing, match="apt-get install debian-handbook"):
         write_corpus(str(tmp_path / "y"), None, root=str(tmp_path / "nowhere"))
+
+
+def test_images_are_copied_beside_the_corpus_so_hard_links_are_not_refused(tmp_path):
+    """dpkg installs the handbook's screenshots as hard links; the corpus points at copies of
+    its own (link count 1) under <out>/images, and a missing image stays missing there."""
+    import os
+    from urllib.parse import unquote, urlparse
+    root = tmp_path / "html"
+    (root / "en-US" / "images").mkdir(parents=True)
+    (root / "en-US" / "a.html").write_text(
+        "<html><body><p>Text.</p><img src='images/shot 1.png'/><img src='images/gone.png'/>"
+        "<img src='https://example.org/r.png'/></body></html>")
+    (root / "en-US" / "images" / "shot 1.png").write_bytes(b"\x89PNG fake")
+    os.link(root / "en-US" / "images" / "shot 1.png", tmp_path / "other-name.png")
+    write_corpus(str(tmp_path / "out"), ["en-US"], root=str(root))
+    images = pq.read_table(tmp_path / "out" / "obelics" / "en-US.parquet").to_pylist()[0]["images"]
+    copy, gone = (unquote(urlparse(u).path) for u in images[1:3])
+    assert copy == str(tmp_path / "out" / "images" / "en-US" / "images" / "shot 1.png")
+    assert open(copy, "rb").read() == b"\x89PNG fake" and os.stat(copy).st_nlink == 1
+    assert gone.startswith(str(tmp_path / "out" / "images")) and not os.path.exists(gone)
+    assert images[3] == "https://example.org/r.png"
