@@ -79,8 +79,8 @@ def purity(pairs: Sequence[Pair]) -> float | None:
     for p in pairs:
         if p.cluster_id is not None:
             clusters.setdefault(p.cluster_id, []).append(p)
-    shares = [concept_counts(members).most_common(1)[0][1] / len(members)
-              for members in clusters.values() if concept_counts(members)]
+    tops = ((concept_counts(members).most_common(1), len(members)) for members in clusters.values())
+    shares = [top[0][1] / n for top, n in tops if top]
     return statistics.mean(shares) if shares else None
 
 
