@@ -140,8 +140,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         overrides = [
             f"run.work_dir={tmp}/work", "spark.master=local[2]", "spark.progress_bar=false", "mlflow.enabled=false",
-            f"balance.num_clusters={args.clusters}", f"retrieval.kmeans_sample={args.kmeans_sample}",
-            f"retrieval.kmeans_iters={args.iters}",
+            f"balance.num_clusters={args.clusters}", f"kmeans.sample={args.kmeans_sample}",
+            f"kmeans.iters={args.iters}",
             "spark.conf={spark.driver.memory: 4g, spark.sql.shuffle.partitions: '8'}"]
         cfg = load_config("local", overrides=overrides)
         spark = get_spark(cfg)

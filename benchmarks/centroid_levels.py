@@ -57,7 +57,7 @@ def main() -> None:
     a = ap.parse_args()
     cfg = load_config("local")
     r = "retrieval."
-    per_cluster, iters, probes = cfg.get(r + "sentences_per_cluster"), cfg.get(r + "kmeans_iters"), cfg.get(r + "probes")
+    per_cluster, iters, probes = cfg.get(r + "sentences_per_cluster"), cfg.get("kmeans.iters"), cfg.get(r + "probes")
     coarse_probes, k = cfg.get(r + "coarse_probes"), cfg.get(r + "top_k")
 
     rng = np.random.default_rng(0)

@@ -102,7 +102,7 @@ def variants(samples, neighbours: dict[str, str], cap: int, seed: int) -> dict[s
 
 def train_and_score(pixels_of, chosen, texts, spec: TrainSpec, eval_dir: Path, rare: set[str], threads: int) -> dict:
     import torch
-    encoder = Encoder(EncoderSpec("tiny", "", "", spec.seed, threads, False))
+    encoder = Encoder(EncoderSpec(arch="tiny", pretrained="", weights="", seed=spec.seed, threads=threads, mixed_precision=False))
     pixels = torch.stack([pixels_of[s.key] for s in chosen])
     train_contrastive(encoder, pixels, texts, spec, log=lambda line: None)
     scores = evaluate_folder(encoder, str(eval_dir))
@@ -164,7 +164,7 @@ def main() -> int:
     goals = goal_figures(coverage)
 
     samples = read_export(str(work / "export"))
-    encoder = Encoder(EncoderSpec("tiny", "", "", 0, args.threads, False))
+    encoder = Encoder(EncoderSpec(arch="tiny", pretrained="", weights="", seed=0, threads=args.threads, mixed_precision=False))
     pixels = preprocess_all(encoder, [s.image for s in samples])
     pixels_of = {s.key: pixels[i] for i, s in enumerate(samples)}
     rare = rare_classes(world, args.rare_share)

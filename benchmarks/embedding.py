@@ -89,7 +89,7 @@ def main() -> None:
                                               "spark.progress_bar=false"])
         spark = get_spark(cfg)
         for arch in args.models.split(","):
-            spec = EncoderSpec(arch, "", "", 42, 1, True)
+            spec = EncoderSpec(arch=arch, pretrained="", weights="", seed=42, threads=1, mixed_precision=True)
             t_plain = plain_loop(spec, blobs, args.batch)
             t_udf = spark_udf(spark, spec, blobs, args.batch, tmp)
             results[arch] = (len(blobs) / t_udf, len(blobs) / t_plain)

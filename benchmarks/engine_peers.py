@@ -172,7 +172,7 @@ def realsyn_config(tmp: Path, arch: str, weights: Path, batch: int, threads: int
         f"run.work_dir={tmp / name}", f"spark.master=local[{workers}]", "spark.progress_bar=false",
         "mlflow.enabled=false", f"run.seed={SEED}", "models.preset=tiny", f"models.presets.tiny.clip={arch}",
         "models.presets.tiny.clip_pretrained=''", f"models.weights_dir={weights.parent.parent}",
-        "models.weights_roles=[clip]", f"embedding.batch_size={batch}", f"embedding.torch_threads={threads}",
+        "models.weights_roles=[clip]", f"embedding.batch_size={batch}", f"models.torch_threads={threads}",
         "embedding.storage_dtype=float32", *sets])
 
 
@@ -279,7 +279,7 @@ def phases(arch: str, weights: Path, blobs: list[bytes], batch: int) -> str:
     from PIL import Image
 
     from realsyn.udfs.clip_encoder import Encoder, EncoderSpec, open_image
-    enc = Encoder(EncoderSpec(arch, "", str(weights), SEED, 1, False))
+    enc = Encoder(EncoderSpec(arch=arch, pretrained="", weights=str(weights), seed=SEED, threads=1, mixed_precision=False))
     torch.set_num_threads(1)
     sample = blobs[:max(batch, min(len(blobs), 4 * batch))]
     n = len(sample)

@@ -24,6 +24,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from realsyn.jobs.core.config import load_config  # noqa: E402
+from realsyn.jobs.core.params import from_config  # noqa: E402
 from realsyn.jobs.pipeline import run_stages  # noqa: E402
 from realsyn.jobs.corpora.sample_corpus import draw_picture, encode, paragraph  # noqa: E402
 from realsyn.udfs.fetch import FetchSettings, fetch_many  # noqa: E402
@@ -53,11 +54,11 @@ def plain(docs, cfg, out_dir: str) -> tuple[float, float]:
     import hashlib
     t0 = time.perf_counter()
     urls = sorted({u for d in docs for u in d["images"] if u})
-    fetched = fetch_many(urls, FetchSettings.from_conf(cfg.section("fetch")))
+    fetched = fetch_many(urls, from_config(FetchSettings, cfg))
     t_fetch = time.perf_counter() - t0
     image_rows, kept = [], {}
     for u, f in zip(urls, fetched):
-        d = decode(f.data, DecodeLimits.from_conf(cfg.section("images"))) if not f.reason else None
+        d = decode(f.data, from_config(DecodeLimits, cfg)) if not f.reason else None
         reason = f.reason or d.reason
         if not reason and min(d.width, d.height) < cfg.get("images.min_side_px"):
             reason = "too_small"

@@ -80,7 +80,7 @@ def timed(fn):
 
 
 def encoder_on(device: str, precision, threads: int) -> Encoder:
-    enc = Encoder(EncoderSpec("ViT-B-32", "", "", 42, threads, precision))
+    enc = Encoder(EncoderSpec(arch="ViT-B-32", pretrained="", weights="", seed=42, threads=threads, mixed_precision=precision))
     enc.model, enc.device = enc.model.to(device), device
     return enc
 
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = pm.corpus(["a red cube on a table", "a blue ball in a park", "two dogs near the river"])
         (cap_dir, llm_dir), build_s = timed(lambda: (pm.write_role("captioner", CAPTIONER, folder, texts, 0, layers),
                                                      pm.write_role("llm", LLM, folder, texts, 0, layers)))
-        spec = GenSpec(CAPTIONER, LLM, cap_dir, llm_dir, 0, caption_tokens, 1, llm_tokens, threads, "transformers")
+        spec = GenSpec(captioner=CAPTIONER, llm=LLM, captioner_dir=cap_dir, llm_dir=llm_dir, seed=0, caption_max_new_tokens=caption_tokens, caption_num_beams=1, llm_max_new_tokens=llm_tokens, threads=threads, engine="transformers")
         gen_blobs = make_images(n_gen, seed=1)
         dev = generate_side(generators_on(spec, args.device), gen_blobs, 8)
         ref = generate_side(generators_on(spec, "cpu"), gen_blobs[:n_cpu_gen], 8)

@@ -87,7 +87,7 @@ class Warehouse:
         from realsyn.jobs.core.tables import TableStore
         self.cfg = load_config("local", overrides=[
             f"run.work_dir={root}", "spark.master=local[2]", "spark.progress_bar=false", "mlflow.enabled=false",
-            f"retrieval.kmeans_sample={args.kmeans_sample}",
+            f"kmeans.sample={args.kmeans_sample}",
             "spark.conf={spark.driver.memory: 6g, spark.sql.shuffle.partitions: '8', spark.ui.enabled: 'false'}"])
         self.spark = get_spark(self.cfg)
         self.store = TableStore(self.spark, self.cfg)

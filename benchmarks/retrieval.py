@@ -87,12 +87,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         overrides = [
             f"run.work_dir={tmp}/work", "spark.master=local[2]", "spark.progress_bar=false", "mlflow.enabled=false",
-            f"retrieval.top_k={args.k}", f"retrieval.kmeans_sample={args.kmeans_sample}",
+            f"retrieval.top_k={args.k}", f"kmeans.sample={args.kmeans_sample}",
             "spark.conf={spark.driver.memory: 8g, spark.sql.shuffle.partitions: '8'}"]
         if args.probes:
             overrides.append(f"retrieval.probes={args.probes}")
         cfg = load_config("local", overrides=overrides)
-        probes, seed, iters = cfg.get("retrieval.probes"), cfg.get("run.seed"), cfg.get("retrieval.kmeans_iters")
+        probes, seed, iters = cfg.get("retrieval.probes"), cfg.get("run.seed"), cfg.get("kmeans.iters")
         spark = get_spark(cfg)
         store = TableStore(spark, cfg)
         write_table(spark, store, "silver.sentence_embeddings", "sentence_id", "s", sents, tmp)

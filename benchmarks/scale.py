@@ -105,7 +105,7 @@ def image_ids(n: int) -> list[str]:
 def config_overrides(args) -> list[str]:
     return [
         f"run.work_dir={args.tmp}/work", f"spark.master={args.master}", "spark.progress_bar=false",
-        "mlflow.enabled=false", f"retrieval.kmeans_sample={args.kmeans_sample}", "images.semantic_dedup_cosine=0.98",
+        "mlflow.enabled=false", f"kmeans.sample={args.kmeans_sample}", "images.semantic_dedup_cosine=0.98",
         "sentences.semantic_dedup_cosine=0.98",
         "spark.conf={spark.driver.memory: 2g, spark.executor.memory: 6g, spark.executor.cores: '2', "
         "spark.driver.host: 127.0.0.1, spark.sql.shuffle.partitions: '16', spark.ui.enabled: 'false'}"]

@@ -43,7 +43,7 @@ def step(unit, _rows):
 
 
 def timed(spark, cfg, rows: int, unit_rows: int, tag: str) -> tuple[float, int]:
-    ctx = Context(spark, TableStore(spark, cfg), Tracker(cfg), Bench(), run_id=tag, unit_rows=unit_rows,
+    ctx = Context(spark=spark, _store=TableStore(spark, cfg), tracker=Tracker(cfg), stage=Bench(), run_id=tag, unit_rows=unit_rows,
                   say=lambda _: None)
     source = spark.range(rows).select(F.format_string("img%09d", "id").alias("image_id"))
     t0 = time.perf_counter()

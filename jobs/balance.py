@@ -36,10 +36,12 @@ from pyspark.sql import functions as F
 from realsyn.jobs.lib.centroid_reuse import FIT_COSINE, mean_fit, stored_fit
 from realsyn.jobs.lib.cluster_rows import cluster_changes, min_cap_expr, ranked
 from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta
-from realsyn.jobs.core.models import encoder_spec, weights_identity
+from realsyn.jobs.core.models import weights_identity
 from realsyn.jobs.lib.pair_rows import pair_rows, pairs_layout, text_hash
 from realsyn.jobs.core.resources import TaskResources
+from realsyn.jobs.core.params import Declared
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.udfs.declared import nested, setting
 from realsyn.jobs.lib.stored_rows import StoredRows, Tables
 from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY, without, write_in_units
 from realsyn.schemas import spec
@@ -62,37 +64,27 @@ CLUSTERS = "gold.image_clusters"
 PAIRS_VERSION = "pairs_version"
 
 
-@dataclass(frozen=True)
-class BalanceParams:
+@dataclass(frozen=True, kw_only=True)
+class BalanceParams(Declared):
     """The balancing algorithm's parameters (the stage and the benchmark share them)."""
+    SECTION = "balance"
     sim_min: float
     sim_max: float
     num_clusters: int
     images_per_cluster: int
     caps: tuple[int, ...]
-    kmeans_sample: int
-    kmeans_iters: int
-    seed: int
-
-    @classmethod
-    def from_config(cls, cfg) -> "BalanceParams":
-        return cls(cfg.get("balance.sim_min"), cfg.get("balance.sim_max"), cfg.get("balance.num_clusters"),
-                   cfg.get("balance.images_per_cluster"), tuple(cfg.get("balance.caps")),
-                   cfg.get("retrieval.kmeans_sample"), cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"))
+    kmeans_sample: int = setting("kmeans.sample")
+    kmeans_iters: int = setting("kmeans.iters")
+    seed: int = setting("run.seed")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BalanceStageParams(StageParams):
-    balance: BalanceParams
-    encoder: EncoderSpec             # the CLIP of the image embeddings, for the synthetic texts
-    batch_size: int
-    refit: bool                      # fit new image centroids even when the stored ones fit
-    refit_drift: float               # fit again when the sample's fit fell by more (jobs/lib/centroid_reuse.py)
-
-    @classmethod
-    def from_config(cls, cfg) -> "BalanceStageParams":
-        return cls(BalanceParams.from_config(cfg), encoder_spec(cfg), cfg.get("embedding.batch_size"),
-                   bool(cfg.get("retrieval.refit")), cfg.get("retrieval.refit_drift"))
+    balance: BalanceParams = nested(BalanceParams)
+    encoder: EncoderSpec = nested(EncoderSpec)   # the CLIP of the image embeddings, for the synthetic texts
+    batch_size: int = setting("embedding.batch_size")   # that CLIP's batch, as embed runs it
+    refit: bool = setting("kmeans.refit")        # fit new image centroids even when the stored ones fit
+    refit_drift: float = setting("kmeans.refit_drift")   # fit again when the sample's fit fell by more (jobs/lib/centroid_reuse.py)
 
 
 def driver_threads() -> int:
@@ -176,7 +168,7 @@ class Balance(Stage):
     inputs = ("silver.image_embeddings", "gold.synthetic")
     outputs = (PAIRS, CENTROIDS, CLUSTERS)
     Params = BalanceStageParams
-    resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")   # CLIP text encoding
+    resources = TaskResources(cpus="models.torch_threads", gpus="resources.clip_task_gpus")   # CLIP text encoding
     unit_rows = "units.embed_rows"   # the pairs' units encode texts: embed's work per row
     work_code = {PAIRS: ("realsyn.jobs.lib.pair_rows",),
                  CENTROIDS: ("realsyn.udfs.balance_ops", "realsyn.udfs.vector_search"),

@@ -40,7 +40,7 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     run.add_argument("--plan", action="store_true", help=PLAN_HELP)
     run.add_argument("--refit", action="store_true",
                      help="fit new centroids (sentences, dedup, balance) even when the stored ones still fit "
-                          "(retrieval.refit)")
+                          "(kmeans.refit)")
     for name in stage_names:
         p = sub.add_parser(name, parents=[common], help=STAGE_HELP)
         p.add_argument("--force", action="store_true", help="redo the stage even when unchanged")
@@ -104,7 +104,7 @@ def _merge_common(args) -> tuple[str, list[str], list[str]]:
     if args.work_dir:
         overrides.append(f"run.work_dir={args.work_dir}")
     if getattr(args, "refit", False):
-        overrides.append("retrieval.refit=true")
+        overrides.append("kmeans.refit=true")
     if getattr(args, "preset", None):
         overrides.append(f"models.preset={args.preset}")
     return args.profile or "local", list(args.conf or []), overrides

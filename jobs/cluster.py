@@ -20,6 +20,7 @@ from realsyn.jobs.lib.centroid_tables import read_levels
 from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams
+from realsyn.udfs.declared import setting
 from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.jobs.lib.shuffle_keys import partition_keys
 from realsyn.jobs.lib.vector_sample import collect_vectors, hash_sample
@@ -41,24 +42,18 @@ def range_files(spark, sample_clusters: np.ndarray, n_clusters: int, files: int)
     return bounds.astype(np.int32), partition_keys(spark, len(bounds) + 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClusterParams(StageParams):
+    SECTION = "retrieval"
     num_clusters: int
     sentences_per_cluster: int
-    kmeans_sample: int
-    kmeans_iters: int
+    kmeans_sample: int = setting("kmeans.sample")
+    kmeans_iters: int = setting("kmeans.iters")
     max_cluster_rows: int
-    seed: int
-    refit: bool
-    refit_drift: float
+    seed: int = setting("run.seed")
+    refit: bool = setting("kmeans.refit")
+    refit_drift: float = setting("kmeans.refit_drift")
     coarse_min_clusters: int
-
-    @classmethod
-    def from_config(cls, cfg) -> "ClusterParams":
-        r = "retrieval."
-        return cls(cfg.get(r + "num_clusters"), cfg.get(r + "sentences_per_cluster"), cfg.get(r + "kmeans_sample"),
-                   cfg.get(r + "kmeans_iters"), cfg.get(r + "max_cluster_rows"), cfg.get("run.seed"),
-                   bool(cfg.get(r + "refit")), cfg.get(r + "refit_drift"), cfg.get(r + "coarse_min_clusters"))
 
 
 class Cluster(Stage):

@@ -10,24 +10,22 @@ from pyspark.sql import DataFrame
 
 from realsyn.jobs.lib.embedding_tables import check_same_model
 from realsyn.jobs.lib.image_bytes import kept_image_bytes
-from realsyn.jobs.core.models import encoder_spec, weights_identity
+from realsyn.jobs.core.models import weights_identity
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.session import session_conf
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.udfs.declared import nested
 from realsyn.jobs.core.units import write_in_units
 from realsyn.udfs.clip_encoder import EncoderSpec
 from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow, embed_texts_arrow
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmbedParams(StageParams):
-    encoder: EncoderSpec
+    SECTION = "embedding"
+    encoder: EncoderSpec = nested(EncoderSpec)
     batch_size: int
     storage_dtype: str
-
-    @classmethod
-    def from_config(cls, cfg) -> "EmbedParams":
-        return cls(encoder_spec(cfg), cfg.get("embedding.batch_size"), cfg.get("embedding.storage_dtype"))
 
 
 @contextmanager
@@ -56,7 +54,7 @@ class Embed(Stage):
     inputs = ("silver.images", "silver.image_fetches", "silver.sentences")  # kept rows; bytes from the fetches
     outputs = ("silver.image_embeddings", "silver.sentence_embeddings")
     Params = EmbedParams
-    resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.clip_task_gpus")
+    resources = TaskResources(cpus="models.torch_threads", gpus="resources.clip_task_gpus")
     unit_rows = "units.embed_rows"
     work_code = {t: ("realsyn.udfs.embed_batches",) for t in outputs}
 

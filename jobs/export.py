@@ -32,6 +32,7 @@ from realsyn.jobs.lib.image_bytes import kept_image_bytes
 from realsyn.jobs.core import module_graph
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams
+from realsyn.udfs.declared import setting
 from realsyn.jobs.lib.torch_data import mds_output
 from realsyn.jobs.lib.webdataset_export import ROWS_PER_SHARD, webdataset_output
 from realsyn.schemas import REGISTRY
@@ -116,16 +117,18 @@ def realsyn_rows(ctx: Context) -> DataFrame:
 TRUTH_REPORT = "realsyn.jobs.world.truth_report"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExportParams(StageParams):
+    SECTION = "export"
     # The lakehouse itself, whose tables are the inputs: moving it (export folder inside)
     # reruns nothing. An export.dir of its own stays decisive: a new one is written afresh.
-    work_dir: Location
-    export_dir: str           # "" = <work_dir>/export; may be an object store URI
-    caps: tuple[int, ...]
-    sim_min: float
-    sim_max: float
-    seed: int
+    work_dir: Location = setting("run.work_dir")
+    export_dir: str = setting("export.dir")   # "" = <work_dir>/export; may be an object store URI
+    # The subsets balance cut, read the same way (export names them by cap).
+    caps: tuple[int, ...] = setting("balance.caps")
+    sim_min: float = setting("balance.sim_min")
+    sim_max: float = setting("balance.sim_max")
+    seed: int = setting("run.seed")
     shard_bytes: int
     resize_to: int
     webdataset: bool
@@ -134,14 +137,6 @@ class ExportParams(StageParams):
     card_samples: int
     card_sim_bins: int
     world: str                # "" = no ground truth; a `realsyn sample --world` folder adds its figures to the card
-
-    @classmethod
-    def from_config(cls, cfg) -> "ExportParams":
-        e = "export."
-        return cls(cfg.get("run.work_dir"), cfg.get("export.dir"), tuple(cfg.get("balance.caps")), cfg.get("balance.sim_min"),
-                   cfg.get("balance.sim_max"), cfg.get("run.seed"),
-                   **{k: cfg.get(e + k) for k in ("shard_bytes", "resize_to", "webdataset", "mds", "mds_shard_bytes",
-                                                  "card_samples", "card_sim_bins", "world")})
 
 
 def export_ledger(clusters: DataFrame, gold: DataFrame) -> Ledger:

@@ -21,6 +21,7 @@ from realsyn.jobs.lib.keep_rank import image_rank
 from realsyn.jobs.lib.perceptual_groups import full_groups, group_changes, needs_full
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.udfs.declared import nested
 from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY, write_in_units
 from realsyn.udfs.fetch import REQUEST_RULES_VERSION, FetchSettings
 from realsyn.udfs.funnel import IMAGE_STAGES, log_funnel
@@ -53,22 +54,15 @@ def quality_reason(min_side: int, max_ratio: float):
                   "bad_aspect_ratio"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExtractImagesParams(StageParams):
-    fetch: FetchSettings
-    decode: DecodeLimits
+    SECTION = "images"
+    fetch: FetchSettings = nested(FetchSettings)
+    decode: DecodeLimits = nested(DecodeLimits)
     min_side_px: int
     max_aspect_ratio: float
     phash_max_hamming: int
     phash_bucket_max: int
-
-    @classmethod
-    def from_config(cls, cfg) -> "ExtractImagesParams":
-        decode = DecodeLimits(cfg.get("images.max_pixels"), cfg.get("images.max_jpeg_scans"),
-                              tuple(cfg.get("images.formats")))
-        return cls(FetchSettings.from_conf(cfg.section("fetch")), decode,
-                   cfg.get("images.min_side_px"), cfg.get("images.max_aspect_ratio"),
-                   cfg.get("images.phash_max_hamming"), cfg.get("images.phash_bucket_max"))
 
 
 class ExtractImages(Stage):

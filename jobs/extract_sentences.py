@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from realsyn.jobs.core.models import preset_model, weights_folder, weights_identity
+from realsyn.jobs.core.models import weights_identity
 from realsyn.jobs.lib.document_split import split_documents
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.lib.sentence_filters import SentenceFilters, filtered_sentences
 from realsyn.jobs.core.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.udfs.declared import nested
 from realsyn.jobs.core.units import write_in_units
 from realsyn.udfs import complexity as cat
 from realsyn.udfs.funnel import SENTENCE_STAGES, log_funnel
-from realsyn.udfs.perplexity import PplSpec
 
 log = logging.getLogger("realsyn")
 
@@ -35,24 +35,14 @@ def sentence_pool(document_sentences: DataFrame) -> DataFrame:
     return occ.groupBy("sentence_id").agg(F.min("text").alias("text"), F.count("*").alias("n_occurrences"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExtractSentencesParams(StageParams):
+    SECTION = "sentences"
     splitter: str
     complexity_filter: bool
     complexity_model: str
     complexity_batch_size: int
-    filters: SentenceFilters
-
-    @classmethod
-    def from_config(cls, cfg) -> "ExtractSentencesParams":
-        s = "sentences."
-        ppl = PplSpec(preset_model(cfg, "ppl_lm"), weights_folder(cfg, "ppl_lm"), cfg.get("run.seed"),
-                      cfg.get(s + "ppl_batch_size"), cfg.get(s + "ppl_max_tokens"), cfg.get("embedding.torch_threads"))
-        filters = SentenceFilters(**{k: cfg.get(s + k) for k in (
-            "reject_emoji", "reject_urls", "min_words", "max_words", "min_complexity", "require_action",
-            "entropy_min", "perplexity_filter", "ppl_min", "ppl_max")}, ppl=ppl)
-        return cls(**{k: cfg.get(s + k) for k in (
-            "splitter", "complexity_filter", "complexity_model", "complexity_batch_size")}, filters=filters)
+    filters: SentenceFilters = nested(SentenceFilters)
 
 
 def complexity_spec(p: ExtractSentencesParams) -> cat.ComplexitySpec | None:
@@ -60,7 +50,7 @@ def complexity_spec(p: ExtractSentencesParams) -> cat.ComplexitySpec | None:
     if not p.complexity_filter or not p.complexity_model:
         return None
     try:
-        return cat.ComplexitySpec(cat.resolve(p.complexity_model), p.complexity_batch_size)
+        return cat.ComplexitySpec(model=cat.resolve(p.complexity_model), batch_size=p.complexity_batch_size)
     except cat.ComplexityModelError as err:
         raise InputError(str(err)) from None
 
@@ -79,7 +69,7 @@ class ExtractSentences(Stage):
     inputs = ("bronze.documents",)
     outputs = ("silver.document_sentences", "silver.sentences")
     Params = ExtractSentencesParams
-    resources = TaskResources(cpus="embedding.torch_threads")   # perplexity LM; in pandas_udfs, which take no ResourceProfile
+    resources = TaskResources(cpus="models.torch_threads")   # perplexity LM; in pandas_udfs, which take no ResourceProfile
     unit_rows = "units.sentence_rows"
     work_code = {"silver.document_sentences": ("realsyn.jobs.lib.document_split",),
                  "silver.sentences": ("realsyn.jobs.lib.sentence_filters",)}

@@ -9,9 +9,10 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.lib.image_bytes import kept_image_bytes
-from realsyn.jobs.core.models import encoder_spec, preset_model, weights_folder, weights_identity
+from realsyn.jobs.core.models import weights_identity
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.stage import Context, InputError, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.udfs.declared import nested, preset
 from realsyn.jobs.lib.tag_mining import mine_tags
 from realsyn.jobs.core.units import write_in_units
 from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
@@ -21,28 +22,18 @@ from realsyn.udfs.synthesis import synthesize, tag_fn
 from realsyn.udfs.tag_vocabulary import merge_user_tags
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GenerateParams(StageParams):
-    encoder: EncoderSpec            # the CLIP of the image embeddings, for the tags
-    models: GenSpec
+    SECTION = "generation"
+    encoder: EncoderSpec = nested(EncoderSpec)   # the CLIP of the image embeddings, for the tags
+    models: GenSpec = nested(GenSpec)
     prompt_template: str
     tag_vocab_size: int
     user_tags: tuple[str, ...]
     tag_top_m: int
     tag_min_score: float
     batch_size: int
-    tagger: str                     # validated against udfs/synthesis.TAGGERS when the config loads
-
-    @classmethod
-    def from_config(cls, cfg) -> "GenerateParams":
-        g = "generation."
-        models = GenSpec(preset_model(cfg, "captioner"), preset_model(cfg, "llm"), weights_folder(cfg, "captioner"),
-                         weights_folder(cfg, "llm"), cfg.get("run.seed"), cfg.get(g + "caption_max_new_tokens"),
-                         cfg.get(g + "caption_num_beams"), cfg.get(g + "llm_max_new_tokens"),
-                         cfg.get("embedding.torch_threads"), cfg.get(g + "engine"), cfg.get(g + "vllm_gpu_memory"))
-        return cls(encoder_spec(cfg), models, cfg.get(g + "prompt_template"), cfg.get(g + "tag_vocab_size"),
-                   tuple(cfg.get(g + "user_tags")), cfg.get(g + "tag_top_m"), cfg.get(g + "tag_min_score"),
-                   cfg.get(g + "batch_size"), preset_model(cfg, "tagger"))
+    tagger: str = preset("tagger")   # validated against udfs/synthesis.TAGGERS when the config loads
 
 
 def gen_spec(p: GenerateParams) -> GenSpec:
@@ -59,7 +50,7 @@ class Generate(Stage):
     inputs = ("silver.images", "silver.image_fetches", "silver.image_embeddings", "silver.image_dedup", "silver.sentences", "gold.retrievals")
     outputs = ("gold.synthetic",)
     Params = GenerateParams
-    resources = TaskResources(cpus="embedding.torch_threads", gpus="resources.generation_task_gpus")
+    resources = TaskResources(cpus="models.torch_threads", gpus="resources.generation_task_gpus")
     unit_rows = "units.generate_rows"
     work_code = {"gold.synthetic": ("realsyn.jobs.lib.synthetic_rows", "realsyn.udfs.synthesis")}
 

@@ -30,6 +30,7 @@ from pyspark.sql.types import ArrayType, StringType
 from realsyn.jobs.core.input_files import content_hashes, hadoop_sha256, read_cache
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.stage import Context, InputError, Ledger, Stage, StageParams
+from realsyn.udfs.declared import setting
 from realsyn.schemas import spec
 from realsyn.udfs import object_files
 from realsyn.udfs.locations import Location
@@ -204,20 +205,15 @@ def read_documents(spark, paths: list[str], p: "IngestParams") -> tuple[DataFram
     return (checked_documents(spark, rest, p) if rest else None), rows, broken
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IngestParams(StageParams):
-    input: Location   # the files are identified by content (external_inputs), not by this glob
+    SECTION = "ingest"
+    input: Location = setting("run.input")   # the files are identified by content (external_inputs), not by this glob
     max_slots: int
     max_text_chars: int
     max_url_chars: int
     max_metadata_chars: int
     rejects_sample_chars: int
-
-    @classmethod
-    def from_config(cls, cfg) -> "IngestParams":
-        return cls(cfg.get("run.input"), cfg.get("ingest.max_slots"), cfg.get("ingest.max_text_chars"),
-                   cfg.get("ingest.max_url_chars"), cfg.get("ingest.max_metadata_chars"),
-                   cfg.get("ingest.rejects_sample_chars"))
 
 
 class Ingest(Stage):

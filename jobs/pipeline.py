@@ -120,8 +120,8 @@ def stage_context(stage: Stage, cfg, spark, tables, tracker, run_id: str = "", f
     if unit_rows:   # units sized by time (jobs/units.UnitPlan): a few rows per task slot first
         target_s = float(cfg.get("units.target_seconds"))
         first_rows = int(cfg.get("units.first_rows_per_task")) * spark.sparkContext.defaultParallelism
-    ctx = Context(spark, tables, tracker, stage, run_id, params_hash(params), tuple(stage_names()),
-                  stage_resources(stage.resources, cfg), full_refresh, int(unit_rows), say,
+    ctx = Context(spark=spark, _store=tables, tracker=tracker, stage=stage, run_id=run_id, params_hash=params_hash(params), stage_order=tuple(stage_names()),
+                  resources=stage_resources(stage.resources, cfg), full_refresh=full_refresh, unit_rows=int(unit_rows), say=say,
                   unit_target_s=target_s, unit_first_rows=first_rows)
     return params, ctx
 

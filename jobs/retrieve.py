@@ -31,19 +31,14 @@ from realsyn.udfs.cluster_plan import plan_pieces
 CLUSTERS_VERSION = "sentence_clusters_version"   # the gold.sentence_clusters the stored top-k saw
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetrieveParams(StageParams):
+    SECTION = "retrieval"
     top_k: int
     probes: int
     min_score: float
     max_cluster_rows: int
     coarse_probes: int
-
-    @classmethod
-    def from_config(cls, cfg) -> "RetrieveParams":
-        r = "retrieval."
-        return cls(cfg.get(r + "top_k"), cfg.get(r + "probes"), cfg.get(r + "min_score"),
-                   cfg.get(r + "max_cluster_rows"), cfg.get(r + "coarse_probes"))
 
 
 class Retrieve(Stage):

@@ -15,16 +15,13 @@ from pyspark.sql import functions as F
 from realsyn.jobs.lib.connected_components import component_representatives, connected_components
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
+from realsyn.udfs.declared import setting
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SemanticDedupParams(StageParams):
-    image_cosine: float
-    sentence_cosine: float
-
-    @classmethod
-    def from_config(cls, cfg) -> "SemanticDedupParams":
-        return cls(cfg.get("images.semantic_dedup_cosine"), cfg.get("sentences.semantic_dedup_cosine"))
+    image_cosine: float = setting("images.semantic_dedup_cosine")
+    sentence_cosine: float = setting("sentences.semantic_dedup_cosine")
 
 
 def verdicts(scores: DataFrame, key: str, threshold: float) -> DataFrame:

@@ -20,6 +20,7 @@ from realsyn.jobs.lib.embedding_tables import embedding_meta
 from realsyn.jobs.lib.keep_rank import id_rank, image_rank
 from realsyn.jobs.core.resources import TaskResources
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams
+from realsyn.udfs.declared import setting
 from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.jobs.lib.vector_sample import collect_vectors, hash_sample
 from realsyn.udfs.centroid_assign import assign_fn
@@ -28,21 +29,15 @@ from realsyn.udfs.semantic_dedup import (CENTROID_COLUMNS, NEIGHBOURS_DDL, SCORE
 from realsyn.udfs.vector_search import fit_kmeans
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SemanticNeighboursParams(StageParams):
-    """k-means granularity and the k-means fit (the fit's keys are shared with retrieval)."""
-    points_per_cluster: int
-    group_rows: int
-    kmeans_sample: int
-    kmeans_iters: int
-    seed: int
-    refit: bool = False
-
-    @classmethod
-    def from_config(cls, cfg) -> "SemanticNeighboursParams":
-        return cls(cfg.get("embedding.dedup_points_per_cluster"), cfg.get("embedding.dedup_group_rows"),
-                   cfg.get("retrieval.kmeans_sample"),
-                   cfg.get("retrieval.kmeans_iters"), cfg.get("run.seed"), bool(cfg.get("retrieval.refit")))
+    """k-means granularity and the k-means fit (the fit's keys are shared: kmeans.*)."""
+    points_per_cluster: int = setting("embedding.dedup_points_per_cluster")
+    group_rows: int = setting("embedding.dedup_group_rows")
+    kmeans_sample: int = setting("kmeans.sample")
+    kmeans_iters: int = setting("kmeans.iters")
+    seed: int = setting("run.seed")
+    refit: bool = setting("kmeans.refit", default=False)
 
 
 def coarse_groups(n: int, points_per_cluster: int, group_rows: int) -> int:

@@ -20,6 +20,8 @@ def jpeg(w=200, h=150, color=(200, 40, 40)) -> bytes:
 
 def fetch_settings(**kw):
     """Fetch settings for tests against this server: short timeouts, loopback as given."""
+    from realsyn.jobs.core.config import Config
+    from realsyn.jobs.core.params import from_config
     from realsyn.udfs.fetch import FetchSettings
     conf = {"user_agent": "realsyn-test/1", "connect_timeout_s": 1.0, "read_timeout_s": 1.0,
             "max_bytes": 100_000, "max_redirects": 3, "retries": 2, "backoff_s": 0.01,
@@ -28,7 +30,7 @@ def fetch_settings(**kw):
             "allow_link_local_addresses": False, "allow_metadata_addresses": False,
             "deadline_s": 30.0}
     conf.update(kw)
-    return FetchSettings.from_conf(conf)
+    return from_config(FetchSettings, Config({"fetch": conf}))
 
 
 def picture(n: int) -> bytes:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from realsyn.udfs import declared as d
 from realsyn.udfs.locations import Location
 from realsyn.udfs.task_device import assigned_gpu
 
@@ -21,13 +22,15 @@ TINY: dict[str, Any] = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, he
             text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EncoderSpec:
-    arch: str            # "tiny" or an open_clip model name
-    pretrained: str      # open_clip pretrained tag, "" for none
-    weights: Location    # local .safetensors file or folder, "" for none (identified by content)
-    seed: int
-    threads: int
+    """The CLIP encoder (embed, balance and generate share the preset's one)."""
+    SECTION = "embedding"
+    arch: str = d.preset("clip")                  # "tiny" or an open_clip model name
+    pretrained: str = d.preset("clip_pretrained")   # open_clip pretrained tag, "" for none
+    weights: Location = d.weights("clip")   # local .safetensors file or folder, "" for none (identified by content)
+    seed: int = d.setting("run.seed")
+    threads: int = d.setting("models.torch_threads")
     mixed_precision: bool | str   # GPU autocast: True or "float16", "bfloat16", False (float32)
 
 

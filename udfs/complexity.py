@@ -73,7 +73,7 @@ def package_identity(model: str) -> str:
     return f"{model}=={importlib.metadata.version(model)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ComplexitySpec:
     model: str           # resolved folder or package name
     batch_size: int

@@ -26,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+from realsyn.udfs import declared as d
 from realsyn.udfs.url_policy import Refused, Target, UrlPolicy, check_url, inside_root, resolve
 
 OPT_OUT_TOKENS = ("noai", "noimageai")
@@ -47,8 +48,10 @@ class Fetched:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FetchSettings:
+    """How every URL is fetched (fetch.* in the config)."""
+    SECTION = "fetch"
     user_agent: str
     connect_timeout_s: float
     read_timeout_s: float
@@ -56,17 +59,10 @@ class FetchSettings:
     max_redirects: int
     retries: int
     backoff_s: float
-    concurrency: int
+    concurrency: int = d.setting("fetch.concurrency_per_task")
     honour_opt_out: bool
-    policy: UrlPolicy
+    policy: UrlPolicy = d.nested(UrlPolicy)
     deadline_s: float = 30.0
-
-    @classmethod
-    def from_conf(cls, fetch: dict) -> "FetchSettings":
-        return cls(fetch["user_agent"], float(fetch["connect_timeout_s"]), float(fetch["read_timeout_s"]),
-                   int(fetch["max_bytes"]), int(fetch["max_redirects"]), int(fetch["retries"]),
-                   float(fetch["backoff_s"]), int(fetch["concurrency_per_task"]),
-                   bool(fetch["honour_opt_out"]), UrlPolicy.from_conf(fetch), float(fetch["deadline_s"]))
 
     @property
     def hop_s(self) -> float:

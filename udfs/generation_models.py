@@ -18,6 +18,7 @@ import os
 from typing import Any
 from dataclasses import dataclass
 
+from realsyn.udfs import declared as d
 from realsyn.udfs.locations import Location
 
 TINY_CORPUS = (
@@ -30,17 +31,19 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GenSpec:
-    captioner: str        # "tiny" or a model name
-    llm: str
-    captioner_dir: Location   # local save_pretrained folders ("" = none), identified by content
-    llm_dir: Location
-    seed: int
+    """The captioner and the fusion LLM, and how they generate."""
+    SECTION = "generation"
+    captioner: str = d.preset("captioner")        # "tiny" or a model name
+    llm: str = d.preset("llm")
+    captioner_dir: Location = d.weights("captioner")   # local save_pretrained folders ("" = none), identified by content
+    llm_dir: Location = d.weights("llm")
+    seed: int = d.setting("run.seed")
     caption_max_new_tokens: int
     caption_num_beams: int
     llm_max_new_tokens: int
-    threads: int
+    threads: int = d.setting("models.torch_threads")
     engine: str = "transformers"      # auto | transformers | vllm (resolved per worker)
     vllm_gpu_memory: float = 0.8      # vLLM's gpu_memory_utilization (its share of the GPU)
 

@@ -27,15 +27,13 @@ JPEG_FORMATS = ("JPEG", "MPO")
 SOS = b"\xff\xda"   # start of scan; entropy-coded data stuffs 0xFF with 0x00, so this is a marker
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DecodeLimits:
+    """What a decode may cost (images.* in the config)."""
+    SECTION = "images"
     max_pixels: int
     max_jpeg_scans: int = 64
     formats: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
-
-    @classmethod
-    def from_conf(cls, images: dict) -> "DecodeLimits":
-        return cls(int(images["max_pixels"]), int(images["max_jpeg_scans"]), tuple(images["formats"]))
 
 
 def jpeg_scans(data: bytes) -> int:

@@ -18,17 +18,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from realsyn.udfs import declared as d
 from realsyn.udfs.locations import Location
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PplSpec:
-    model: str
-    local_dir: Location   # a save_pretrained folder ("" = by name), identified by content
-    seed: int
-    batch_size: int
-    max_tokens: int
-    threads: int
+    """The perplexity LM (sentences.ppl_*) and how it scores."""
+    model: str = d.preset("ppl_lm")
+    local_dir: Location = d.weights("ppl_lm")   # a save_pretrained folder ("" = by name), identified by content
+    seed: int = d.setting("run.seed")
+    batch_size: int = d.setting("sentences.ppl_batch_size")
+    max_tokens: int = d.setting("sentences.ppl_max_tokens")
+    threads: int = d.setting("models.torch_threads")
 
 
 class PerplexityModel:

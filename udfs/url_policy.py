@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
+from realsyn.udfs import declared as d
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters a request target may carry as they are (RFC 3986 unreserved, sub-delims, ':@/?%').
 TARGET_SAFE = "/?:@!$&'()*+,;=-._~%"
@@ -30,21 +32,21 @@ METADATA = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "168.63.129.16"))
 
 
-@dataclass(frozen=True)
-class UrlPolicy:
-    allowed_schemes: tuple[str, ...] = ("http", "https")
-    file_root: str = ""
-    allow_private: bool = False
-    allow_loopback: bool = False
-    allow_link_local: bool = False
-    allow_metadata: bool = False
+def real_root(root: str | None) -> str:
+    """The file root with its links resolved ("" for none), as every check compares it."""
+    return os.path.realpath(root) if root else ""
 
-    @classmethod
-    def from_conf(cls, fetch: dict) -> "UrlPolicy":
-        root = fetch.get("file_root") or ""
-        return cls(tuple(fetch["allowed_schemes"]), os.path.realpath(root) if root else "",
-                   bool(fetch["allow_private_addresses"]), bool(fetch["allow_loopback"]),
-                   bool(fetch["allow_link_local_addresses"]), bool(fetch["allow_metadata_addresses"]))
+
+@dataclass(frozen=True, kw_only=True)
+class UrlPolicy:
+    """Which URLs may be fetched (fetch.* in the config)."""
+    SECTION = "fetch"
+    allowed_schemes: tuple[str, ...] = ("http", "https")
+    file_root: str = d.converted(real_root, default="")
+    allow_private: bool = d.setting("fetch.allow_private_addresses", default=False)
+    allow_loopback: bool = False
+    allow_link_local: bool = d.setting("fetch.allow_link_local_addresses", default=False)
+    allow_metadata: bool = d.setting("fetch.allow_metadata_addresses", default=False)
 
 
 class Refused(Exception):

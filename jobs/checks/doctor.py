@@ -321,7 +321,7 @@ def check_weights(cfg: Config, env: Mapping[str, str] = os.environ,
                   cached: Callable[[str], bool] = hub_cached) -> list[Check]:
     """Per role: local weights in models.weights_dir/<role> (jobs/models.weights_folder),
     or loaded by name: the tiny preset builds them, a named model comes from the hub."""
-    from realsyn.jobs.core.models import preset_model, weights_folder
+    from realsyn.jobs.core.params import preset_model, weights_folder
     offline = any(env.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     out = []
     for role in MODEL_ROLES:

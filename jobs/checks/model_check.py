@@ -75,7 +75,7 @@ def sample_images(n: int, seed: int = 0) -> list[bytes]:
 
 
 def preset_names(cfg: Config) -> dict[str, str]:
-    from realsyn.jobs.core.models import preset_model
+    from realsyn.jobs.core.params import preset_model
     return {role: preset_model(cfg, role) for role in ("clip", "captioner", "llm", "ppl_lm", "tagger")}
 
 

@@ -68,20 +68,20 @@ RULES: dict[str, tuple] = {
     "models.preset": ("choice", {"tiny", "base", "paper"}),
     "embedding.batch_size": ("range", 1, 1_000_000),
     "embedding.storage_dtype": ("choice", {"float32", "float16"}),
-    "embedding.torch_threads": ("range", 1, 1024),
+    "models.torch_threads": ("range", 1, 1024),
     "embedding.dedup_points_per_cluster": ("range", 2, 10**9),
     "embedding.dedup_group_rows": ("range", 2, 10**9),
     "retrieval.sentences_per_cluster": ("range", 1, 10**9),
     "retrieval.num_clusters": ("range", 0, 10**9),
-    "retrieval.kmeans_sample": ("range", 1, 10**10),
-    "retrieval.kmeans_iters": ("range", 1, 1000),
+    "kmeans.sample": ("range", 1, 10**10),
+    "kmeans.iters": ("range", 1, 1000),
     "retrieval.probes": ("range", 1, 10**6),
     "retrieval.coarse_min_clusters": ("range", 0, 10**9),
     "retrieval.coarse_probes": ("range", 1, 10**6),
     "retrieval.top_k": ("range", 1, 5),
     "retrieval.min_score": ("range", -1.0, 1.0),
     "retrieval.max_cluster_rows": ("range", 1, 10**9),
-    "retrieval.refit_drift": ("range", 0.0, 2.0),
+    "kmeans.refit_drift": ("range", 0.0, 2.0),
     "generation.caption_max_new_tokens": ("range", 1, 4096),
     "generation.caption_num_beams": ("range", 1, 64),
     "generation.tag_vocab_size": ("range", 1, 10**7),
@@ -121,6 +121,19 @@ ORDERED = [
     ("sentences.ppl_min", "sentences.ppl_max"),
     ("balance.sim_min", "balance.sim_max"),
 ]
+
+# Keys renamed so that a section matches the stages that read it (one k-means section for
+# the three fits; one thread count for every model). The old spelling is still read, with
+# a warning naming the new key, for one release (docs/decisions.md "One way to declare a
+# parameter").
+RENAMED = {
+    "retrieval.kmeans_sample": "kmeans.sample",
+    "retrieval.kmeans_iters": "kmeans.iters",
+    "retrieval.refit": "kmeans.refit",
+    "retrieval.refit_drift": "kmeans.refit_drift",
+    "embedding.torch_threads": "models.torch_threads",
+}
+
 
 class ConfigError(UserError, ValueError):
     """A configuration problem, phrased for the user (key and file named)."""
@@ -278,6 +291,27 @@ def _merge(base: dict, layer: dict, source: str, sources: dict, prefix: str = ""
             sources[dotted] = source
 
 
+def _renamed(layer: dict, source: str) -> dict:
+    """`layer` with every old key (RENAMED) moved to its new name, a warning each; a layer
+    that sets both names of one key is an error (which one is meant cannot be told)."""
+    for old, new in RENAMED.items():
+        old_section, old_key = old.split(".")
+        section = layer.get(old_section)
+        if not isinstance(section, dict) or old_key not in section:
+            continue
+        new_section, new_key = new.split(".")
+        target = layer.setdefault(new_section, {})
+        if not isinstance(target, dict):
+            continue   # _merge names the malformed section
+        if new_key in target:
+            raise ConfigError(f"{source}: '{old}' and '{new}' are both set; '{old}' is the old name of '{new}', "
+                              f"keep only '{new}'")
+        target[new_key] = section.pop(old_key)
+        logging.getLogger("realsyn").warning("%s: '%s' is now '%s'; the old name is read until the next release",
+                                             source, old, new)
+    return layer
+
+
 def _leaves(tree: dict, prefix: str = ""):
     for k, v in tree.items():
         dotted = f"{prefix}.{k}" if prefix else str(k)
@@ -386,9 +420,10 @@ def load_config(profile: str = "local", files: list[str] | None = None,
         raise ConfigError(f"--profile: unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     data = _read_yaml(conf_dir / "defaults.yaml")
     sources: dict[str, str] = {}
-    _merge(data, _read_yaml(conf_dir / "profiles" / f"{profile}.yaml"), f"conf/profiles/{profile}.yaml", sources)
+    source = f"conf/profiles/{profile}.yaml"
+    _merge(data, _renamed(_read_yaml(conf_dir / "profiles" / f"{profile}.yaml"), source), source, sources)
     for f in files or []:
-        _merge(data, _read_yaml(Path(f)), str(f), sources)
+        _merge(data, _renamed(_read_yaml(Path(f)), str(f)), str(f), sources)
     return _resolved(data, sources, overrides or [], profile)
 
 
@@ -396,7 +431,7 @@ def _resolved(data: dict, sources: dict, overrides: list[str], profile: str) -> 
     """The config once the `--set` overrides are layered over `data`, every check passed."""
     for text in overrides:
         key, value = parse_override(text)
-        _merge(data, _nest(key, value), f"--set {key}", sources)
+        _merge(data, _renamed(_nest(key, value), f"--set {key}"), f"--set {key}", sources)
     collect_secrets(data)   # before any check can quote a value
     remember_environment_secrets()
     _check_rules(data, sources)

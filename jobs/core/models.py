@@ -13,7 +13,8 @@ import hashlib
 import os
 import stat
 
-from realsyn.jobs.core.config import Config, ConfigError
+from realsyn.jobs.core.config import Config
+from realsyn.jobs.core.params import from_config
 from realsyn.jobs.core.stage import InputError
 from realsyn.udfs.clip_encoder import EncoderSpec
 
@@ -22,28 +23,9 @@ class MissingWeights(InputError):
     """models.weights_dir is set but has no folder for a model the stage loads."""
 
 
-def preset_model(cfg: Config, role: str) -> str:
-    """The model name the active preset gives a role (clip, captioner, llm, ppl_lm, ...)."""
-    return cfg.get(f"models.presets.{cfg.get('models.preset')}.{role}")
-
-
-def weights_folder(cfg: Config, role: str) -> str:
-    """models.weights_dir/<role> as an absolute path, or "" when no weights_dir is set."""
-    root = cfg.get("models.weights_dir")
-    if not root:
-        return ""
-    roles = cfg.get("models.weights_roles")
-    if roles is not None and not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
-        raise ConfigError(f"models.weights_roles must be null or a list of roles like [clip], got {roles!r}")
-    if roles is not None and role not in roles:
-        return ""
-    return os.path.join(os.path.abspath(os.path.expanduser(root)), role)
-
-
 def encoder_spec(cfg: Config) -> EncoderSpec:
     """The CLIP encoder of the preset (embed, generate and balance use the same one)."""
-    return EncoderSpec(preset_model(cfg, "clip"), preset_model(cfg, "clip_pretrained"), weights_folder(cfg, "clip"),
-                       cfg.get("run.seed"), cfg.get("embedding.torch_threads"), cfg.get("embedding.mixed_precision"))
+    return from_config(EncoderSpec, cfg)
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}

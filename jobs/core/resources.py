@@ -4,7 +4,7 @@ A stage declares `resources = TaskResources(cpus=..., gpus=...)`: the cores (thr
 the share of one GPU that one task of its heavy step (the model, or the per-row Python
 work in mapInPandas / mapInArrow) needs. A value may name the config key that holds it,
 so the model stages take their GPU share from `resources.*` and their threads from
-`embedding.torch_threads`, never from the profile's name.
+`models.torch_threads`, never from the profile's name.
 
 The run resolves the declaration against the config (`resolve`), and `task_requests`
 decides from the Spark master and the session's Spark conf what to ask Spark for:

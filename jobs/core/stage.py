@@ -16,11 +16,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import realsyn
-from realsyn.jobs.core.config import Config
 from realsyn.jobs.core.decisive import decisive
 from realsyn.jobs.core.errors import UserError
 from realsyn.jobs.core.redact import flat_strings
 from realsyn.jobs.core.module_graph import source_hash
+from realsyn.jobs.core.params import Declared
 from realsyn.jobs.core.resources import TaskResources, spark_profile
 from realsyn.jobs.core.tables import TableStore
 from realsyn.jobs.core.tracking import Tracker
@@ -81,14 +81,11 @@ def ledger_from_status(name: str, rows_in: int, df: DataFrame) -> Ledger:
     return Ledger(name, rows_in, kept, rejected)
 
 
-class StageParams:
-    """A stage's declared parameters: subclasses are frozen dataclasses whose from_config
-    reads every config key the stage depends on, and nothing else. run() gets this object,
-    never the config, so the parameters are the whole of what the config can change."""
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> "StageParams":
-        return cls()
+class StageParams(Declared):
+    """A stage's declared parameters: subclasses are keyword-only frozen dataclasses whose
+    fields declare every config key the stage depends on, and nothing else (udfs/declared.py;
+    one generic from_config reads them). run() gets this object, never the config, so the
+    parameters are the whole of what the config can change."""
 
 
 def params_dict(params: StageParams) -> dict[str, Any]:
@@ -110,7 +107,7 @@ class UndeclaredTable(RuntimeError):
     """A stage touched a table it does not declare."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Context:
     """What the runner hands a stage besides its parameters: Spark, tracking, its own
     tables only (the store itself stays private: no stage reaches an undeclared table), and

@@ -5,10 +5,10 @@ thing everywhere. It is the rule the text centroids follow (jobs/cluster.py,
 Cluster.stored_centroids, with the same table properties and settings), written once here
 for balance's image centroids and followed by cluster's text centroids.
 
-A stored fit is reused unless: `--refit` (retrieval.refit) or `--full-refresh`; the table
+A stored fit is reused unless: `--refit` (kmeans.refit) or `--full-refresh`; the table
 holds no fit, or one under another fit fingerprint (`realsyn.work_fingerprint`: the fit's
 code, its settings and the vectors' own work fingerprint); or the current sample's mean
-cosine to its nearest stored centroid fell by more than retrieval.refit_drift since the fit
+cosine to its nearest stored centroid fell by more than kmeans.refit_drift since the fit
 (the fit's own mean cosine is the table property `realsyn.fit_mean_cosine`). While a fit is
 kept, every stored row keeps its cluster, so an increment assigns only its new rows.
 """

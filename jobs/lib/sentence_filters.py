@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.udfs import complexity as cat
+from realsyn.udfs.declared import nested
 from realsyn.udfs.perplexity import PplSpec, perplexity_batches
 from realsyn.udfs.sentence_entropy import entropy_batch
 
@@ -33,9 +34,10 @@ WORD_SPLIT = r"\s+"
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SentenceFilters:
     """Every setting that decides a sentence's verdict (sentences.* in the config)."""
+    SECTION = "sentences"
     reject_emoji: bool
     reject_urls: bool
     min_words: int
@@ -46,7 +48,7 @@ class SentenceFilters:
     perplexity_filter: bool
     ppl_min: float
     ppl_max: float
-    ppl: PplSpec
+    ppl: PplSpec = nested(PplSpec)
 
 
 def word_entropy(text: Column) -> Column:

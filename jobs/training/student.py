@@ -86,7 +86,7 @@ def train_student(export_dir: str, out_dir: str, spec: TrainSpec, sources: tuple
     if not samples:
         raise ValueError(f"{export_dir}: no sample with a text among {', '.join(sources)}"
                          + (f" in the subset of cap {cap}" if cap is not None else ""))
-    encoder = Encoder(EncoderSpec("tiny", "", "", spec.seed, threads, False))
+    encoder = Encoder(EncoderSpec(arch="tiny", pretrained="", weights="", seed=spec.seed, threads=threads, mixed_precision=False))
     log(f"student: {len(samples)} pairs from {export_dir} (texts {', '.join(sources)}"
         + (f", cap {cap})" if cap is not None else ")"))
     started = time.time()
@@ -117,7 +117,7 @@ def evaluate_folder(encoder: Encoder, eval_dir: str) -> dict:
 
 def evaluate_weights(weights: str, eval_dir: str, seed: int = 0, threads: int = 2) -> dict:
     """Zero-shot scores of saved tiny-CLIP weights (a .safetensors file or a folder with one)."""
-    return evaluate_folder(Encoder(EncoderSpec("tiny", "", weights, seed, threads, False)), eval_dir)
+    return evaluate_folder(Encoder(EncoderSpec(arch="tiny", pretrained="", weights=weights, seed=seed, threads=threads, mixed_precision=False)), eval_dir)
 
 
 def log_run(tracker, report: dict, losses: list[float], out_dir: str) -> None:

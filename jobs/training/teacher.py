@@ -45,7 +45,7 @@ def train_teacher(world: str, weights_dir: str, spec: TrainSpec = TrainSpec(), t
     for row in pairs:
         with Image.open(os.path.join(world, "teacher", row["image_path"])) as im:
             images.append(im.convert("RGB"))
-    encoder = Encoder(EncoderSpec("tiny", "", "", spec.seed, threads, False))
+    encoder = Encoder(EncoderSpec(arch="tiny", pretrained="", weights="", seed=spec.seed, threads=threads, mixed_precision=False))
     before, _ = evaluate_encoder(encoder, read_image_folder(os.path.join(world, "eval")))
     started = time.time()
     losses = train_contrastive(encoder, preprocess_all(encoder, images), [[r["text"]] for r in pairs], spec, log)

@@ -39,7 +39,7 @@ def tiny_clip_weights(folder) -> None:
     from realsyn.jobs.training.clip_training import save_weights
     from realsyn.udfs.clip_encoder import Encoder, EncoderSpec
     (folder / "clip").mkdir(parents=True)
-    save_weights(Encoder(EncoderSpec("tiny", "", "", 3, 1, False)), str(folder / "clip" / "tiny.safetensors"))
+    save_weights(Encoder(EncoderSpec(arch="tiny", pretrained="", weights="", seed=3, threads=1, mixed_precision=False)), str(folder / "clip" / "tiny.safetensors"))
 
 
 def edited_tree(root):

@@ -51,7 +51,7 @@ class World:
 
 def config(tmp_path, *more):
     return make_config(tmp_path, "mlflow.enabled=false", "balance.images_per_cluster=8", "balance.caps=[2, 4, 8]",
-                       "balance.sim_min=-0.2", "balance.sim_max=0.25", "retrieval.refit_drift=2.0",
+                       "balance.sim_min=-0.2", "balance.sim_max=0.25", "kmeans.refit_drift=2.0",
                        "units.target_seconds=0", "units.embed_rows=100000", *more)   # one unit per run unless told
 
 

@@ -119,7 +119,7 @@ def test_semantic_dedup_rejects_exactly_the_planted_copies_at_any_threshold(spar
     rows.append(("s9999", None, None, None, "rejected"))         # not encoded: never scored
     emb = spark.createDataFrame(rows, "sentence_id string, embedding binary, dim int, dtype string, status string")
     scores = neighbours(spark, emb, "sentence_id", id_rank(emb, "sentence_id"),
-                        SemanticNeighboursParams(30, 100, 10_000, 10, 42)).localCheckpoint()
+                        SemanticNeighboursParams(points_per_cluster=30, group_rows=100, kmeans_sample=10_000, kmeans_iters=10, seed=42)).localCheckpoint()
     assert scores.count() == len(vecs)
     out = {r["sentence_id"]: r for r in verdicts(scores, "sentence_id", 0.98).collect()}
     dropped = {k for k, r in out.items() if r["status"] == "rejected"}
@@ -191,7 +191,7 @@ def test_semantic_scores_of_an_increment_equal_a_rescore_with_the_kept_centroids
     emb_a = spark.createDataFrame([r for r, a in zip(rows, in_a) if a], schema)
     emb_ab = spark.createDataFrame(rows, schema)
     ranks = spark.createDataFrame([(i, int(r)) for i, r in zip(ids, rank)], "sentence_id string, rank long")
-    p = SemanticNeighboursParams(30, 100, 10_000, 10, 42)
+    p = SemanticNeighboursParams(points_per_cluster=30, group_rows=100, kmeans_sample=10_000, kmeans_iters=10, seed=42)
     stored, centroids = fit_scores(spark, emb_a, "sentence_id", ranks, p)
     stored, centroids = stored.localCheckpoint(), centroids.localCheckpoint()
     assert centroids.where("dedup_subcluster >= 0").count() > 0    # the groups were split: fine centroids kept

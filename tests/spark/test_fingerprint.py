@@ -90,7 +90,7 @@ def test_keys_outside_a_stages_sections_are_recorded(sample_pipeline, config_rea
     """The two gaps of the old section-based hash: semantic dedup's scores (once inside embed)
     and balance read the k-means keys of the retrieval section."""
     for stage in ("semantic_neighbours", "balance"):
-        assert {"retrieval.kmeans_sample", "retrieval.kmeans_iters"} <= config_reads[stage]
+        assert {"kmeans.sample", "kmeans.iters"} <= config_reads[stage]
     assert config_reads.get(None), "the runner's own reads (session, tables, tracking) were not recorded"
 
 

@@ -25,7 +25,7 @@ class Boom(RuntimeError):
 
 def make_ctx(spark, tmp_path, full_refresh=False):
     cfg = make_config(tmp_path, "mlflow.enabled=false")
-    return Context(spark, TableStore(spark, cfg), Tracker(cfg), Embedder(), run_id="r", full_refresh=full_refresh,
+    return Context(spark=spark, _store=TableStore(spark, cfg), tracker=Tracker(cfg), stage=Embedder(), run_id="r", full_refresh=full_refresh,
                    unit_rows=10, say=lambda _: None)
 
 

@@ -5,7 +5,7 @@ from PIL import Image
 from realsyn.udfs.clip_encoder import EncoderSpec, encoder_for
 from realsyn.udfs.vector_codec import from_bytes, to_bytes
 
-SPEC = EncoderSpec("tiny", "", "", seed=42, threads=1, mixed_precision=True)
+SPEC = EncoderSpec(arch="tiny", pretrained="", weights="", seed=42, threads=1, mixed_precision=True)
 
 
 def test_tiny_encoder_is_seeded_and_normalised():
@@ -30,17 +30,17 @@ def test_storage_round_trip_float32_and_float16():
 def test_weights_load_from_a_local_safetensors_folder(tmp_path):
     import torch
     from safetensors.torch import save_file
-    other = EncoderSpec("tiny", "", "", seed=7, threads=1, mixed_precision=False)
+    other = EncoderSpec(arch="tiny", pretrained="", weights="", seed=7, threads=1, mixed_precision=False)
     source = encoder_for(other)
     folder = tmp_path / "clip"
     folder.mkdir()
     save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, folder / "model.safetensors")
-    loaded = type(source)(EncoderSpec("tiny", "", str(folder), seed=42, threads=1, mixed_precision=False))
+    loaded = type(source)(EncoderSpec(arch="tiny", pretrained="", weights=str(folder), seed=42, threads=1, mixed_precision=False))
     assert loaded.model_id.startswith("tiny@weights:")
     assert np.allclose(loaded.encode_texts(["a dog"]), source.encode_texts(["a dog"]), atol=1e-6)
     (tmp_path / "evil.bin").write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="safetensors"):
-        type(source)(EncoderSpec("tiny", "", str(tmp_path / "evil.bin"), 1, 1, False))
+        type(source)(EncoderSpec(arch="tiny", pretrained="", weights=str(tmp_path / "evil.bin"), seed=1, threads=1, mixed_precision=False))
     del torch
 
 

@@ -32,8 +32,8 @@ def test_teacher_trains_saves_loads_through_weights_dir_and_is_cached(tmp_path):
     report = train_teacher(world, str(tmp_path / "weights"), spec, threads=1, log=lines.append)
     assert report["pairs"] == 96 and report["last_loss"] < report["first_loss"]
     assert 0.0 <= report["trained"]["zero_shot_acc"] <= 1.0
-    loaded = Encoder(EncoderSpec("tiny", "", str(tmp_path / "weights" / "clip"), 0, 1, False))
-    fresh = Encoder(EncoderSpec("tiny", "", "", 0, 1, False))
+    loaded = Encoder(EncoderSpec(arch="tiny", pretrained="", weights=str(tmp_path / "weights" / "clip"), seed=0, threads=1, mixed_precision=False))
+    fresh = Encoder(EncoderSpec(arch="tiny", pretrained="", weights="", seed=0, threads=1, mixed_precision=False))
     assert loaded.model_id.startswith("tiny@weights:")
     text = ["two red circles sit on the left."]
     assert not np.allclose(loaded.encode_texts(text), fresh.encode_texts(text))

@@ -6,7 +6,7 @@ from realsyn.jobs.corpora.sample_corpus import png_bomb
 from realsyn.udfs.image_decode import DecodeLimits, decode, hamming, phash
 from tests.http_fixture import jpeg
 
-LIMIT = DecodeLimits(89_478_485)
+LIMIT = DecodeLimits(max_pixels=89_478_485)
 
 
 def test_good_image_is_measured():
@@ -60,7 +60,7 @@ def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding():
     d = decode(many_scan_jpeg(3000), LIMIT)
     assert d.reason == "too_many_scans" and d.phash is None
     assert time.monotonic() - t0 < 2.0
-    assert decode(many_scan_jpeg(20), DecodeLimits(LIMIT.max_pixels, max_jpeg_scans=100)).reason is None
+    assert decode(many_scan_jpeg(20), DecodeLimits(max_pixels=LIMIT.max_pixels, max_jpeg_scans=100)).reason is None
 
 
 def test_only_accepted_formats_are_tried():
@@ -112,6 +112,6 @@ def test_the_decode_body_decodes_each_content_once_across_batches():
     ida, idb = hashlib.sha256(a).hexdigest(), hashlib.sha256(b).hexdigest()
     batches = [pd.DataFrame({"image_id": [ida, ida, idb], "bytes": [a, a, b]}),
                pd.DataFrame({"image_id": [idb, ida], "bytes": [b, a]})]
-    out = pd.concat(list(decode_fn(DecodeLimits(10**8), 10**7)(iter(batches))), ignore_index=True)
+    out = pd.concat(list(decode_fn(DecodeLimits(max_pixels=10**8), 10**7)(iter(batches))), ignore_index=True)
     assert sorted(out["image_id"]) == sorted([ida, idb])
     assert out.set_index("image_id").loc[ida, "width"] == 120

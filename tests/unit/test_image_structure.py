@@ -10,7 +10,7 @@ from realsyn.udfs.image_decode import DecodeLimits, decode
 from realsyn.udfs.image_structure import structure_reason
 from tests.fuzz_corpus import bmp_rle, gif_with_comment, jpeg_com_flood, png_chunk_flood
 
-LIMITS = DecodeLimits(89_478_485, 64, ("JPEG", "PNG", "GIF", "WEBP", "BMP"))
+LIMITS = DecodeLimits(max_pixels=89_478_485, max_jpeg_scans=64, formats=("JPEG", "PNG", "GIF", "WEBP", "BMP"))
 
 
 def saved(fmt: str, **kw) -> bytes:

@@ -2,7 +2,7 @@ import math
 
 from realsyn.udfs.perplexity import PerplexityModel, PplSpec, model_for
 
-SPEC = PplSpec("tiny", "", 42, 8, 64, 1)
+SPEC = PplSpec(model="tiny", local_dir="", seed=42, batch_size=8, max_tokens=64, threads=1)
 
 
 def test_random_tiny_lm_perplexity_is_about_its_vocabulary_and_deterministic():
@@ -31,14 +31,14 @@ def test_loads_a_local_save_pretrained_folder(tmp_path):
     m = model_for(SPEC)
     m.model.save_pretrained(tmp_path / "ppl_lm", safe_serialization=True)
     m.tok.save_pretrained(tmp_path / "ppl_lm")
-    local = PerplexityModel(PplSpec("ignored", str(tmp_path / "ppl_lm"), 1, 8, 64, 1))
+    local = PerplexityModel(PplSpec(model="ignored", local_dir=str(tmp_path / "ppl_lm"), seed=1, batch_size=8, max_tokens=64, threads=1))
     assert math.isclose(local.perplexity(["the red car"])[0], m.perplexity(["the red car"])[0], rel_tol=1e-5)
 
 
 def test_perplexity_ignores_what_other_models_do_to_their_tokenizers():
     from realsyn.udfs.generation_models import GenSpec, generators_for
     before = PerplexityModel(SPEC).perplexity(["a dog runs on the beach at sunset.", "the red car"])
-    generators_for(GenSpec("tiny", "tiny", "", "", 42, 8, 1, 12, 1))   # sets left padding on its own copy
+    generators_for(GenSpec(captioner="tiny", llm="tiny", captioner_dir="", llm_dir="", seed=42, caption_max_new_tokens=8, caption_num_beams=1, llm_max_new_tokens=12, threads=1))   # sets left padding on its own copy
     after = PerplexityModel(SPEC).perplexity(["a dog runs on the beach at sunset.", "the red car"])
     assert before == after
 
@@ -46,7 +46,7 @@ def test_perplexity_ignores_what_other_models_do_to_their_tokenizers():
 def test_null_texts_are_not_scored_and_stay_null():
     import pandas as pd
     from realsyn.udfs.perplexity import PplSpec, perplexity_batches
-    spec = PplSpec("tiny", "", 7, 2, 32, 1)
+    spec = PplSpec(model="tiny", local_dir="", seed=7, batch_size=2, max_tokens=32, threads=1)
     texts = pd.Series(["a red bus drives on the road", None, "two dogs play in the park", None, "a sky"])
     (out,) = list(perplexity_batches(spec)(iter([texts])))
     assert len(out) == 5
@@ -59,7 +59,7 @@ def test_a_perplexity_does_not_depend_on_the_sentences_that_shared_its_batch():
     perplexity is bit for bit the same: it is scored at a shape fixed by its own length."""
     import pandas as pd
     from realsyn.udfs.perplexity import PplSpec, length_bucket, perplexity_batches
-    spec = PplSpec("tiny", "", 7, 4, 32, 1)
+    spec = PplSpec(model="tiny", local_dir="", seed=7, batch_size=4, max_tokens=32, threads=1)
     texts = pd.Series([("a red bus drives on the road " * (i % 5 + 1)).strip() for i in range(13)] + [None])
     runs = []
     for cuts in ([], [1], [3, 4, 9]):

@@ -33,8 +33,8 @@ def test_model_stages_take_their_gpu_share_and_threads_from_config():
         if key is None:
             assert declared.gpus == 0.0, f"{stage.name} asks for a GPU"
             continue
-        assert declared.gpus == key and declared.cpus == "embedding.torch_threads", stage.name
-        cfg = load_config("local", overrides=[f"{key}=0.25", "embedding.torch_threads=3"])
+        assert declared.gpus == key and declared.cpus == "models.torch_threads", stage.name
+        cfg = load_config("local", overrides=[f"{key}=0.25", "models.torch_threads=3"])
         assert declared.resolve(cfg) == TaskResources(3, 0.25)
     assert stage_resources(TaskResources(2), load_config("local", overrides=[
         "resources.stage_level_scheduling=false"])) is None

@@ -13,7 +13,7 @@ class Reader(Stage):
 
 
 def test_undeclared_tables_and_run_records_are_refused():
-    ctx = Context(None, None, None, Reader())
+    ctx = Context(spark=None, _store=None, tracker=None, stage=Reader())
     with pytest.raises(UndeclaredTable, match="reads silver.sentences"):
         ctx.read("silver.sentences")
     with pytest.raises(UndeclaredTable, match="writes silver.images"):
@@ -28,7 +28,7 @@ def test_undeclared_tables_and_run_records_are_refused():
 
 
 def test_the_context_holds_no_store_or_config_by_a_public_name():
-    ctx = Context(None, None, None, Reader())
+    ctx = Context(spark=None, _store=None, tracker=None, stage=Reader())
     public = {n for n in vars(ctx) if not n.startswith("_")}
     # resources / unit_rows: the stage's declarations resolved to numbers, not the config
     assert public == {"spark", "tracker", "stage", "run_id", "params_hash", "stage_order", "resources",

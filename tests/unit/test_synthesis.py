@@ -7,7 +7,7 @@ import pandas as pd
 
 from realsyn.udfs.synthesis import postprocess, render_prompt, synthesis_rows, tag_fn, top_tags
 
-SPEC = GenSpec("tiny", "tiny", "", "", 42, 8, 1, 12, 1)
+SPEC = GenSpec(captioner="tiny", llm="tiny", captioner_dir="", llm_dir="", seed=42, caption_max_new_tokens=8, caption_num_beams=1, llm_max_new_tokens=12, threads=1)
 
 
 def test_rendered_prompt_for_a_known_input():
@@ -60,7 +60,7 @@ def test_models_load_from_local_save_pretrained_folders(tmp_path):
     gen.cap_tok.save_pretrained(tmp_path / "captioner")
     gen.llm.save_pretrained(tmp_path / "llm", safe_serialization=True)
     gen.llm_tok.save_pretrained(tmp_path / "llm")
-    local = Generators(GenSpec("ignored", "ignored", str(tmp_path / "captioner"), str(tmp_path / "llm"), 1, 8, 1, 12, 1))
+    local = Generators(GenSpec(captioner="ignored", llm="ignored", captioner_dir=str(tmp_path / "captioner"), llm_dir=str(tmp_path / "llm"), seed=1, caption_max_new_tokens=8, caption_num_beams=1, llm_max_new_tokens=12, threads=1))
     assert local.llm_id.endswith("@local:llm")
     assert local.fuse(["merge the raw text"]) == gen.fuse(["merge the raw text"])
 
@@ -121,12 +121,12 @@ def test_engine_vllm_without_vllm_is_a_clear_error(tmp_path):
     assert spec.engine == "auto"
     assert Generators(spec).engine == "transformers"      # auto falls back here (no vllm, tiny LLM)
     with pytest.raises(EngineError, match="not installed"):
-        Generators(GenSpec("tiny", "tiny", "", "", 42, 8, 1, 12, 1, engine="vllm"))
+        Generators(GenSpec(captioner="tiny", llm="tiny", captioner_dir="", llm_dir="", seed=42, caption_max_new_tokens=8, caption_num_beams=1, llm_max_new_tokens=12, threads=1, engine="vllm"))
 
 
 def test_vllm_engine_arguments_load_what_transformers_loads():
     from realsyn.udfs.generation_models import vllm_engine_kwargs
-    spec = GenSpec("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct", "", "/models/llm", 7, 30, 1, 96, 2,
+    spec = GenSpec(captioner="Qwen/Qwen2.5-0.5B-Instruct", llm="Qwen/Qwen2.5-0.5B-Instruct", captioner_dir="", llm_dir="/models/llm", seed=7, caption_max_new_tokens=30, caption_num_beams=1, llm_max_new_tokens=96, threads=2,
                    engine="vllm", vllm_gpu_memory=0.4)
     assert vllm_engine_kwargs("/models/llm", spec) == {
         "model": "/models/llm", "tokenizer": "/models/llm", "seed": 7, "tensor_parallel_size": 1,
@@ -134,7 +134,7 @@ def test_vllm_engine_arguments_load_what_transformers_loads():
 
 
 def test_fusion_counts_the_answer_tokens_it_made():
-    gen = Generators(GenSpec("tiny", "tiny", "", "", 42, 8, 1, 6, 1, engine="transformers"))
+    gen = Generators(GenSpec(captioner="tiny", llm="tiny", captioner_dir="", llm_dir="", seed=42, caption_max_new_tokens=8, caption_num_beams=1, llm_max_new_tokens=6, threads=1, engine="transformers"))
     outputs = gen.fuse(["merge the raw text", "a much longer prompt about the raw text and the caption"])
     assert len(outputs) == 2
     assert 0 < gen.fusion.generated_tokens <= 2 * 6

@@ -57,7 +57,7 @@ def test_captioner_and_fusion_train_save_load_in_the_generate_stage_and_are_cach
     assert cap["pairs"] == 48 and cap["last_loss"] < cap["first_loss"] and cap["eval_images"] == 60
     assert fusion["last_loss"] < fusion["first_loss"]
     assert set(fusion["held_out_precision"]) == {"fused", "caption_alone", "raw_text_alone"}
-    gen = Generators(GenSpec("tiny", "tiny", f"{weights}/captioner", f"{weights}/llm", 0, 8, 1, 8, 1))
+    gen = Generators(GenSpec(captioner="tiny", llm="tiny", captioner_dir=f"{weights}/captioner", llm_dir=f"{weights}/llm", seed=0, caption_max_new_tokens=8, caption_num_beams=1, llm_max_new_tokens=8, threads=1))
     assert gen.captioner_id.startswith("vision-encoder-decoder@local") and gen.llm_id.startswith("llama@local")
     with Image.open(f"{world}/eval/red_circle/000.png") as im:
         captions = gen.caption([im.convert("RGB")])

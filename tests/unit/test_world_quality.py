@@ -70,7 +70,7 @@ def test_the_student_reads_the_shards_and_draws_only_from_the_chosen_texts(tmp_p
 
 def test_weights_roles_narrow_what_loads_from_the_weights_folder(tmp_path):
     from realsyn.jobs.core.config import ConfigError, load_config
-    from realsyn.jobs.core.models import weights_folder
+    from realsyn.jobs.core.params import weights_folder
     cfg = load_config("local", [], [f"models.weights_dir={tmp_path}"])
     assert weights_folder(cfg, "captioner") == str(tmp_path / "captioner")
     cfg = load_config("local", [], [f"models.weights_dir={tmp_path}", "models.weights_roles=[clip]"])
