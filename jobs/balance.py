@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -43,6 +43,7 @@ from realsyn.jobs.core.params import Declared
 from realsyn.jobs.core.stage import Context, Ledger, Stage, StageParams, ledger_from_status
 from realsyn.udfs.declared import nested, setting
 from realsyn.jobs.lib.stored_rows import StoredRows, Tables
+from realsyn.udfs.stored_files import per_batch
 from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY, without, write_in_units
 from realsyn.schemas import spec
 from realsyn.udfs.balance_ops import SAMPLE_BUCKETS, cluster_count, sample_bound, sampled_in_window, score_and_assign
@@ -153,13 +154,6 @@ def read_centroids(read, dim: int) -> CentroidLevels:
     rows = read(CENTROIDS).orderBy("cluster_id").select("centroid").collect()
     fine = from_bytes([r[0] for r in rows], dim) if rows else np.zeros((0, dim), np.float32)
     return CentroidLevels.from_arrays(fine)
-
-
-def per_batch(fn: Callable[[pa.RecordBatch], pa.RecordBatch]):
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            yield fn(batch)
-    return run
 
 
 class Balance(Stage):

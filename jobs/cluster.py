@@ -25,7 +25,7 @@ from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.jobs.lib.shuffle_keys import partition_keys
 from realsyn.jobs.lib.vector_sample import collect_vectors, hash_sample
 from realsyn.schemas import spec
-from realsyn.udfs.centroid_assign import assign_arrow_fn
+from realsyn.udfs.centroid_assign import assign_fn
 from realsyn.udfs.centroid_levels import CentroidLevels, coarse_groups, fit_levels, nearest_clusters
 
 
@@ -116,9 +116,10 @@ class Cluster(Stage):
         step = max(1, len(sample) // RANGE_SAMPLE)
         _, sample_ids = nearest_clusters(sample[::step], levels, 1)
         bounds, keys = range_files(ctx.spark, sample_ids[:, 0], levels.clusters, files)
-        assigned = kept.mapInArrow(assign_arrow_fn(levels, dtype, bounds, keys),
-                                   "cluster_id int, sentence_id string, embedding binary, part long",
-                                   profile=ctx.task_profile)
+        assigned = (kept.mapInArrow(assign_fn(levels, dtype, bounds, keys),
+                                    "sentence_id string, embedding binary, cluster_id int, part long",
+                                    profile=ctx.task_profile)
+                    .select("cluster_id", "sentence_id", "embedding", "part"))
         clustered = (assigned.repartition(len(keys), "part")
                      .sortWithinPartitions("cluster_id", "sentence_id").drop("part"))
         ctx.write("gold.sentence_clusters", clustered)

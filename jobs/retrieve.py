@@ -21,12 +21,13 @@ from pyspark.sql import functions as F
 from realsyn.jobs.lib.centroid_tables import read_levels
 from realsyn.jobs.lib.embedding_tables import check_same_model, embedding_meta, kept_vectors
 from realsyn.jobs.core.resources import TaskResources
-from realsyn.jobs.lib.retrieve_search import CANDIDATES_DDL, ROUTED_DDL, merge_top_k, probes_fn, route_fn, search_fn
+from realsyn.jobs.lib.top_k_merge import merge_top_k
 from realsyn.jobs.lib.shuffle_keys import partition_keys
 from realsyn.jobs.core.stage import Context, InputError, Ledger, Stage, StageParams
 from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.udfs.centroid_levels import CentroidLevels
 from realsyn.udfs.cluster_plan import plan_pieces
+from realsyn.udfs.retrieve_search import CANDIDATES_DDL, ROUTED_DDL, probes_fn, route_fn, search_fn
 
 CLUSTERS_VERSION = "sentence_clusters_version"   # the gold.sentence_clusters the stored top-k saw
 
@@ -49,7 +50,7 @@ class Retrieve(Stage):
     outputs = ("gold.retrievals",)
     Params = RetrieveParams
     resources = TaskResources(cpus=1)   # routing (faiss, one thread) and dense numpy search on the CPU
-    work_code = {"gold.retrievals": ("realsyn.jobs.lib.retrieve_search",)}
+    work_code = {"gold.retrievals": ("realsyn.udfs.retrieve_search", "realsyn.jobs.lib.top_k_merge")}
 
     def work_key(self, ctx: Context, p: RetrieveParams, levels: CentroidLevels) -> str:
         """What decides every image's top-k besides the sentence rows: the search code and

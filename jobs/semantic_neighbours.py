@@ -24,6 +24,7 @@ from realsyn.udfs.declared import setting
 from realsyn.jobs.core.units import WORK_FINGERPRINT_PROPERTY
 from realsyn.jobs.lib.vector_sample import collect_vectors, hash_sample
 from realsyn.udfs.centroid_assign import assign_fn
+from realsyn.udfs.centroid_levels import CentroidLevels
 from realsyn.udfs.semantic_dedup import (CENTROID_COLUMNS, NEIGHBOURS_DDL, SCORED_DDL, cluster_neighbours_fn,
                                          fine_assign_fn, update_fn)
 from realsyn.udfs.vector_search import fit_kmeans
@@ -40,7 +41,7 @@ class SemanticNeighboursParams(StageParams):
     refit: bool = setting("kmeans.refit", default=False)
 
 
-def coarse_groups(n: int, points_per_cluster: int, group_rows: int) -> int:
+def dedup_groups(n: int, points_per_cluster: int, group_rows: int) -> int:
     """Coarse k-means groups for n rows: sqrt of the fine clusters (K = n / points_per_cluster),
     so routing (n x groups) and the fine fits (about n x K / groups) cost the same order, and
     no more rows per group on average than group_rows (one task scores a whole group)."""
@@ -62,12 +63,12 @@ def fit_scores(spark: SparkSession, emb: DataFrame, key: str, ranks: DataFrame, 
     if n == 0:
         return None
     dim, dtype = embedding_meta(emb)
-    groups = coarse_groups(n, p.points_per_cluster, p.group_rows)
+    groups = dedup_groups(n, p.points_per_cluster, p.group_rows)
     fraction = min(1.0, p.kmeans_sample / n)
     _, sample = collect_vectors(hash_sample(kept, key, fraction, p.seed), key, dim, dtype)
     centroids = fit_kmeans(sample, groups, p.kmeans_iters, p.seed, threads=max(1, spark.sparkContext.defaultParallelism))
-    assigned = (kept.mapInPandas(assign_fn(centroids.astype("<f4").tobytes(), dim, dtype, 1),
-                                 f"{key} string, embedding binary, cluster_id int, probe int", profile=profile)
+    assigned = (kept.mapInArrow(assign_fn(CentroidLevels.from_arrays(centroids), dtype),
+                                f"{key} string, embedding binary, cluster_id int", profile=profile)
                 .select(key, "embedding", F.col("cluster_id").alias("dedup_cluster"))
                 .join(ranks, key, "left").fillna({"rank": 0}))
     out = (assigned.groupBy("dedup_cluster")
@@ -100,8 +101,8 @@ def new_scores(stored: DataFrame, vectors: DataFrame, centroids: DataFrame, key:
     new = vectors.join(stored.select(key), key, "left_anti")
     coarse = centroids.where("dedup_subcluster = -1").orderBy("dedup_cluster").select("centroid").collect()
     blob = b"".join(r["centroid"] for r in coarse)
-    routed = (new.mapInPandas(assign_fn(blob, dim, dtype, 1),
-                              f"{key} string, embedding binary, rank long, cluster_id int, probe int", profile=profile)
+    routed = (new.mapInArrow(assign_fn(CentroidLevels.flat(blob, dim), dtype),
+                             f"{key} string, embedding binary, rank long, cluster_id int", profile=profile)
               .select(key, "embedding", "rank", F.col("cluster_id").alias("dedup_cluster")))
     fine = centroids.where("dedup_subcluster >= 0")
     placed = (routed.groupBy("dedup_cluster").cogroup(fine.groupBy("dedup_cluster"))

@@ -27,13 +27,22 @@ JPEG_FORMATS = ("JPEG", "MPO")
 SOS = b"\xff\xda"   # start of scan; entropy-coded data stuffs 0xFF with 0x00, so this is a marker
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class DecodeLimits:
-    """What a decode may cost (images.* in the config)."""
+    """What a decode may cost (images.* in the config; built by the generic from_config).
+
+    Still positional, with its old section reader, on purpose: every model table's work
+    fingerprint reaches this module, so any edit of its code recomputes every decode,
+    embedding and synthetic text of an existing lakehouse. Both go with the next change
+    that alters what a decode does (docs/decisions.md "One way to declare a parameter")."""
     SECTION = "images"
     max_pixels: int
     max_jpeg_scans: int = 64
     formats: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
+
+    @classmethod
+    def from_conf(cls, images: dict) -> "DecodeLimits":
+        return cls(int(images["max_pixels"]), int(images["max_jpeg_scans"]), tuple(images["formats"]))
 
 
 def jpeg_scans(data: bytes) -> int:

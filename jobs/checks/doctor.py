@@ -24,6 +24,7 @@ from typing import Callable, Mapping
 
 from realsyn.jobs.core.config import Config
 from realsyn.jobs.core.redact import redact_text
+from realsyn.udfs.device_probe import probe_devices
 
 # The roles a stage loads weights for (jobs/core/models.py weights_folder); the tagger is the CLIP.
 MODEL_ROLES = ("clip", "captioner", "llm", "ppl_lm")
@@ -463,20 +464,8 @@ def executor_gpus(spark, want_gpus: bool) -> Check:
     Spark assigned it."""
     sc = spark.sparkContext
     slots = max(1, sc.defaultParallelism)
-
-    def probe(_):
-        from pyspark import TaskContext
-        ctx = TaskContext.get()
-        gpu = ctx.resources().get("gpu") if ctx is not None else None
-        try:
-            import torch
-            count = torch.cuda.device_count()
-        except ImportError:
-            count = -1
-        yield socket.gethostname(), count, tuple(gpu.addresses) if gpu is not None else ()
-
     seen: dict[str, tuple[int, set]] = {}
-    for host, count, addresses in sc.parallelize(range(slots), slots).mapPartitions(probe).collect():
+    for host, count, addresses in sc.parallelize(range(slots), slots).mapPartitions(probe_devices).collect():
         before = seen.get(host, (count, set()))
         seen[host] = (max(before[0], count), before[1] | set(addresses))
     parts = [f"{host}: {count if count >= 0 else 'no torch'} GPU(s)"

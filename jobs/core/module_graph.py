@@ -59,6 +59,7 @@ def _parsed(name: str, path: Path) -> tuple[frozenset[str], ast.Module]:
     tree = ast.parse(source, str(path))
     names = frozenset(_parse_imports(name, path, tree))
     strip_docstrings(tree)
+    strip_declarations(tree, _package(name, path))
     _PARSED[(name, str(path))] = (source, names, tree)
     return names, tree
 
@@ -85,6 +86,62 @@ def strip_docstrings(tree: ast.AST) -> ast.AST:
             body = node.body
             if body and _is_docstring(body[0]):
                 node.body = body[1:]
+    return tree
+
+
+# Where a parameter's value comes from (udfs/declared.py: a field's declaration, a class's
+# SECTION, a dataclass's kw_only) is the driver's business: the values themselves are in
+# every fingerprint's parameters. So declaring a parameter another way changes no hash.
+DECLARED = f"{PACKAGE}.udfs.declared"
+DECLARATIONS = frozenset({"setting", "converted", "preset", "weights", "nested"})
+NOT_WORK = RUNTIME | {DECLARED}   # what no work fingerprint follows
+
+
+def strip_declarations(tree: ast.Module, package: str) -> ast.Module:
+    """Drop the imports of udfs/declared.py, every `SECTION = ...` of a class, the kw_only
+    of a dataclass decorator, and turn each declared field into a plain one (its default
+    kept)."""
+    helpers: set[str] = set()
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = _from_base(package, node)
+            if base == DECLARED:
+                helpers.update(a.asname or a.name for a in node.names)
+            modules.update(a.asname or a.name for a in node.names if f"{base}.{a.name}" == DECLARED)
+
+    def declares(value: ast.expr | None) -> bool:
+        if not isinstance(value, ast.Call):
+            return False
+        f = value.func
+        return ((isinstance(f, ast.Name) and f.id in helpers) or
+                (isinstance(f, ast.Attribute) and f.attr in DECLARATIONS
+                 and isinstance(f.value, ast.Name) and f.value.id in modules))
+
+    def is_declared_import(stmt: ast.stmt) -> bool:
+        return isinstance(stmt, ast.ImportFrom) and (
+            _from_base(package, stmt) == DECLARED
+            or all(f"{_from_base(package, stmt)}.{a.name}" == DECLARED for a in stmt.names))
+
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            node.body = [s for s in body if not is_declared_import(s)] or body   # type: ignore[attr-defined]
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for deco in node.decorator_list:
+            if isinstance(deco, ast.Call):
+                deco.keywords = [k for k in deco.keywords if k.arg != "kw_only"]
+        kept = []
+        for stmt in node.body:
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == "SECTION"):
+                continue
+            if isinstance(stmt, ast.AnnAssign) and declares(stmt.value):
+                assert isinstance(stmt.value, ast.Call)
+                stmt.value = next((k.value for k in stmt.value.keywords if k.arg == "default"), None)
+            kept.append(stmt)
+        node.body = kept
     return tree
 
 
@@ -238,5 +295,6 @@ def source_hash(name: str, root: Path | None = None) -> str:
 
 def work_code_hash(name: str, root: Path | None = None) -> str:
     """content_hash of the code that computes a unit table's rows: the runtime is not followed
-    (the test of the layers checks that no work code reaches it)."""
-    return content_hash(name, root, skip=RUNTIME)
+    (the test of the layers checks that no work code reaches it), nor udfs/declared.py, whose
+    declarations strip_declarations leaves out of every tree."""
+    return content_hash(name, root, skip=NOT_WORK)

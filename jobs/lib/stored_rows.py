@@ -1,4 +1,5 @@
-"""Python tasks that read a Delta table's Parquet row groups in place.
+"""Python tasks that read a Delta table's Parquet row groups in place: the driver's plan (the
+executor half, which opens and reads the files, is udfs/stored_files.py).
 
 A Python UDF normally gets its rows through the JVM: Parquet -> rows -> Arrow -> socket.
 For wide binary vector columns that copy dominates: 1M pairs of 128-d float32 vectors
@@ -15,17 +16,13 @@ Delta and Parquet push down. The batch function still sees, and must mask, rows 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from realsyn.udfs import object_files
-
-BatchFn = Callable[[pa.RecordBatch], pa.RecordBatch]
+from realsyn.udfs.stored_files import BatchFn, RowGroup, parquet_file, per_batch, row_groups_fn
 
 
 class Tables(Protocol):
@@ -33,31 +30,6 @@ class Tables(Protocol):
     spark: SparkSession
 
     def read(self, name: str) -> DataFrame: ...
-
-
-@dataclass(frozen=True)
-class RowGroup:
-    file: str
-    index: int
-    rows: int
-    low: object = None          # footer minimum of the key column; None: unknown
-
-
-def open_file(uri: str):
-    """(path, filesystem) for pyarrow; local paths need no filesystem object. Object stores
-    take their endpoint and credentials from the one place (jobs/core/object_store.py)."""
-    from urllib.parse import unquote, urlparse
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return unquote(parsed.path), None
-    filesystem, path = object_files.filesystem(uri)
-    return path, filesystem
-
-
-def parquet_file(uri: str):
-    import pyarrow.parquet as pq
-    path, filesystem = open_file(uri)
-    return pq.ParquetFile(path if filesystem is None else filesystem.open_input_file(path))
 
 
 def plan_row_groups(table: DataFrame, columns: list[str], rows: int,
@@ -102,14 +74,6 @@ def split_tasks(groups: list[RowGroup], tasks: int) -> list[list[RowGroup]]:
     return [run for run in out if run]
 
 
-def read_groups(groups: list[RowGroup], columns: list[str]) -> Iterator[pa.RecordBatch]:
-    for file in dict.fromkeys(g.file for g in groups):
-        handle = parquet_file(file)
-        for g in groups:
-            if g.file == file:
-                yield from handle.read_row_group(g.index, columns=columns).to_batches()
-
-
 class StoredRows:
     """A table's rows as Arrow batches of `columns`, planned once for several passes;
     `key` (one of the columns) is the column a pass may bound from above."""
@@ -134,17 +98,8 @@ class StoredRows:
         if below is not None and self.key is None:
             raise ValueError("a bound needs the key column named when the rows were planned")
         if self.groups is None:
-            def through_spark(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-                for batch in batches:
-                    yield fn(batch)
             table = self.table if below is None else self.table.where(F.col(self.key) < F.lit(below))
-            return table.select(*columns).mapInArrow(through_spark, ddl)
+            return table.select(*columns).mapInArrow(per_batch(fn), ddl)
         groups = self.groups if below is None else [g for g in self.groups if may_hold_below(g, below)]
         runs = split_tasks(groups, 2 * self.spark.sparkContext.defaultParallelism)
-
-        def in_place(tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            for task in tasks:
-                for t in task.column(0).to_pylist():
-                    for batch in read_groups(runs[t], columns):
-                        yield fn(batch)
-        return self.spark.range(0, len(runs), 1, max(1, len(runs))).mapInArrow(in_place, ddl)
+        return self.spark.range(0, len(runs), 1, max(1, len(runs))).mapInArrow(row_groups_fn(runs, columns, fn), ddl)

@@ -11,32 +11,35 @@ no more than the truth map holds already.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from functools import partial
 
-import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.world.coverage import Pair, coverage
 from realsyn.jobs.world.quality import image_key, neighbouring_pairs, precision_and_named, read_truth
+from realsyn.udfs.row_functions import exploded_fn, pair_scores_fn
 
 TEXTS = ("text1", "text2", "text3", "syn_text")
+
+
+def document_neighbours(document: dict) -> list[tuple[str, str, str]]:
+    """(url, doc_id, neighbouring text) of each image of one document."""
+    return [(url, document["doc_id"], text) for url, text in neighbouring_pairs([document]).items()]
+
+
+def text_score(truth: dict, url: str, text: str) -> tuple:
+    """A text's precision and whether it names a concept (nulls: the image has no truth)."""
+    concepts = truth.get(image_key(url))
+    return (None, None) if concepts is None else precision_and_named(text, concepts)
 
 
 def neighbour_rows(documents: DataFrame) -> DataFrame:
     """(raw_image_url, neighbour): each image URL's neighbouring text; an image linked from
     several documents takes it from the one with the smallest doc_id."""
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            urls, ids, texts = [], [], []
-            for row in batch.to_dict("records"):
-                for url, text in neighbouring_pairs([row]).items():
-                    urls.append(url)
-                    ids.append(row["doc_id"])
-                    texts.append(text)
-            yield pd.DataFrame({"raw_image_url": urls, "doc_id": ids, "neighbour": texts})
+    body = exploded_fn(document_neighbours, ["raw_image_url", "doc_id", "neighbour"])
     return (documents.select("doc_id", "images", "texts")
-            .mapInPandas(run, "raw_image_url string, doc_id string, neighbour string")
+            .mapInPandas(body, "raw_image_url string, doc_id string, neighbour string")
             .groupBy("raw_image_url").agg(F.min_by("neighbour", "doc_id").alias("neighbour")))
 
 
@@ -44,15 +47,9 @@ def truth_report(gold: DataFrame, documents: DataFrame, world: str) -> dict:
     """{text column or neighbouring_text: {pairs, precision, names_a_concept}} over the gold
     rows whose image has a truth; text1-3 pools every retrieved sentence present."""
     truth = read_truth(world)
-
-    @F.pandas_udf("precision double, named double")
-    def score(urls: pd.Series, texts: pd.Series) -> pd.DataFrame:
-        """Each text parsed once: its precision and whether it names a concept (null: no truth)."""
-        out = []
-        for u, t in zip(urls, texts):
-            concepts = truth.get(image_key(u))
-            out.append((None, None) if concepts is None else precision_and_named(t, concepts))
-        return pd.DataFrame(out, columns=["precision", "named"], dtype="float64")
+    # Each text parsed once: its precision and whether it names a concept.
+    score = F.pandas_udf(pair_scores_fn(partial(text_score, truth), ["precision", "named"], "float64"),
+                         "precision double, named double")
 
     rows = gold.select("raw_image_url", *TEXTS).join(neighbour_rows(documents), "raw_image_url", "left")
     cols = {**{c: c for c in TEXTS}, "neighbouring_text": "neighbour"}

@@ -120,7 +120,8 @@ def test_a_store_pyarrow_cannot_open_is_read_through_spark(spark, s3_server, tmp
     """A bucket Hadoop reaches through its own per-bucket endpoint, which pyarrow (reading
     the one place, AWS_ENDPOINT_URL_S3) does not know: the plan falls back to Spark's
     reader and the batch function sees the same rows."""
-    from realsyn.jobs.lib.stored_rows import StoredRows, parquet_file
+    from realsyn.jobs.lib.stored_rows import StoredRows
+    from realsyn.udfs.stored_files import parquet_file
     other = S3Server(str(tmp_path / "moto2.log")).start()
     try:
         bucket = other.bucket("realsyn-elsewhere")

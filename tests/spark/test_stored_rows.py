@@ -2,7 +2,8 @@ import numpy as np
 import pyarrow as pa
 
 from realsyn.udfs.object_files import boto_uri
-from realsyn.jobs.lib.stored_rows import RowGroup, StoredRows, plan_row_groups, split_tasks
+from realsyn.jobs.lib.stored_rows import StoredRows, plan_row_groups, split_tasks
+from realsyn.udfs.stored_files import RowGroup
 from realsyn.jobs.core.tables import TableStore
 from realsyn.schemas import spec
 from tests.conftest import make_config

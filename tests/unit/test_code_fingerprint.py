@@ -144,7 +144,7 @@ def test_a_code_edit_in_the_runtime_changes_no_work_fingerprint_and_one_in_the_w
         finally:
             path.write_text(source)
         for name, mods in declared.items():
-            reached = set().union(*(module_graph.project_imports(m, tree, skip=module_graph.RUNTIME) for m in mods))
+            reached = set().union(*(module_graph.project_imports(m, tree, skip=module_graph.NOT_WORK) for m in mods))
             if (after[name] != before[name]) != (module in reached):
                 wrong.append(f"{module}: {name} {'changed' if after[name] != before[name] else 'unchanged'}")
             if module in runtime and after[name] != before[name]:
@@ -261,3 +261,29 @@ def test_the_address_of_an_import_is_what_it_imports(tmp_path):
     values = list(digests.values())
     assert values[0] == values[1] and values[2] == values[3]      # relative or absolute: one import
     assert len({values[0], values[2], values[4], values[5]}) == 4  # another name, form or module: another hash
+
+
+def test_where_a_parameter_is_read_from_is_not_behaviour_but_its_default_is():
+    """udfs/declared.py's declarations (a field's key, a class's SECTION, kw_only) say where
+    the driver reads a value, which every fingerprint holds as a parameter: declaring a spec
+    another way recomputes no row; a default or a field of its own does."""
+    def digest(source: str) -> str:
+        tree = ast.parse(source)
+        module_graph.strip_declarations(tree, "realsyn.udfs")
+        return module_graph.behaviour(tree)
+
+    base = ("from dataclasses import dataclass\n\n@dataclass(frozen=True)\nclass Spec:\n"
+            "    seed: int\n    threads: int = 1\n")
+    same = [base.replace("from dataclasses import dataclass\n",
+                         "from dataclasses import dataclass\nfrom realsyn.udfs import declared as d\n")
+                .replace("frozen=True)", "frozen=True, kw_only=True)")
+                .replace("    seed: int\n", '    SECTION = "run"\n    seed: int = d.setting("run.seed")\n')
+                .replace("threads: int = 1", 'threads: int = d.setting("models.torch_threads", default=1)'),
+            base.replace("from dataclasses import dataclass\n",
+                         "from dataclasses import dataclass\nfrom realsyn.udfs.declared import nested, preset\n")
+                .replace("seed: int\n", 'seed: int = preset("clip")\n')]
+    different = [base.replace("threads: int = 1", "threads: int = 2"),
+                 base.replace("threads: int = 1", "threads: int = 1\n    other: int = 0"),
+                 base.replace("frozen=True", "frozen=False")]
+    assert all(digest(s) == digest(base) for s in same)
+    assert all(digest(d) != digest(base) for d in different)

@@ -127,3 +127,58 @@ def test_the_role_check_can_fail():
     assert role("realsyn.jobs.world.truth") == "world" and role("realsyn.jobs.embed") == "stage"
     assert role("realsyn.jobs.pipeline") == "runner" and role("realsyn.udfs.fetch") == "udfs"
     assert "world" not in MAY_IMPORT["stage"] and "stage" not in MAY_IMPORT["core"]
+
+
+# Spark calls whose first argument is the code that runs in the Python workers.
+EXECUTOR_CALLS = {"mapInArrow", "mapInPandas", "applyInArrow", "applyInPandas", "pandas_udf", "mapPartitions"}
+
+
+def executor_bodies_defined_here(source: str) -> list[str]:
+    """`line: call(name)` for each executor body a module defines itself: a function defined
+    in the module (at any depth) or a lambda passed to an EXECUTOR_CALLS call, or any
+    pandas_udf decorator. A body imported from udfs, or one the caller passes in, is fine."""
+    tree = ast.parse(source)
+    defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    imported_from: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported_from.update({a.asname or a.name: node.module for a in node.names})
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            bad += [f"{node.lineno}: @{ast.unparse(d)} {node.name}" for d in node.decorator_list
+                    if "pandas_udf" in ast.unparse(d)]
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in EXECUTOR_CALLS and node.args):
+            continue
+        body = node.args[0]
+        fn = body.func if isinstance(body, ast.Call) else body
+        root = fn
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        name = root.id if isinstance(root, ast.Name) else None
+        from_jobs = name in imported_from and not imported_from[name].startswith("realsyn.udfs")
+        if isinstance(fn, ast.Lambda) or (name in defined and name not in imported_from) or from_jobs:
+            bad.append(f"{node.lineno}: {node.func.attr}({ast.unparse(fn)})")
+    return bad
+
+
+def test_every_executor_body_is_defined_in_udfs():
+    """Code that runs in the Python workers lives in udfs/ (it imports no driver module); a
+    jobs/ module only wires it into a DataFrame."""
+    jobs = module_graph.ROOT / "jobs"
+    found = {str(p.relative_to(jobs)): executor_bodies_defined_here(p.read_text()) for p in sorted(jobs.rglob("*.py"))}
+    assert not {p: b for p, b in found.items() if b}
+
+
+def test_the_executor_body_check_can_fail():
+    source = ("from pyspark.sql import functions as F\nfrom realsyn.udfs.fetch_rows import fetch_fn\n"
+              "from realsyn.jobs.lib.x import helper\n"
+              "def f(df, given):\n"
+              "    def run(batches):\n        yield from batches\n"
+              "    @F.pandas_udf('double')\n    def g(s):\n        return s\n"
+              "    df.mapInPandas(run, 'a int')\n    df.mapInArrow(lambda b: b, 'a int')\n"
+              "    df.mapInPandas(helper(1), 'a int')\n"
+              "    df.mapInPandas(fetch_fn(1), 'a int')\n    df.mapInArrow(given, 'a int')\n")
+    bad = executor_bodies_defined_here(source)
+    assert len(bad) == 4 and "mapInPandas(run)" in bad[1] + bad[2] + bad[3] and "pandas_udf" in bad[0], bad

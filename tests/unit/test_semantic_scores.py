@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realsyn.jobs.semantic_neighbours import coarse_groups
+from realsyn.jobs.semantic_neighbours import dedup_groups
 from realsyn.udfs.semantic_dedup import (cluster_neighbours_fn, earlier_neighbours, fine_clusters, group_neighbours,
                                          split_group, updated_neighbours)
 
@@ -104,9 +104,9 @@ def test_planted_copies_stay_with_their_source_through_both_levels():
         assert out.loc[ids[3000 + i], "neighbour"] == ids[i] and out.loc[ids[3000 + i], "max_sim"] > 0.99
 
 
-def test_coarse_groups_are_the_square_root_of_the_fine_clusters_and_bound_the_group_rows():
-    assert coarse_groups(100, 200, 10**6) == 1
-    assert coarse_groups(200 * 10_000, 200, 10**6) == 100          # K = 10,000 fine clusters
-    assert coarse_groups(200 * 10_001, 200, 10**6) == 101
-    assert coarse_groups(200 * 10_000, 200, 10_000) == 200          # rows per group bound it instead
-    assert coarse_groups(50, 2, 10) == 5
+def test_dedup_groups_are_the_square_root_of_the_fine_clusters_and_bound_the_group_rows():
+    assert dedup_groups(100, 200, 10**6) == 1
+    assert dedup_groups(200 * 10_000, 200, 10**6) == 100          # K = 10,000 fine clusters
+    assert dedup_groups(200 * 10_001, 200, 10**6) == 101
+    assert dedup_groups(200 * 10_000, 200, 10_000) == 200          # rows per group bound it instead
+    assert dedup_groups(50, 2, 10) == 5

@@ -1,7 +1,7 @@
-"""retrieve's row code: routing images to their probed clusters, the exact search inside a
-bucket, and the global top-k merge. Everything that decides a gold.retrievals row besides
-the vectors, the centroids and the settings, so it is the whole of retrieve's work
-fingerprint (it reaches no runtime module).
+"""retrieve's executor bodies: routing images to their probed clusters and the exact search
+inside a bucket. With the global top-k merge (jobs/lib/top_k_merge.py) everything that
+decides a gold.retrievals row besides the vectors, the centroids and the settings, so the
+two are the whole of retrieve's work fingerprint (they reach no runtime module).
 """
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
 
-from realsyn.jobs.lib.stored_rows import open_file
 from realsyn.udfs.centroid_levels import CentroidLevels, nearest_clusters
 from realsyn.udfs.cluster_plan import Piece
+from realsyn.udfs.stored_files import open_file
 from realsyn.udfs.vector_codec import arrow_vectors
 from realsyn.udfs.vector_search import search_clusters
 
@@ -116,16 +114,3 @@ def probes_fn(levels: CentroidLevels, dtype: str, probes: int, coarse_probes: in
                                               pa.array(ids.reshape(-1).astype(np.int32))],
                                              names=["image_id", "cluster_id"])
     return run
-
-
-def merge_top_k(candidates: DataFrame, image_ids: DataFrame, k: int, reason: str) -> DataFrame:
-    """Global top-k per image in one window; an image with no candidate keeps one rank-0 row."""
-    none = image_ids.select("image_id", F.lit(None).cast("string").alias("sentence_id"),
-                            F.lit(None).cast("float").alias("score"))
-    best = Window.partitionBy("image_id").orderBy(F.col("score").desc_nulls_last(), F.col("sentence_id"))
-    ranked = candidates.unionByName(none).withColumn("rank", F.row_number().over(best))
-    hit = F.col("sentence_id").isNotNull()
-    return (ranked.where((hit & (F.col("rank") <= k)) | (~hit & (F.col("rank") == 1)))
-            .select("image_id", F.when(hit, F.col("rank")).otherwise(0).cast("int").alias("rank"),
-                    "sentence_id", F.col("score").cast("float"),
-                    F.when(hit, None).otherwise(F.lit(reason)).cast("string").alias("reason")))
