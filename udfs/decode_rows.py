@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pandas as pd
+from PIL import Image
 
 from realsyn.udfs.image_decode import DecodeLimits, decode
 
@@ -30,12 +31,20 @@ def decode_batch(batch: pd.DataFrame, limits: DecodeLimits, max_bytes: int) -> p
 def decode_fn(limits: DecodeLimits, max_bytes: int):
     """Copies of one content (URLs with the same bytes share an image_id, the sha256) arrive
     in the same task (partitioned by image_id): each is decoded once, its first copy, so no
-    shuffle of the bytes is needed to drop the others first."""
+    shuffle of the bytes is needed to drop the others first.
+
+    decode sets Pillow's process-wide bomb guard to images.max_pixels; the task puts it back
+    when it ends, so a Python worker Spark reuses for another run's export or embedding
+    (a smaller limit, in the same session) does not refuse the images that run accepted."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        guard = Image.MAX_IMAGE_PIXELS
         seen: set[str] = set()
-        for batch in batches:
-            first = ~batch["image_id"].duplicated() & ~batch["image_id"].isin(seen)
-            batch = batch[first]
-            seen.update(batch["image_id"])
-            yield decode_batch(batch, limits, max_bytes)
+        try:
+            for batch in batches:
+                first = ~batch["image_id"].duplicated() & ~batch["image_id"].isin(seen)
+                batch = batch[first]
+                seen.update(batch["image_id"])
+                yield decode_batch(batch, limits, max_bytes)
+        finally:
+            Image.MAX_IMAGE_PIXELS = guard
     return run

@@ -30,7 +30,7 @@ def cpus(batches):
 spark = (SparkSession.builder.master(sys.argv[1]).appName("realsyn-resources")
          .config("spark.executor.cores", "2").config("spark.driver.host", "127.0.0.1")
          .config("spark.ui.enabled", "false").getOrCreate())
-ctx = Context(spark, None, None, Retrieve(), resources=TaskResources(cpus=2))
+ctx = Context(spark=spark, _store=None, tracker=None, stage=Retrieve(), resources=TaskResources(cpus=2))
 rows = spark.range(0, 8, 1, 4)
 out = {"profile": ctx.task_profile is not None,
        "with": sorted({r.cpus for r in rows.mapInArrow(cpus, "cpus int", profile=ctx.task_profile).collect()}),

@@ -115,3 +115,20 @@ def test_the_decode_body_decodes_each_content_once_across_batches():
     out = pd.concat(list(decode_fn(DecodeLimits(max_pixels=10**8), 10**7)(iter(batches))), ignore_index=True)
     assert sorted(out["image_id"]) == sorted([ida, idb])
     assert out.set_index("image_id").loc[ida, "width"] == 120
+
+
+def test_a_decode_task_puts_pillows_bomb_guard_back_when_it_ends():
+    """A reused Python worker must not keep one run's images.max_pixels: the next run's
+    export opened its accepted images under it and refused them."""
+    from PIL import Image
+
+    import pandas as pd
+
+    from realsyn.udfs.decode_rows import decode_fn
+    from realsyn.udfs.image_decode import DecodeLimits, open_rgb
+    guard = Image.MAX_IMAGE_PIXELS
+    small = jpeg(100, 100)
+    batch = pd.DataFrame({"image_id": ["a"], "bytes": [small]})
+    out = list(decode_fn(DecodeLimits(max_pixels=20_000), 10**7)(iter([batch])))
+    assert out[0]["decode_reason"].isna().all() and Image.MAX_IMAGE_PIXELS == guard
+    assert open_rgb(jpeg(300, 200), 64).size[0] >= 64     # 60,000 pixels: over 2 x 20,000
