@@ -213,7 +213,9 @@ def warm_workers(spark, enc_spec, parquet: Path, batch: int) -> None:
 
 def run_realsyn(tmp: Path, arch: str, weights: Path, parquet: Path, warm: Path, args, dim: int,
                 first: bool) -> dict:
-    from realsyn.jobs.core.models import encoder_spec, weights_identity
+    from realsyn.jobs.core.models import weights_identity
+    from realsyn.jobs.core.params import from_config
+    from realsyn.udfs.clip_encoder import EncoderSpec
     from realsyn.jobs.pipeline import run_stages
     from realsyn.jobs.core.session import get_spark
     from realsyn.jobs.core.tables import TableStore
@@ -221,7 +223,7 @@ def run_realsyn(tmp: Path, arch: str, weights: Path, parquet: Path, warm: Path, 
     cfg = realsyn_config(tmp, arch, weights, args.batch, args.threads, args.workers, f"realsyn-{arch}", args.set)
     spark = get_spark(cfg)
     write_stage_inputs(spark, cfg, parquet)
-    enc_spec = encoder_spec(cfg)
+    enc_spec = from_config(EncoderSpec, cfg)
     # Untimed warm-up: the driver's hash of the weights (cached), every Python worker's imports
     # and model, and one run of the stage on a few rows in a warehouse of its own (the JVM's
     # first run of the stage's Spark and Delta jobs: class loading, code generation).
@@ -251,7 +253,8 @@ def realsyn_body(tmp: Path, arch: str, weights: Path, parquet: Path, args) -> fl
     """The stage's mapInArrow body alone over a Delta table of (image_id, bytes), vectors to
     Delta (the stage's join, units and bookkeeping left out); workers already warm."""
     from realsyn.jobs.embed import arrow_batch_rows, spread
-    from realsyn.jobs.core.models import encoder_spec
+    from realsyn.jobs.core.params import from_config
+    from realsyn.udfs.clip_encoder import EncoderSpec
     from realsyn.jobs.core.session import get_spark
     from realsyn.udfs.embed_batches import OUTPUT_DDL, embed_images_arrow
     cfg = realsyn_config(tmp, arch, weights, args.batch, args.threads, args.workers, f"realsyn-{arch}")
@@ -260,7 +263,7 @@ def realsyn_body(tmp: Path, arch: str, weights: Path, parquet: Path, args) -> fl
     spark.read.parquet(str(parquet)).write.format("delta").mode("overwrite").save(src_path)
     src = spark.read.format("delta").load(src_path)
     n, parts = src.count(), spark.sparkContext.defaultParallelism
-    enc_spec = encoder_spec(cfg)
+    enc_spec = from_config(EncoderSpec, cfg)
     warm_workers(spark, enc_spec, parquet, args.batch)   # Spark ends Python workers idle for a minute
     t0 = time.perf_counter()
     with arrow_batch_rows(spark, args.batch):

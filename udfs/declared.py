@@ -21,9 +21,9 @@ from typing import Any, Callable
 KEY, PRESET, WEIGHTS, NESTED, CONVERT = "config_key", "preset_role", "weights_role", "nested", "convert"
 
 
-def setting(key: str, *, convert: Callable[[Any], Any] | None = None, **field_kw) -> Any:
-    """The value of config key `key` (dotted), optionally converted (a pure function)."""
-    return dataclasses.field(metadata={KEY: key, CONVERT: convert}, **field_kw)
+def setting(key: str, **field_kw) -> Any:
+    """The value of config key `key` (dotted)."""
+    return dataclasses.field(metadata={KEY: key}, **field_kw)
 
 
 def converted(convert: Callable[[Any], Any], **field_kw) -> Any:

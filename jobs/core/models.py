@@ -13,19 +13,11 @@ import hashlib
 import os
 import stat
 
-from realsyn.jobs.core.config import Config
-from realsyn.jobs.core.params import from_config
 from realsyn.jobs.core.stage import InputError
-from realsyn.udfs.clip_encoder import EncoderSpec
 
 
 class MissingWeights(InputError):
     """models.weights_dir is set but has no folder for a model the stage loads."""
-
-
-def encoder_spec(cfg: Config) -> EncoderSpec:
-    """The CLIP encoder of the preset (embed, generate and balance use the same one)."""
-    return from_config(EncoderSpec, cfg)
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}

@@ -34,22 +34,32 @@ def weights_folder(cfg: Config, role: str) -> str:
     return os.path.join(os.path.abspath(os.path.expanduser(root)), role)
 
 
-def field_value(cls: type, f: dataclasses.Field, cfg: Config) -> Any:
-    """One field's value as its declaration says (udfs/declared.py)."""
+def field_source(cls: type, f: dataclasses.Field) -> tuple[str, Any]:
+    """Where a field's value comes from, as its declaration says (udfs/declared.py):
+    (NESTED, class), (PRESET, role), (WEIGHTS, role) or (KEY, dotted key)."""
     meta = f.metadata
-    if declared.NESTED in meta:
-        return from_config(meta[declared.NESTED], cfg)
-    if declared.PRESET in meta:
-        return preset_model(cfg, meta[declared.PRESET])
-    if declared.WEIGHTS in meta:
-        return weights_folder(cfg, meta[declared.WEIGHTS])
+    for kind in (declared.NESTED, declared.PRESET, declared.WEIGHTS):
+        if kind in meta:
+            return kind, meta[kind]
     key = meta.get(declared.KEY) or declared.default_key(cls, f)
     if key is None:
         raise TypeError(f"{cls.__name__}.{f.name}: no config key (declare it with setting(...), or give "
                         f"{cls.__name__} a SECTION)")
-    value = cfg.get(key)
+    return declared.KEY, key
+
+
+def field_value(cls: type, f: dataclasses.Field, cfg: Config) -> Any:
+    """One field's value, read from cfg where its declaration says."""
+    kind, source = field_source(cls, f)
+    if kind == declared.NESTED:
+        return from_config(source, cfg)
+    if kind == declared.PRESET:
+        return preset_model(cfg, source)
+    if kind == declared.WEIGHTS:
+        return weights_folder(cfg, source)
+    value = cfg.get(source)
     value = tuple(value) if isinstance(value, list) else value   # frozen parameters hold tuples
-    convert = meta.get(declared.CONVERT)
+    convert = f.metadata.get(declared.CONVERT)
     return convert(value) if convert else value
 
 
@@ -74,15 +84,10 @@ def config_keys(cls: type, cfg: Config) -> set[str]:
     resolve through models.*), for docs and tests."""
     keys: set[str] = set()
     for f in dataclasses.fields(cls):
-        meta = f.metadata
-        if declared.NESTED in meta:
-            keys |= config_keys(meta[declared.NESTED], cfg)
-        elif declared.PRESET in meta:
-            keys.add(f"models.presets.{cfg.get('models.preset')}.{meta[declared.PRESET]}")
-        elif declared.WEIGHTS in meta:
-            keys.add("models.weights_dir")
+        kind, source = field_source(cls, f)
+        if kind == declared.NESTED:
+            keys |= config_keys(source, cfg)
         else:
-            key = meta.get(declared.KEY) or declared.default_key(cls, f)
-            if key:
-                keys.add(key)
+            keys.add({declared.PRESET: f"models.presets.{cfg.get('models.preset')}.{source}",
+                      declared.WEIGHTS: "models.weights_dir"}.get(kind, source))
     return keys
