@@ -156,7 +156,8 @@ BENCH_QUICK := \
   "unit_overhead.py --rows 20000 --units 4"
 bench-quick: setup
 	@start=$$(date +%s); for b in $(BENCH_QUICK); do \
-	  echo "== benchmarks/$$b"; .venv/bin/python benchmarks/$$b || exit 1; done; \
+	  echo "== benchmarks/$$b"; t=$$(date +%s); .venv/bin/python benchmarks/$$b || exit 1; \
+	  echo "== $${b%% *}: $$(( $$(date +%s) - t )) s"; done; \
 	  echo "bench-quick: every benchmark ran in $$(( $$(date +%s) - start )) s"
 
 # The wheels benchmarks/gpu_check.py needs beyond PyTorch and transformers, at the lock's

@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,10 +74,14 @@ RESUMED_TABLES = {"embed": ("silver.image_embeddings", "silver.sentence_embeddin
 
 
 @pytest.mark.parametrize("through", ["embed", pytest.param("all", marks=pytest.mark.slow)])
-def test_resume_after_driver_sigkill_matches_clean_run(clean_run, spark, tmp_path, through):
-    """SIGKILL the driver after embed wrote its first table, then rerun: the same tables."""
+def test_resume_after_driver_sigkill_matches_clean_run(clean_run, sample_lakehouse, spark, tmp_path, through):
+    """SIGKILL the driver after embed wrote its first table, then rerun: the same tables.
+    The killed run starts where a run reaching embed stands: the lakehouse of the clean run
+    without embed's tables, so ingest and both extracts are skipped, not redone."""
     sample, clean_work = clean_run
-    work = tmp_path / "work"
+    work = sample_lakehouse[1](tmp_path / "work")
+    for table in ("image_embeddings", "sentence_embeddings"):
+        shutil.rmtree(work / "warehouse" / "silver" / table)
     marker = work / "warehouse" / "silver" / "image_embeddings" / "_delta_log" / f"{0:020d}.json"
     log = tmp_path / "killed-run.log"      # a file, not a pipe: a full pipe would stall the run
     with open(log, "wb") as fh:

@@ -24,29 +24,30 @@ def unit_line(lines: list[str], table: str) -> tuple[int, int, int]:
 
 
 @pytest.fixture(scope="module")
-def grown(spark, tmp_path_factory):
-    """The pipeline on A (two thirds of the sample's documents), then again once B (the
-    rest) has landed in the input folder."""
+def grown(spark, sample_lakehouse, tmp_path_factory):
+    """A is the shared sample run (a copy of its finished lakehouse, its input files copied
+    beside it: same bytes, new paths); B, new documents linking new images, then lands in the
+    input folder and the pipeline runs again. Small units, so B's work spans several."""
     from realsyn.jobs.pipeline import run_stages
     from realsyn.jobs.corpora.sample_corpus import write_sample
     from realsyn.jobs.core.tables import TableStore
+    sample, copy = sample_lakehouse
     root = tmp_path_factory.mktemp("incremental")
-    sample = write_sample(str(root / "sample"), n_docs=90, seed=11)["out"]
-    docs = pq.read_table(f"{sample}/obelics/part-00000.parquet")
-    cut = docs.num_rows * 2 // 3
-    (root / "in").mkdir()
-    pq.write_table(docs.slice(0, cut), root / "in" / "part-a.parquet")
-    pq.write_table(docs.slice(cut), root / "b.parquet")
+    copy(root / "work")
+    shutil.copytree(sample / "obelics", root / "in")
+    # B's images under A's file root (fetch.file_root is part of the fetch's fingerprint);
+    # a folder of its own, so nothing the shared run reads changes.
+    increment = write_sample(str(sample / f"increment-{root.name}"), n_docs=24, seed=11, n_images=16)["out"]
+    docs = pq.read_table(f"{increment}/obelics/part-00000.parquet")
     cfg = make_config(root / "work", f"run.input={root}/in/*.parquet", f"fetch.file_root={sample}",
                       "units.fetch_rows=20", "units.sentence_rows=200", "units.embed_rows=50", files=[SAMPLE_CONF])
     store = TableStore(spark, cfg)
-    run_stages(cfg, say=lambda *_: None)
     before = {t: store.read(t).count() for t in ("bronze.documents", "silver.image_fetches", "silver.sentences",
                                                  "silver.image_embeddings", "silver.sentence_embeddings",
                                                  "gold.realsyn")}
     realsyn_version = store.version("gold.realsyn")
     before["retrieved"] = {r[0] for r in store.read("gold.retrievals").select("image_id").distinct().collect()}
-    shutil.copy(root / "b.parquet", root / "in" / "part-b.parquet")
+    pq.write_table(docs, root / "in" / "part-b.parquet")
     lines: list[str] = []
     run_stages(cfg, say=lines.append)
     return store, cfg, before, realsyn_version, lines, docs

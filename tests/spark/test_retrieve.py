@@ -59,6 +59,9 @@ def run(spark, tmp_path, sents, imgs, *overrides):
     return store, result
 
 
+# Every probe giving the exact search is also shown by the giant-cluster test (6 of 6) and the
+# two-level test (all groups, all probes), which check more besides.
+@pytest.mark.slow
 def test_all_probes_equal_exact_search(spark, tmp_path):
     sents, imgs = planted(np.random.default_rng(0))
     store, result = run(spark, tmp_path, sents, imgs, "retrieval.probes=12")
@@ -90,9 +93,11 @@ def test_one_probe_equals_a_single_process_two_level_search(spark, tmp_path):
 
 def test_planted_giant_cluster_is_split_and_still_exact(spark, tmp_path):
     sents, imgs = planted(np.random.default_rng(2), giant=900)
-    store, _ = run(spark, tmp_path, sents, imgs, "retrieval.num_clusters=6", "retrieval.probes=6",
-                   "retrieval.max_cluster_rows=100")
+    store, result = run(spark, tmp_path, sents, imgs, "retrieval.num_clusters=6", "retrieval.probes=6",
+                        "retrieval.max_cluster_rows=100")
     assert retrieved(store) == exact(sents, imgs, 3)
+    led = result.outcomes[-1].ledgers[0]
+    assert led.rows_in == led.kept == len(imgs)
 
 
 def test_rerun_is_deterministic(spark, tmp_path):
