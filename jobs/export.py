@@ -262,6 +262,8 @@ def write_card(ctx: Context, p: ExportParams, gold: DataFrame, images: DataFrame
         report = importlib.import_module(TRUTH_REPORT)
         data["truth"] = report.truth_report(gold, ctx.read("bronze.documents"), p.world)
         data["coverage"] = report.coverage_report(gold, p.world, p.caps, p.seed)
+        data["sentence_dedup"] = report.sentence_dedup_report(
+            ctx.read("silver.sentences"), ctx.read("silver.sentence_neighbours"), ctx.read("silver.sentence_dedup"))
     with open(f"{out_dir}/README.md", "w") as fh:
         fh.write(card.card_markdown(data, figures))
     return [f"{out_dir}/README.md"] + [f"{out_dir}/{name}" for name in figures.values()]

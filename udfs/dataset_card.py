@@ -178,6 +178,27 @@ def coverage_lines(cov: dict) -> list[str]:
     return lines + _table(["pairs of", "pairs", "entropy", "head share", "concepts", "rare share"], rows)
 
 
+def sentence_dedup_lines(dd: dict) -> list[str]:
+    """The card's semantic sentence dedup against the truth (jobs/world/dedup_truth.py): the
+    run's removals, then what each threshold over the stored scores would remove."""
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    def kinds(row):
+        return [pct(row["same_scene"]), pct(row["different_scene"]), pct(row["other_prose"])]
+    removed = dd["removed"]
+    lines = ["", "### Semantic sentence dedup", "",
+             f"Of the {dd['scored']} sentences semantic dedup scored, this run removed {removed['n']}. A removed "
+             "sentence against the one it stands for: the same scene stated again (a true duplicate), a "
+             "different scene (a distinct description lost), or other prose (either names no coloured shape). "
+             "Below, each threshold over the stored scores: the share of sentences it removes and the same "
+             "split of its links.", ""]
+    rows = [["this run", pct(removed["n"] / dd["scored"] if dd["scored"] else None), removed["n"], *kinds(removed)]]
+    rows += [[f"≥ {r['threshold']}", pct(r["removed_share"]), r["n"], *kinds(r)] for r in dd["curve"]]
+    return lines + _table(["threshold", "removes", "sentences", "same scene", "different scene", "other prose"],
+                          rows)
+
+
 def card_markdown(data: dict, figures: dict[str, str]) -> str:
     """README.md text. data: subsets {cap: pairs}, gold_rows, stages [{stage, ledger, in,
     kept, rejected{}}], tables {name: {rows, kept}}, files [lines], run, config_hash. The same numbers end
@@ -204,6 +225,8 @@ def card_markdown(data: dict, figures: dict[str, str]) -> str:
         lines += truth_lines(data["truth"])
     if data.get("coverage"):
         lines += coverage_lines(data["coverage"])
+    if data.get("sentence_dedup"):
+        lines += sentence_dedup_lines(data["sentence_dedup"])
     lines += ["", "## Tables", ""]
     lines += _table(["table", "rows", "kept"], [[t, v["rows"], v["kept"]] for t, v in data["tables"].items()])
     lines += ["", "## Figures", ""]

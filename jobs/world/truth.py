@@ -229,6 +229,57 @@ def attributes_of(text: str) -> set[Concept]:
             if i and w in _KIND_OF_WORD and words[i - 1] in COLOURS}
 
 
+@dataclass(frozen=True)
+class StatedScene:
+    """What one description states: each group as (count, size or None when left unsaid,
+    colour, kind, position), and the background."""
+    groups: frozenset[tuple[int, str | None, str, str, str | None]]
+    background: str | None
+
+
+_COUNT_OF_WORD = {"a": 1, "an": 1, "one": 1, **{w: n for n, w in COUNT_WORDS.items()}}
+_SIZE_OF_WORD = {w: size for size, words in SIZE_WORDS.items() for w in words}
+_POSITION_OF_WORD = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "centre": "centre",
+                     "middle": "centre"}
+_BACKGROUND_OF_WORD = {w: bg for bg, words in BACKGROUND_WORDS.items() for w in words}
+
+
+def stated_scene(text: str) -> StatedScene | None:
+    """The scene a sentence written like `describe`'s states, or None for a sentence naming
+    no coloured shape (other prose). The inverse of `describe`, for measuring against the
+    truth whether two sentences describe the same scene."""
+    words = _WORD.findall(text.lower())
+    groups = []
+    for i, w in enumerate(words):
+        if not (i and w in _KIND_OF_WORD and words[i - 1] in COLOURS):
+            continue
+        before = words[max(0, i - 3):i - 1]
+        size = next((_SIZE_OF_WORD[b] for b in before if b in _SIZE_OF_WORD), None)
+        count = next((_COUNT_OF_WORD[b] for b in reversed(before) if b in _COUNT_OF_WORD), 1)
+        position = next((_POSITION_OF_WORD[a] for a in words[i + 1:] if a in _POSITION_OF_WORD), None)
+        groups.append((count, size, words[i - 1], _KIND_OF_WORD[w], position))
+    if not groups:
+        return None
+    background = next((_BACKGROUND_OF_WORD[words[j - 1]] for j, w in enumerate(words)
+                       if w == "background" and j and words[j - 1] in _BACKGROUND_OF_WORD), None)
+    return StatedScene(frozenset(groups), background)
+
+
+def same_scene(a: StatedScene, b: StatedScene) -> bool:
+    """Whether two descriptions state the same scene: the same groups (count, colour, kind,
+    position) and background; a size counts only where both sentences state it."""
+    if a.background != b.background or len(a.groups) != len(b.groups):
+        return False
+    rest = list(b.groups)
+    for count, size, colour, kind, position in sorted(a.groups, key=str):
+        match = next((g for g in rest if g[0] == count and g[2:] == (colour, kind, position)
+                      and (size is None or g[1] is None or g[1] == size)), None)
+        if match is None:
+            return False
+        rest.remove(match)
+    return True
+
+
 def class_name(kind: str, colour: str) -> str:
     return f"{colour}_{kind}"
 

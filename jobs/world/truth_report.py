@@ -8,15 +8,20 @@ per world image, small by construction (the world is a generated test corpus).
 Concept coverage (jobs/world/coverage.py) of the pool and of each subset, beside random
 subsets of the same size: one (url, cluster, min_cap) row per gold pair reaches the driver,
 no more than the truth map holds already.
+
+Semantic sentence dedup (jobs/world/dedup_truth.py): every stored link and every removed
+sentence is classed on the executors; the driver gets one count per (threshold, kind).
 """
 from __future__ import annotations
 
+from collections import Counter
 from functools import partial
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from realsyn.jobs.world.coverage import Pair, coverage
+from realsyn.jobs.world.dedup_truth import KINDS, THRESHOLDS, dedup_truth, link_kind
 from realsyn.jobs.world.quality import image_key, neighbouring_pairs, precision_and_named, read_truth
 from realsyn.udfs.row_functions import exploded_fn, pair_scores_fn
 
@@ -79,3 +84,32 @@ def coverage_report(gold: DataFrame, world: str, caps, seed: int) -> dict:
         if concepts:
             pool.append(Pair(concepts, r["cluster_id"], r["min_cap"]))
     return coverage(pool, caps, seed=seed)
+
+
+def link_row(text: object, other: object) -> tuple[str]:
+    """One row of the pair's kind (jobs/world/dedup_truth.link_kind); a null text is no text."""
+    return (link_kind(text if isinstance(text, str) else None, other if isinstance(other, str) else None),)
+
+
+def sentence_dedup_report(sentences: DataFrame, neighbours: DataFrame, dedup: DataFrame) -> dict:
+    """jobs/world/dedup_truth.dedup_truth over the stored links (silver.sentence_neighbours)
+    and the run's verdicts (silver.sentence_dedup), each pair classed by its texts."""
+    classed = F.pandas_udf(pair_scores_fn(link_row, ["kind"], "object"), "kind string")
+
+    def kind(a: str, b: str):
+        return classed(a, b)["kind"]
+    texts = sentences.select("sentence_id", "text")
+    other = texts.select(F.col("sentence_id").alias("other"), F.col("text").alias("other_text"))
+    links = (neighbours.where(F.col("max_sim").isNotNull())
+             .select("sentence_id", F.col("neighbour").alias("other"), "max_sim")
+             .join(texts, "sentence_id").join(other, "other")
+             .select("max_sim", kind("text", "other_text").alias("kind")))
+    at = [F.count(F.when((F.col("max_sim") >= t) & (F.col("kind") == k), 1)).alias(f"{i}__{k}")
+          for i, t in enumerate(THRESHOLDS) for k in KINDS]
+    got = links.agg(*at).first().asDict()
+    removed = (dedup.where(F.col("status") == "rejected")
+               .select("sentence_id", F.col("duplicate_of").alias("other"))
+               .join(texts, "sentence_id").join(other, "other")
+               .select(kind("text", "other_text").alias("kind")).groupBy("kind").count().collect())
+    return dedup_truth({t: Counter({k: int(got[f"{i}__{k}"]) for k in KINDS}) for i, t in enumerate(THRESHOLDS)},
+                       Counter({r["kind"]: int(r["count"]) for r in removed}), dedup.count())

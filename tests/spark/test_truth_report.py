@@ -61,3 +61,28 @@ def test_coverage_of_the_gold_rows_with_a_truth(spark, tmp_path):
     assert got["subsets"]["2"]["subset"] == pytest.approx({"pairs": 2, "entropy": 1.0, "head_share": 0.5,
                                                            "covered": 3, "rare_share": 0.5})
     assert got["purity"] == 1.0
+
+
+def test_semantic_sentence_dedup_against_the_truth(spark):
+    from realsyn.jobs.world.truth_report import sentence_dedup_report
+    sentences = spark.createDataFrame([
+        ("s1", "A red circle sits on the left against a plain background."),
+        ("s2", "One red circle rests on the left side of a plain background."),      # s1's scene again
+        ("s3", "A red circle sits on the right against a plain background."),        # another scene
+        ("s4", "The morning fog covered the harbour town before noon."),             # prose
+        ("s5", "Heavy rain soaked the quiet valley on Tuesday."),
+    ], "sentence_id string, text string")
+    neighbours = spark.createDataFrame([
+        ("s1", None, None), ("s2", "s1", 0.99), ("s3", "s1", 0.96), ("s4", None, None), ("s5", "s4", 0.92),
+    ], "sentence_id string, neighbour string, max_sim double")
+    dedup = spark.createDataFrame([
+        ("s1", None, "kept"), ("s2", "s1", "rejected"), ("s3", "s1", "rejected"), ("s4", None, "kept"),
+        ("s5", "s4", "rejected"),
+    ], "sentence_id string, duplicate_of string, status string")
+    got = sentence_dedup_report(sentences, neighbours, dedup)
+    assert got["scored"] == 5
+    assert got["removed"]["n"] == 3 and all(got["removed"][k] == 1 / 3 for k in
+                                            ("same_scene", "different_scene", "other_prose"))
+    curve = {r["threshold"]: r for r in got["curve"]}
+    assert (curve[0.9]["n"], curve[0.95]["n"], curve[0.97]["n"], curve[0.999]["n"]) == (3, 2, 1, 0)
+    assert curve[0.97]["same_scene"] == 1.0 and curve[0.95]["different_scene"] == 0.5

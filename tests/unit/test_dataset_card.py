@@ -59,3 +59,13 @@ def test_card_shows_the_funnel_beside_the_papers():
     assert "| semantic: entropy + perplexity | 1,160,000,000 | 36.3% | 700 | 22.2% | -14.0 |" in md
     assert "| sentence pool | 2,130,000,000 | - | 1,000 | - | - |" in md
     assert card_data(md)["paper_funnel"]["sentences"][-1]["ours"] == 400
+
+
+def test_card_shows_semantic_sentence_dedup_against_the_truth():
+    row = {"n": 4, "same_scene": 0.5, "different_scene": 0.25, "other_prose": 0.25}
+    dd = {"scored": 10, "removed": row, "curve": [{"threshold": 0.98, "removed_share": 0.4, **row}]}
+    md = card_markdown({"gold_rows": 0, "subsets": {}, "stages": [], "tables": {}, "sentence_dedup": dd}, {})
+    assert "### Semantic sentence dedup" in md and "Of the 10 sentences semantic dedup scored" in md
+    assert "| this run | 40.0% | 4 | 50.0% | 25.0% | 25.0% |" in md
+    assert "| ≥ 0.98 | 40.0% | 4 | 50.0% | 25.0% | 25.0% |" in md
+    assert card_data(md)["sentence_dedup"]["removed"]["n"] == 4
