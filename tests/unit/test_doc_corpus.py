@@ -39,6 +39,9 @@ def test_corpus_per_language_and_missing_package(tmp_path):
     assert info["documents"] == {"en-US": 1}            # a page without text is no document
     assert pq.read_table(tmp_path / "out" / "obelics" / "en-US.parquet").num_rows == 1
     assert write_corpus(str(tmp_path / "all"), None, root=str(root))["documents"] == {"de-DE": 1, "en-US": 1}
+    (root / "en-US" / "b.html").write_text(PAGE)
+    assert write_corpus(str(tmp_path / "first"), ["en-US"], root=str(root), pages=1)["documents"] == {"en-US": 1}
+    assert write_corpus(str(tmp_path / "both"), ["en-US"], root=str(root))["documents"] == {"en-US": 2}
     with pytest.raises(CorpusMissing, match="fr-FR"):
         write_corpus(str(tmp_path / "x"), ["fr-FR"], root=str(root))
     with pytest.raises(CorpusMissing, match="apt-get install debian-handbook"):
