@@ -147,7 +147,7 @@ BENCH_QUICK := \
   "incremental.py --corpus sample --docs 40 --images 60 --latency 0.05 --cases incremental" \
   "incremental_scale.py --images 5000 --hot 200 --kmeans-sample 5000" \
   "ingest.py --docs 2000 --repeats 1" \
-  "pipeline.py --docs 200" \
+  "pipeline.py --docs 200 --warmup-docs 0" \
   "projection.py" \
   "real_corpus.py --pages 30" \
   "retrieval.py --sentences 40000 --images 5000 --kmeans-sample 20000 --exact-sample 300" \

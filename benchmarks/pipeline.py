@@ -40,11 +40,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=2000)
     ap.add_argument("--docs-per-image", type=int, default=4)
+    ap.add_argument("--warmup-docs", type=int, default=40,
+                    help="documents of the untimed warm-up run (JVM, JIT, models); 0 skips it (make bench-quick)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        warm = pipeline_config(work, 40, args.docs_per_image)
-        run(warm)                                        # JVM, JIT, models and session warm
+        if args.warmup_docs:                             # JVM, JIT, models and session warm
+            run(pipeline_config(work, args.warmup_docs, args.docs_per_image))
         small = pipeline_config(work, args.docs, args.docs_per_image)
         big = pipeline_config(work, 2 * args.docs, args.docs_per_image)
         t_n, stages_n = run(small)
