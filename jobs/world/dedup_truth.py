@@ -6,14 +6,13 @@ of them state the same scene is known exactly (`stated_scene`, `same_scene`). Ea
 semantic_neighbours stores (a sentence, its closest earlier neighbour, their cosine) is one
 of: `same_scene`, `different_scene`, or `other_prose` (either side names no coloured shape:
 page prose or junk). A threshold removes the links at or above it, so one pass over the
-stored links gives the whole curve; the run's own verdicts (removed sentence against its
+stored links (counted by Spark) gives the whole curve; the run's own verdicts (removed sentence against its
 representative) are counted beside it. Pure Python: the rows come from Spark
 (jobs/world/truth_report.py).
 """
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
 
 from realsyn.jobs.world.truth import same_scene, stated_scene
 
@@ -35,14 +34,8 @@ def shares(counts: Counter) -> dict:
     return {"n": n, **{k: (counts[k] / n if n else None) for k in KINDS}}
 
 
-def links_at(links: Iterable[tuple[float, str]], thresholds: Sequence[float] = THRESHOLDS) -> dict[float, Counter]:
-    """(cosine, kind) of every stored link -> per threshold, the kinds of the links it removes."""
-    links = list(links)
-    return {t: Counter(kind for sim, kind in links if sim >= t) for t in thresholds}
-
-
 def dedup_truth(at: dict[float, Counter], removed: Counter, scored: int) -> dict:
-    """at: per threshold, the kinds of the links at or above it (links_at); removed: the kinds
+    """at: per threshold, the kinds of the links at or above it; removed: the kinds
     of the run's removed sentences against their representatives; scored: the sentences
     semantic dedup saw. {scored, removed: shares, curve: [{threshold, removed_share, shares}]}."""
     curve = []

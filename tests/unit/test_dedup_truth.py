@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from realsyn.jobs.world.dedup_truth import dedup_truth, link_kind, links_at
+from realsyn.jobs.world.dedup_truth import dedup_truth, link_kind
 from realsyn.jobs.world.truth import (ShapeGroup, SceneSpec, describe, distractor_sentence, draw_spec, same_scene,
                                       stated_scene, zipf_frequencies)
 
@@ -54,14 +54,14 @@ def test_prose_naming_no_coloured_shape_is_other_prose():
     assert link_kind(desc, "A red circle sits on the right against a plain background.") == "different_scene"
 
 
-def test_each_threshold_counts_the_links_at_or_above_it_and_the_run_its_own_removals():
-    links = [(0.99, "same_scene"), (0.97, "same_scene"), (0.97, "different_scene"), (0.9, "other_prose"),
-             (0.5, "different_scene")]
-    got = dedup_truth(links_at(links, (0.9, 0.97, 0.99)), Counter(same_scene=1, other_prose=3), scored=10)
+def test_the_curve_gives_each_threshold_in_order_and_the_run_its_own_removals():
+    at = {0.97: Counter(same_scene=2, different_scene=1), 0.9: Counter(same_scene=2, different_scene=1, other_prose=1),
+          0.99: Counter(same_scene=1)}
+    got = dedup_truth(at, Counter(same_scene=1, other_prose=3), scored=10)
     assert got["scored"] == 10
     assert got["removed"] == {"n": 4, "same_scene": 0.25, "different_scene": 0.0, "other_prose": 0.75}
     assert [(r["threshold"], r["n"], r["removed_share"]) for r in got["curve"]] == [(0.9, 4, 0.4), (0.97, 3, 0.3),
                                                                                    (0.99, 1, 0.1)]
     assert got["curve"][1]["same_scene"] == pytest.approx(2 / 3)
-    empty = dedup_truth(links_at([], (0.9,)), Counter(), scored=0)
+    empty = dedup_truth({0.9: Counter()}, Counter(), scored=0)
     assert empty["removed"]["same_scene"] is None and empty["curve"][0]["removed_share"] is None
