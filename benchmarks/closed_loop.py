@@ -120,12 +120,14 @@ def build(work: Path, args) -> None:
                 n_teacher=args.teacher_pairs)
     teacher = train_teacher(str(world), str(work / "weights"), TrainSpec(steps=args.teacher_steps),
                             threads=args.threads, log=lambda line: None)
-    captioner, fusion = teach_generators(str(world), str(work / "weights"), load_config(
-        files=[str(REPO / "conf" / "world.yaml")]), log=lambda line: None)
+    generators = teach_generators(str(world), str(work / "weights"), load_config(
+        files=[str(REPO / "conf" / "world.yaml")]), log=lambda line: print(line) if "WARNING" in line else None)
+    captioner, fusion = generators["captioner"], generators["llm"]
     print(f"world + teacher + generators: {time.time() - started:.0f}s; teacher zero-shot "
           f"{100 * teacher['trained']['zero_shot_acc']:.1f}%; captioner names the concept of "
           f"{100 * captioner['names_concept']:.1f}% of held-out images; fusion precision on held-out examples "
-          f"{100 * fusion['held_out_precision']['fused']:.1f}%", flush=True)
+          f"{100 * fusion['held_out_precision']['fused']:.1f}%; perplexity band {generators['ppl_lm']['band']}",
+          flush=True)
     print(f"pipeline: {run_pipeline(work):.0f}s", flush=True)
 
 

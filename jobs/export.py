@@ -264,6 +264,7 @@ def write_card(ctx: Context, p: ExportParams, gold: DataFrame, images: DataFrame
         data["coverage"] = report.coverage_report(gold, p.world, p.caps, p.seed)
         data["sentence_dedup"] = report.sentence_dedup_report(
             ctx.read("silver.sentences"), ctx.read("silver.sentence_neighbours"), ctx.read("silver.sentence_dedup"))
+        data["sentence_filters"] = report.sentence_filter_report(ctx.read("silver.sentences"), p.world)
     with open(f"{out_dir}/README.md", "w") as fh:
         fh.write(card.card_markdown(data, figures))
     return [f"{out_dir}/README.md"] + [f"{out_dir}/{name}" for name in figures.values()]

@@ -199,6 +199,24 @@ def sentence_dedup_lines(dd: dict) -> list[str]:
                           rows)
 
 
+def sentence_filter_lines(sf: dict) -> list[str]:
+    """The card's sentence filters against the truth (jobs/world/filter_truth.py): per class of
+    sentence the world wrote, how many reached the pool, were kept, and which step removed the rest."""
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}%"
+    seen = {s for r in sf["classes"] for s in r["removed_by"]}
+    steps = [s for s in sf.get("steps", []) if s in seen] + sorted(seen - set(sf.get("steps", [])))
+    lines = ["", "### Sentence filters", "",
+             f"Distinct sentences by what the world wrote: its descriptions, each kind of sentence it planted "
+             f"for a filter to reject, and other page prose. Descriptions kept: {pct(sf['descriptions_kept'])}; "
+             f"planted junk removed: {pct(sf['junk_removed'])} (by the perplexity step: "
+             f"{pct(sf['junk_removed_by_perplexity'])}). 'written' counts distinct sentences the world wrote, "
+             "'found' those the splitter gave back whole.", ""]
+    rows = [[r["class"], "-" if r["planted"] is None else r["planted"], r["found"], r["kept"],
+             *[r["removed_by"].get(s, 0) for s in steps]] for r in sf["classes"]]
+    return lines + _table(["sentence", "written", "found", "kept", *[f"removed: {s}" for s in steps]], rows)
+
+
 def card_markdown(data: dict, figures: dict[str, str]) -> str:
     """README.md text. data: subsets {cap: pairs}, gold_rows, stages [{stage, ledger, in,
     kept, rejected{}}], tables {name: {rows, kept}}, files [lines], run, config_hash. The same numbers end
@@ -227,6 +245,8 @@ def card_markdown(data: dict, figures: dict[str, str]) -> str:
         lines += coverage_lines(data["coverage"])
     if data.get("sentence_dedup"):
         lines += sentence_dedup_lines(data["sentence_dedup"])
+    if data.get("sentence_filters"):
+        lines += sentence_filter_lines(data["sentence_filters"])
     lines += ["", "## Tables", ""]
     lines += _table(["table", "rows", "kept"], [[t, v["rows"], v["kept"]] for t, v in data["tables"].items()])
     lines += ["", "## Figures", ""]

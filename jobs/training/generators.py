@@ -1,10 +1,11 @@
-"""`realsyn teach`'s second half: the world's captioner and fusion LLM, trained or reused.
+"""`realsyn teach`'s second half: the world's captioner, fusion LLM and perplexity LM, trained or reused.
 
-They go where the generate stage loads local weights (`<weights_dir>/captioner`,
-`<weights_dir>/llm`, save_pretrained folders), with a report beside each
-(`captioner.json`, `llm.json`: how it was trained, its score before and after, the inputs
-key that lets an unchanged model be reused). The captioner is a function of the world's
-alt-text split; the LLM only of the world's grammar and the fusion prompt.
+They go where the generate and extract_sentences stages load local weights
+(`<weights_dir>/captioner`, `<weights_dir>/llm`, `<weights_dir>/ppl_lm`, save_pretrained
+folders), with a report beside each (`captioner.json`, `llm.json`, `ppl_lm.json`: how it
+was trained, its score, the inputs key that lets an unchanged model be reused). The
+captioner is a function of the world's alt-text split; the LLM and the perplexity LM only
+of the world's grammar (jobs/training/perplexity_lm.py) and the fusion prompt.
 """
 from __future__ import annotations
 
@@ -23,16 +24,16 @@ from realsyn.jobs.world.truth import all_concepts
 
 CAPTIONER, LLM = "captioner", "llm"
 GENERATOR_WEIGHT_DECAY = 0.01   # the CLIP's 0.1 is for a contrastive loss; these are language models
-_CODE = [gt.__file__, world_language.__file__, world_truth.__file__, __file__]
+CODE = [gt.__file__, world_language.__file__, world_truth.__file__, __file__]
 
 
-def _paths(weights_dir: str, role: str) -> tuple[str, str]:
+def paths(weights_dir: str, role: str) -> tuple[str, str]:
     folder = os.path.join(weights_dir, role)
     return folder, os.path.join(weights_dir, f"{role}.json")
 
 
-def _reuse(weights_dir: str, role: str, key: str, force: bool, log: Callable[[str], None]) -> dict | None:
-    folder, report = _paths(weights_dir, role)
+def reuse(weights_dir: str, role: str, key: str, force: bool, log: Callable[[str], None]) -> dict | None:
+    folder, report = paths(weights_dir, role)
     cached = None if force else training_cache.cached_report(report, os.path.join(folder, "model.safetensors"), key)
     if cached is not None:
         log(f"{role}: unchanged inputs ({key}), reusing {folder}")
@@ -46,8 +47,8 @@ def train_world_captioner(world: str, weights_dir: str, template: str, spec: Tra
     from PIL import Image
     from realsyn.jobs.training.zero_shot import read_image_folder
     pairs_file = os.path.join(world, "teacher", "pairs.parquet")
-    key = training_cache.inputs_key({"spec": asdict(spec), "template": template}, [pairs_file, *_CODE])
-    if (cached := _reuse(weights_dir, CAPTIONER, key, force, log)) is not None:
+    key = training_cache.inputs_key({"spec": asdict(spec), "template": template}, [pairs_file, *CODE])
+    if (cached := reuse(weights_dir, CAPTIONER, key, force, log)) is not None:
         return cached
     pairs = pq.read_table(pairs_file).to_pylist()
     images = []
@@ -67,7 +68,7 @@ def train_world_captioner(world: str, weights_dir: str, template: str, spec: Tra
     truth = [tuple(held_out.classes[label].split("_", 1)) for label in held_out.labels]
     names = gt.names_concept(captions, truth)
     precision = gt.mean_precision(captions, [[c] for c in truth])
-    folder, report_path = _paths(weights_dir, CAPTIONER)
+    folder, report_path = paths(weights_dir, CAPTIONER)
     gt.save(folder, model, processor, tok)
     report = {"inputs_key": key, "pairs": len(pairs), "train": asdict(spec), "seconds": round(seconds, 1),
               "first_loss": losses[0], "last_loss": sum(losses[-20:]) / len(losses[-20:]),
@@ -87,8 +88,8 @@ def train_world_fusion(weights_dir: str, template: str, spec: TrainSpec, n_examp
     the rare ones are learnt too), scored on fresh examples against the caption alone and the
     raw text alone."""
     settings = {"spec": asdict(spec), "template": template, "examples": n_examples, "noise": asdict(noise)}
-    key = training_cache.inputs_key(settings, _CODE)
-    if (cached := _reuse(weights_dir, LLM, key, force, log)) is not None:
+    key = training_cache.inputs_key(settings, CODE)
+    if (cached := reuse(weights_dir, LLM, key, force, log)) is not None:
         return cached
     uniform = {c: 1.0 for c in all_concepts()}
     tok = world_language.world_tokenizer(spec.seed, template)
@@ -102,7 +103,7 @@ def train_world_fusion(weights_dir: str, template: str, spec: TrainSpec, n_examp
     scores = {"fused": gt.mean_precision(fused, truth),
               "caption_alone": gt.mean_precision([e["caption"] for e in test], truth),
               "raw_text_alone": gt.mean_precision([e["raw_text"] for e in test], truth)}
-    folder, report_path = _paths(weights_dir, LLM)
+    folder, report_path = paths(weights_dir, LLM)
     gt.save(folder, model, tok)
     report = {"inputs_key": key, "examples": n_examples, "noise": asdict(noise), "train": asdict(spec),
               "seconds": round(seconds, 1), "first_loss": losses[0],
@@ -117,9 +118,11 @@ def train_world_fusion(weights_dir: str, template: str, spec: TrainSpec, n_examp
 
 
 def teach_generators(world: str, weights_dir: str, cfg, log: Callable[[str], None] = print,
-                     force: bool = False) -> tuple[dict, dict]:
-    """Both generators with the `teacher.*` settings and the conf's fusion prompt."""
+                     force: bool = False) -> dict[str, dict]:
+    """The captioner, the fusion LLM and the perplexity LM with the `teacher.*` settings and
+    the conf's fusion prompt: {role: report}."""
     import torch
+    from realsyn.jobs.training.perplexity_lm import PPL_LM, band_mismatch, train_world_ppl_lm
     torch.set_num_threads(cfg.get("teacher.threads"))
     template, seed = cfg.get("generation.prompt_template"), cfg.get("run.seed")
     captioner = train_world_captioner(world, weights_dir, template, TrainSpec(
@@ -130,4 +133,10 @@ def teach_generators(world: str, weights_dir: str, cfg, log: Callable[[str], Non
         steps=cfg.get("teacher.fusion_steps"), batch_size=cfg.get("teacher.fusion_batch_size"),
         lr=cfg.get("teacher.fusion_lr"), weight_decay=GENERATOR_WEIGHT_DECAY, seed=seed),
         cfg.get("teacher.fusion_examples"), log=log, force=force)
-    return captioner, fusion
+    ppl_lm = train_world_ppl_lm(weights_dir, template, TrainSpec(
+        steps=cfg.get("teacher.ppl_steps"), batch_size=cfg.get("teacher.ppl_batch_size"),
+        lr=cfg.get("teacher.ppl_lr"), weight_decay=GENERATOR_WEIGHT_DECAY, seed=seed),
+        cfg.get("teacher.ppl_sentences"), log=log, force=force)
+    if cfg.get("sentences.perplexity_filter") and (warning := band_mismatch(ppl_lm, cfg)):
+        log(f"WARNING: {warning}")
+    return {CAPTIONER: captioner, LLM: fusion, PPL_LM: ppl_lm}

@@ -30,8 +30,7 @@ def run_teach_command(args, cfg) -> int:
               f"-> {out} (use --set models.weights_dir={out})")
         if cfg.get("teacher.generators"):
             from realsyn.jobs.training.generators import teach_generators
-            captioner, fusion = teach_generators(args.world, out, cfg, force=args.force)
-            tracker.dict({"captioner": captioner, "fusion": fusion}, "generators.json")
+            tracker.dict(teach_generators(args.world, out, cfg, force=args.force), "generators.json")
     return 0
 
 

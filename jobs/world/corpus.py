@@ -11,6 +11,7 @@ next to an image mostly does not describe it, as on real pages. Writes, under <o
   images/                       the corpus pictures (file:// URLs), copies, near copies, bad files
   truth.parquet                 image file name -> its scene (SceneSpec JSON) and role
   truth_sentences.parquet       every description in the documents: where, of which image, what swap
+  junk_sentences.parquet        every planted sentence a filter must reject: where, and of which kind
   eval/<class>/*.png            held-out zero-shot set (ImageFolder), eval/classes.json the prompts
   teacher/pairs.parquet         held-out noisy alt-text pairs (image_path relative to teacher/)
 
@@ -52,11 +53,13 @@ class TextRates:
     alt_text: float = 0.3    # an image slot's alt_text is set
     alt_noise: float = 0.3   # alt texts are noisier than the prose
     junk: float = 0.1        # a paragraph carries one sentence a filter must reject
+    garbled: float = 0.1     # a paragraph carries one off-grammar or garbled sentence (only a language model tells)
 
 
 def streams(seed: int) -> dict[str, random.Random]:
-    """Independent rngs per output, so a bigger teacher set never changes the corpus."""
-    return {name: random.Random(f"{seed}:{name}") for name in ("concepts", "corpus", "eval", "teacher")}
+    """Independent rngs per output, so a bigger teacher set never changes the corpus (and
+    the garbled sentences, drawn from their own stream, change no other draw)."""
+    return {name: random.Random(f"{seed}:{name}") for name in ("concepts", "corpus", "eval", "teacher", "garbled")}
 
 
 def make_world_images(rng: random.Random, freq: dict[Concept, float], out: Path,
@@ -93,22 +96,37 @@ def make_world_images(rng: random.Random, freq: dict[Concept, float], out: Path,
     return images, bad
 
 
-def junk_sentence(rng: random.Random) -> str:
-    """One sentence of a kind the sentence filters reject (as the sample's paragraphs have)."""
+def junk_sentence(rng: random.Random) -> tuple[str, str]:
+    """(kind, sentence): one sentence of a kind the sentence filters reject (as the sample's
+    paragraphs have)."""
     kind = rng.randrange(7)
     if kind == 0:
-        return f"{distractor_sentence(rng)[:-1]} {rng.choice(EMOJI)}."
+        return "emoji", f"{distractor_sentence(rng)[:-1]} {rng.choice(EMOJI)}."
     if kind == 1:
-        return f"Read more at https://example.org/story/{rng.randint(1, 999)} today."
+        return "url", f"Read more at https://example.org/story/{rng.randint(1, 999)} today."
     if kind == 2:
-        return "Click here."                                                       # too few words
+        return "too_few_words", "Click here."
     if kind == 3:
-        return " ".join(distractor_sentence(rng)[:-1].lower() for _ in range(12)) + "."   # too many words
+        return "too_many_words", " ".join(distractor_sentence(rng)[:-1].lower() for _ in range(12)) + "."
     if kind == 4:
-        return rng.choice(NOUN_PHRASES)                                             # no action
+        return "no_action", rng.choice(NOUN_PHRASES)
     if kind == 5:
-        return "The weather was lovely and everyone enjoyed the day."              # corpus-wide duplicate
-    return "Sale sale sale sale sale sale today."                                   # low entropy
+        return "corpus_duplicate", "The weather was lovely and everyone enjoyed the day."
+    return "low_entropy", "Sale sale sale sale sale sale today."
+
+
+def garbled_sentence(rng: random.Random) -> tuple[str, str]:
+    """(kind, sentence): page prose no cheaper filter catches, only a language model: its
+    words in random order (off-grammar), or each word's letters scrambled (garbled)."""
+    words = distractor_sentence(rng)[:-1].lower().split()
+    if rng.random() < 0.5:
+        rng.shuffle(words)
+        kind = "shuffled_words"
+    else:
+        words = ["".join(rng.sample(w, len(w))) for w in words]
+        kind = "scrambled_letters"
+    text = " ".join(words)
+    return kind, text[0].upper() + text[1:] + "."
 
 
 @dataclass
@@ -118,6 +136,8 @@ class DocumentWriter:
     rng: random.Random
     rates: TextRates
     truth: list[dict[str, Any]]
+    junk: list[dict[str, Any]]
+    garble: random.Random
 
     def __post_init__(self) -> None:
         self.images: list[str | None] = []
@@ -134,10 +154,17 @@ class DocumentWriter:
             self.note(text, image, placement, swap)
             sentences.insert(self.rng.randint(0, len(sentences)), text)
         if self.rng.random() < self.rates.junk:
-            sentences.insert(self.rng.randint(0, len(sentences)), junk_sentence(self.rng))
+            self.plant(sentences, self.rng, junk_sentence(self.rng))
+        if self.garble.random() < self.rates.garbled:
+            self.plant(sentences, self.garble, garbled_sentence(self.garble))
         self.images.append(None)
         self.texts.append(" ".join(sentences))
         self.meta.append(None)
+
+    def plant(self, sentences: list[str], rng: random.Random, junk: tuple[str, str]) -> None:
+        kind, text = junk
+        sentences.insert(rng.randint(0, len(sentences)), text)
+        self.junk.append({"doc_url": self.url, "slot": len(self.texts), "sentence": text, "kind": kind})
 
     def image(self, url: str, image: WorldImage | None) -> None:
         alt = None
@@ -157,8 +184,9 @@ class DocumentWriter:
 
 
 def build_world_documents(rng: random.Random, images: list[WorldImage], bad: list[str], url_of: dict[str, str],
-                          n_docs: int, n_alt: int, rates: TextRates) -> tuple[list[dict], list[dict]]:
-    """(documents, truth rows). Each image is linked once, in its home document, followed by
+                          n_docs: int, n_alt: int, rates: TextRates,
+                          garble: random.Random) -> tuple[list[dict], list[dict], list[dict]]:
+    """(documents, truth rows, planted junk rows). Each image is linked once, in its home document, followed by
     a text slot (describing it with probability rates.related); n_alt descriptions of it go
     to other documents, mixed into their prose."""
     linked: list[WorldImage | str] = [*images, *bad]
@@ -177,8 +205,9 @@ def build_world_documents(rng: random.Random, images: list[WorldImage], bad: lis
             elsewhere[d].append((desc.text, item, desc.swap))
     docs: list[dict] = []
     truth: list[dict[str, Any]] = []
+    junk: list[dict[str, Any]] = []
     for d in range(n_docs):
-        w = DocumentWriter(f"https://world.example.com/page/{d}", rng, rates, truth)
+        w = DocumentWriter(f"https://world.example.com/page/{d}", rng, rates, truth, junk, garble)
         pending = elsewhere[d]
         rng.shuffle(pending)
 
@@ -200,7 +229,7 @@ def build_world_documents(rng: random.Random, images: list[WorldImage], bad: lis
         while pending:
             w.paragraph(take(1, 3), "elsewhere", rng.randint(1, 2))
         docs.append(w.row())
-    return docs, truth
+    return docs, truth, junk
 
 
 def write_eval(rng: random.Random, out: Path, n_per_class: int) -> int:
@@ -242,7 +271,7 @@ def write_world(out_dir: str, n_docs: int = 300, seed: int = 7, n_images: int = 
     rng = rngs["corpus"]
     images, bad = make_world_images(rng, freq, out / "images", n_images)
     url_of = {n: (out / "images" / n).as_uri() for n in [*(i.name for i in images), *bad]}
-    docs, truth = build_world_documents(rng, images, bad, url_of, n_docs, n_alt, rates)
+    docs, truth, junk = build_world_documents(rng, images, bad, url_of, n_docs, n_alt, rates, rngs["garbled"])
     docs += bad_documents(rng, [url_of[images[0].name], url_of[images[1].name]])
     docs.append(dict(docs[0]))                     # an exact duplicate document
     rng.shuffle(docs)
@@ -253,6 +282,9 @@ def write_world(out_dir: str, n_docs: int = 300, seed: int = 7, n_images: int = 
     pq.write_table(pa.Table.from_pylist(truth, schema=pa.schema([
         ("doc_url", pa.string()), ("slot", pa.int32()), ("sentence", pa.string()), ("image", pa.string()),
         ("placement", pa.string()), ("swap", pa.string())])), out / "truth_sentences.parquet")
+    pq.write_table(pa.Table.from_pylist(junk, schema=pa.schema([
+        ("doc_url", pa.string()), ("slot", pa.int32()), ("sentence", pa.string()), ("kind", pa.string())])),
+        out / "junk_sentences.parquet")
     n_eval = write_eval(rngs["eval"], out / "eval", n_eval_per_class)
     n_pairs = write_teacher(rngs["teacher"], freq, out / "teacher", n_teacher, teacher_noise)
     return {"out": str(out), "documents": n_rows, "images": len(url_of), "eval_images": n_eval,

@@ -11,6 +11,10 @@ no more than the truth map holds already.
 
 Semantic sentence dedup (jobs/world/dedup_truth.py): every stored link and every removed
 sentence is classed on the executors; the driver gets one count per (threshold, kind).
+
+Sentence filters (jobs/world/filter_truth.py): silver.sentences joined by text with the
+world's descriptions and planted junk (one row per sentence the world wrote, broadcast);
+the driver gets one count per (class, reason).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from pyspark.sql import functions as F
 
 from realsyn.jobs.world.coverage import Pair, coverage
 from realsyn.jobs.world.dedup_truth import KINDS, THRESHOLDS, dedup_truth, link_kind
+from realsyn.jobs.world.filter_truth import PROSE, filter_truth, sentence_classes
 from realsyn.jobs.world.quality import image_key, neighbouring_pairs, precision_and_named, read_truth
 from realsyn.udfs.row_functions import exploded_fn, pair_scores_fn
 
@@ -113,3 +118,16 @@ def sentence_dedup_report(sentences: DataFrame, neighbours: DataFrame, dedup: Da
                .select(kind("text", "other_text").alias("kind")).groupBy("kind").count().collect())
     return dedup_truth({t: Counter({k: int(got[f"{i}__{k}"]) for k in KINDS}) for i, t in enumerate(THRESHOLDS)},
                        Counter({r["kind"]: int(r["count"]) for r in removed}), dedup.count())
+
+
+def sentence_filter_report(sentences: DataFrame, world: str) -> dict:
+    """jobs/world/filter_truth.filter_truth over silver.sentences (status, reason) classed by
+    the world's record of what it wrote."""
+    classes = sentence_classes(world)
+    known = sentences.sparkSession.createDataFrame(list(classes.items()), "text string, class string")
+    reason = F.when(F.col("status") != "kept", F.coalesce("reason", F.lit("unknown"))).alias("reason")
+    rows = (sentences.select("text", reason).join(F.broadcast(known), "text", "left")
+            .select(F.coalesce("class", F.lit(PROSE)).alias("class"), "reason")
+            .groupBy("class", "reason").count().collect())
+    return filter_truth(Counter({(r["class"], r["reason"]): int(r["count"]) for r in rows}),
+                        Counter(classes.values()))

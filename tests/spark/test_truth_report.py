@@ -86,3 +86,26 @@ def test_semantic_sentence_dedup_against_the_truth(spark):
     curve = {r["threshold"]: r for r in got["curve"]}
     assert (curve[0.9]["n"], curve[0.95]["n"], curve[0.97]["n"], curve[0.999]["n"]) == (3, 2, 1, 0)
     assert curve[0.97]["same_scene"] == 1.0 and curve[0.95]["different_scene"] == 0.5
+
+
+def test_sentence_filters_against_the_truth(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from realsyn.jobs.world.truth_report import sentence_filter_report
+    desc, alt = "A red circle sits on the left against a plain background.", "A blue star floats on the right."
+    pq.write_table(pa.Table.from_pylist([{"sentence": desc, "placement": "elsewhere"},
+                                         {"sentence": alt, "placement": "alt_text"}]), tmp_path / "truth_sentences.parquet")
+    pq.write_table(pa.Table.from_pylist([{"sentence": "Rain town the quiet soaked.", "kind": "shuffled_words"},
+                                         {"sentence": "Click here.", "kind": "too_few_words"}]),
+                   tmp_path / "junk_sentences.parquet")
+    sentences = spark.createDataFrame([
+        (desc, "kept", None), ("Rain town the quiet soaked.", "rejected", "high_perplexity"),
+        ("Click here.", "rejected", "too_few_words"), ("The market opens at nine.", "kept", None),
+        ("The bakery sells bread.", "rejected", None),      # rejected without a reason: counted, not kept
+    ], "text string, status string, reason string")
+    got = sentence_filter_report(sentences, str(tmp_path))
+    rows = {r["class"]: r for r in got["classes"]}
+    assert rows["description"]["planted"] == 1 and rows["description"]["kept"] == 1
+    assert rows["shuffled_words"]["removed_by"] == {"perplexity": 1}
+    assert rows["page prose"]["found"] == 2 and rows["page prose"]["removed_by"] == {"other": 1}
+    assert got["descriptions_kept"] == 1.0 and got["junk_removed"] == 1.0 and got["junk_removed_by_perplexity"] == 0.5

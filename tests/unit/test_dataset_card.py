@@ -69,3 +69,15 @@ def test_card_shows_semantic_sentence_dedup_against_the_truth():
     assert "| this run | 40.0% | 4 | 50.0% | 25.0% | 25.0% |" in md
     assert "| ≥ 0.98 | 40.0% | 4 | 50.0% | 25.0% | 25.0% |" in md
     assert card_data(md)["sentence_dedup"]["removed"]["n"] == 4
+
+
+def test_card_shows_the_sentence_filters_against_the_truth():
+    sf = {"classes": [{"class": "description", "planted": 10, "found": 9, "kept": 8, "removed_by": {"perplexity": 1}},
+                      {"class": "shuffled_words", "planted": 3, "found": 3, "kept": 0,
+                       "removed_by": {"perplexity": 3}},
+                      {"class": "page prose", "planted": None, "found": 5, "kept": 5, "removed_by": {}}],
+          "descriptions_kept": 8 / 9, "junk_removed": 1.0, "junk_removed_by_perplexity": 1.0}
+    md = card_markdown({"gold_rows": 0, "subsets": {}, "stages": [], "tables": {}, "sentence_filters": sf}, {})
+    assert "### Sentence filters" in md and "Descriptions kept: 88.9%" in md
+    assert "| description | 10 | 9 | 8 | 1 |" in md and "| page prose | - | 5 | 5 | 0 |" in md
+    assert card_data(md)["sentence_filters"]["junk_removed"] == 1.0

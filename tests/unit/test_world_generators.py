@@ -69,3 +69,29 @@ def test_captioner_and_fusion_train_save_load_in_the_generate_stage_and_are_cach
     assert all("unchanged inputs" in line for line in lines[-2:])
     changed = train_world_fusion(weights, TEMPLATE, spec, 65, log=lines.append)
     assert changed["inputs_key"] != fusion["inputs_key"]
+
+
+def test_perplexity_lm_learns_the_grammar_its_band_keeps_prose_and_the_stage_loads_it(tmp_path):
+    from realsyn.jobs.training.clip_training import TrainSpec
+    from realsyn.jobs.training.perplexity_lm import band_mismatch, score, train_world_ppl_lm, world_prose
+    from realsyn.jobs.core.config import load_config
+    from realsyn.jobs.world.corpus import garbled_sentence
+    from realsyn.udfs.perplexity import PplSpec, model_for
+    weights, lines = str(tmp_path / "weights"), []
+    spec = TrainSpec(steps=60, batch_size=32, lr=3e-3, weight_decay=0.01, warmup_steps=5)
+    report = train_world_ppl_lm(weights, TEMPLATE, spec, 1000, log=lines.append, n_held_out=200)
+    assert report["last_loss"] < report["first_loss"]
+    q = report["held_out_perplexity"]
+    assert q["0.01"] <= q["0.5"] <= q["0.99"] < report["band"]["ppl_max"] and report["band"]["ppl_min"] == 0.0
+    rng = random.Random(2)
+    garbled = [garbled_sentence(rng)[1] for _ in range(20)]
+    prose = world_prose(9, 20, "another")
+    folder = f"{weights}/ppl_lm"
+    assert min(score(folder, garbled, 0)) > max(score(folder, prose, 0))   # the grammar, not the words
+    loaded = model_for(PplSpec(model="ppl_lm", local_dir=folder, seed=0, batch_size=16, max_tokens=128, threads=1))
+    assert loaded.model_id == "gpt2@local"   # the stage's scorer reads the trained folder, not the tiny preset
+    assert train_world_ppl_lm(weights, TEMPLATE, spec, 1000, log=lines.append, n_held_out=200) == report
+    assert "unchanged inputs" in lines[-1]
+    cfg = load_config(overrides=[f"sentences.ppl_max={report['band']['ppl_max']}", "sentences.ppl_min=0"])
+    assert band_mismatch(report, cfg) is None
+    assert "sentences.ppl_min/ppl_max" in band_mismatch(report, load_config())   # the defaults' [30, 200]
