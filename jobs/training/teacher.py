@@ -58,5 +58,7 @@ def train_teacher(world: str, weights_dir: str, spec: TrainSpec = TrainSpec(), t
               "untrained": before, "trained": after}
     training_cache.write_report(os.path.join(weights_dir, REPORT_FILE), report)
     log(f"teacher: {len(pairs)} pairs, {spec.steps} steps in {seconds:.0f}s; zero-shot accuracy "
-        f"{before['zero_shot_acc']:.3f} untrained -> {after['zero_shot_acc']:.3f}")
+        f"{before['zero_shot_acc']:.3f} untrained -> {after['zero_shot_acc']:.3f}"
+        + (f" (colour right {after['part_1_acc']:.3f}, shape right {after['part_2_acc']:.3f})"
+           if "part_2_acc" in after else ""))
     return report

@@ -8,7 +8,10 @@ world's held-out set (jobs/world/corpus.py).
 Reported: zero-shot accuracy (each image's closest class text is its class), its mean per
 class (so rare classes count as much as common ones), and retrieval recall@1 both ways:
 image->text is the accuracy above, text->image is the share of classes whose closest image
-belongs to them.
+belongs to them. Where every class name has the same number (two or more) of
+`_`-separated parts, as the world's `colour_kind` classes do, also the share of images whose
+predicted class has the right part at each position (`part_1_acc`: the colour,
+`part_2_acc`: the shape), so a model that sees colour but not shape shows it.
 """
 from __future__ import annotations
 
@@ -71,6 +74,16 @@ def scores(image_vectors: np.ndarray, labels: np.ndarray, class_vecs: np.ndarray
             "i2t_recall_at_1": float(hit.mean()), "t2i_recall_at_1": float(np.mean(t2i))}
 
 
+def part_accuracies(predicted: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """{part_<i>_acc: share of images whose predicted class has the true class's i-th part}
+    when every class name has the same number (>= 2) of `_`-separated parts; else {}."""
+    parts = [c.split("_") for c in classes]
+    if len({len(p) for p in parts}) != 1 or len(parts[0]) < 2:
+        return {}
+    return {f"part_{i + 1}_acc": float(np.mean([parts[p][i] == parts[t][i] for p, t in zip(predicted, labels)]))
+            for i in range(len(parts[0]))}
+
+
 def evaluate_encoder(encoder, data: LabelledImages, batch: int = 128) -> tuple[dict[str, float], np.ndarray]:
     """(scores, per-image hit vector) of an `Encoder` (udfs/clip_encoder.py) on the folder."""
     from PIL import Image
@@ -83,5 +96,6 @@ def evaluate_encoder(encoder, data: LabelledImages, batch: int = 128) -> tuple[d
         vecs.append(encoder.encode_images(images))
     image_vectors = np.concatenate(vecs)
     class_vecs = class_vectors(encoder.encode_texts, data.prompts)
-    hits = (image_vectors @ class_vecs.T).argmax(axis=1) == data.labels
-    return scores(image_vectors, data.labels, class_vecs), hits
+    predicted = (image_vectors @ class_vecs.T).argmax(axis=1)
+    return ({**scores(image_vectors, data.labels, class_vecs), **part_accuracies(predicted, data.labels, data.classes)},
+            predicted == data.labels)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from realsyn.jobs.training.clip_training import TrainSpec, learning_rate
-from realsyn.jobs.training.zero_shot import scores
+from realsyn.jobs.training.zero_shot import part_accuracies, scores
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():
@@ -20,6 +20,15 @@ def test_scores_count_hits_both_ways():
     assert got["zero_shot_acc"] == pytest.approx(0.75)
     assert got["zero_shot_mean_class_acc"] == pytest.approx((1 + 1 + 0.5) / 3)
     assert got["t2i_recall_at_1"] == pytest.approx(1.0)
+
+
+def test_part_accuracies_say_which_half_of_a_class_name_was_right():
+    classes = ["blue_circle", "blue_star", "red_circle", "red_star"]
+    labels = np.array([0, 1, 2, 3])
+    predicted = np.array([0, 1, 0, 2])   # right; right; wrong colour, right shape; right colour, wrong shape
+    assert part_accuracies(predicted, labels, classes) == {"part_1_acc": 0.75, "part_2_acc": 0.75}
+    assert part_accuracies(predicted, labels, ["a", "b_c", "d_e", "f_g"]) == {}   # not one structure
+    assert part_accuracies(predicted, labels, ["a", "b", "c", "d"]) == {}
 
 
 def test_teacher_trains_saves_loads_through_weights_dir_and_is_cached(tmp_path):
