@@ -18,7 +18,9 @@ from realsyn.udfs.task_device import assigned_gpu
 
 import numpy as np
 
-TINY: dict[str, Any] = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=16, image_size=64),
+# 8-pixel patches: at 64 px the world's shapes are 10-16 px across, and 16-pixel patches left
+# the teacher CLIP near chance on colour as well as shape (docs/decisions.md, "A stronger teacher").
+TINY: dict[str, Any] = dict(embed_dim=64, vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=8, image_size=64),
             text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2))
 
 

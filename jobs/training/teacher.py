@@ -24,10 +24,12 @@ REPORT_FILE = "teacher.json"
 
 
 def inputs_key(world: str, spec: TrainSpec) -> str:
-    """What the teacher is a function of: the pairs file, the settings and the training code."""
+    """What the teacher is a function of: the pairs file, the settings, the tiny CLIP's
+    geometry (weights of another geometry would not load) and the training code."""
     from realsyn.jobs.training import clip_training
-    return training_cache.inputs_key(asdict(spec), [os.path.join(world, "teacher", "pairs.parquet"),
-                                                    clip_training.__file__, __file__])
+    from realsyn.udfs.clip_encoder import TINY
+    return training_cache.inputs_key({**asdict(spec), "tiny": TINY}, [os.path.join(world, "teacher", "pairs.parquet"),
+                                                                      clip_training.__file__, __file__])
 
 
 def train_teacher(world: str, weights_dir: str, spec: TrainSpec = TrainSpec(), threads: int = 2,
