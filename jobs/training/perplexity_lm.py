@@ -96,6 +96,7 @@ def train_world_ppl_lm(weights_dir: str, template: str, spec: TrainSpec, n_sente
                        log: Callable[[str], None] = print, force: bool = False, n_held_out: int = 1000) -> dict:
     """Train (or reuse) the LM, calibrate its band on fresh prose, and report both."""
     from realsyn.jobs.training import generators
+    from realsyn.jobs.training.generator_training import save
     from realsyn.jobs.world import language as world_language
     settings = {"spec": asdict(spec), "template": template, "sentences": n_sentences, "held_out": n_held_out,
                 "keep_quantile": KEEP_QUANTILE, "margin": MARGIN}
@@ -107,11 +108,11 @@ def train_world_ppl_lm(weights_dir: str, template: str, spec: TrainSpec, n_sente
     model, losses = train_ppl_lm(world_prose(spec.seed, n_sentences, "train"), tok, spec, log)
     seconds = time.time() - started
     folder, report_path = generators.paths(weights_dir, PPL_LM)
-    from realsyn.jobs.training.generator_training import save
     save(folder, model, tok)
     held_out = score(folder, world_prose(spec.seed, n_held_out, "held_out"), spec.seed)
     calibrated = band(held_out)
-    report = {"inputs_key": key, "sentences": n_sentences, "held_out": n_held_out, "train": asdict(spec), "seconds": round(seconds, 1),
+    report = {"inputs_key": key, "sentences": n_sentences, "held_out": n_held_out, "train": asdict(spec),
+              "seconds": round(seconds, 1),
               "first_loss": losses[0], "last_loss": sum(losses[-20:]) / len(losses[-20:]),
               "held_out_perplexity": {q: round(quantile(held_out, float(q)), 2)
                                       for q in ("0.01", "0.5", "0.9", "0.99")},
