@@ -23,7 +23,7 @@ from realsyn.jobs.world.quality import text_precision
 from realsyn.jobs.world.truth import attributes_of
 
 
-def _fit(model, loss_at: Callable[[int], Any], spec: TrainSpec, log: Callable[[str], None],
+def fit(model, loss_at: Callable[[int], Any], spec: TrainSpec, log: Callable[[str], None],
          name: str) -> list[float]:
     """AdamW on the teacher's schedule (linear warm-up, cosine decay to zero);
     `loss_at(step)` is the step's loss tensor."""
@@ -96,7 +96,7 @@ def train_captioner(images: Sequence, texts: Sequence[str], tok, spec: TrainSpec
         # The loss is taken here: VisionEncoderDecoderModel's own shifts the labels a second time.
         logits = model(pixel_values=pixels[idx], decoder_input_ids=inputs).logits
         return torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
-    losses = _fit(model, loss_at, spec, log, "captioner")
+    losses = fit(model, loss_at, spec, log, "captioner")
     return model, processor, losses
 
 
@@ -146,7 +146,7 @@ def train_fusion(examples: Sequence[dict], template: str, tok, spec: TrainSpec,
             mask[row, :len(s)] = 1
             labels[row, len(prompts[i]):len(s)] = torch.tensor(answers[i])   # loss on the answer only
         return model(input_ids=ids, attention_mask=mask, labels=labels).loss   # LlamaForCausalLM shifts once
-    return model, _fit(model, loss_at, spec, log, "fusion")
+    return model, fit(model, loss_at, spec, log, "fusion")
 
 
 def fuse_examples(model, tok, template: str, examples: Sequence[dict], max_new_tokens: int = 48) -> list[str]:

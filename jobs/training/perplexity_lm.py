@@ -51,7 +51,7 @@ def build_ppl_lm(tok):
 def train_ppl_lm(texts: Sequence[str], tok, spec: TrainSpec, log: Callable[[str], None] = print):
     """(model, losses): next-token loss on each sentence as the stage's scorer encodes it."""
     import torch
-    from realsyn.jobs.training.generator_training import _fit
+    from realsyn.jobs.training.generator_training import fit
     torch.manual_seed(spec.seed)
     model = build_ppl_lm(tok)
     seqs = [ids for ids in tok(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"] if len(ids) > 1]
@@ -68,7 +68,7 @@ def train_ppl_lm(texts: Sequence[str], tok, spec: TrainSpec, log: Callable[[str]
             s = torch.tensor(seqs[i])
             ids[row, :len(s)], labels[row, :len(s)], mask[row, :len(s)] = s, s, 1
         return model(input_ids=ids, attention_mask=mask, labels=labels).loss   # GPT2LMHeadModel shifts once
-    return model, _fit(model, loss_at, spec, log, "perplexity LM")
+    return model, fit(model, loss_at, spec, log, "perplexity LM")
 
 
 def score(folder: str, texts: Sequence[str], seed: int, batch_size: int = 16) -> list[float]:
