@@ -49,6 +49,8 @@ def connected_components(edges: DataFrame, max_rounds: int = MAX_ROUNDS) -> Data
     joins two different vertices; component is the smallest vertex of its component."""
     e = _canonical(edges).localCheckpoint()
     sig = _signature(e)
+    if sig[0] == 0:     # no edge joins two vertices (most increments): no round to run
+        return e.select(F.col("hi").alias("vertex"), F.col("lo").alias("component"))
     for _ in range(max_rounds):
         e = _small_star(_large_star(e)).localCheckpoint()   # cut the lineage every round
         new_sig = _signature(e)

@@ -51,7 +51,12 @@ def test_components_match_scipy_on_chains_stars_and_random_edges(spark):
 
 def test_no_edges_gives_no_components(spark):
     edges = spark.createDataFrame([], "src string, dst string")
-    assert connected_components(edges).count() == 0
+    comps = connected_components(edges)
+    assert comps.count() == 0
+    assert comps.columns == ["vertex", "component"]
+    # Self-loops and nothing else: still no component, the same shape.
+    loops = spark.createDataFrame([("a", "a"), ("b", "b")], "src string, dst string")
+    assert connected_components(loops).count() == 0
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -71,8 +71,8 @@ def test_only_behaviour_edits_change_fingerprints_and_exactly_the_importers(tree
     params = {s.name: s.Params.from_config(cfg) for s in stages}
     reached = {s.name: reached_by_bytecode(type(s).__module__, tree) for s in stages}
 
-    def fingerprints():
-        return {s.name: s.fingerprint(params[s.name], {}, {}, {}) for s in stages}
+    def fingerprints(among=stages):
+        return {s.name: s.fingerprint(params[s.name], {}, {}, {}) for s in among}
 
     before = fingerprints()
     wrong = []
@@ -81,10 +81,13 @@ def test_only_behaviour_edits_change_fingerprints_and_exactly_the_importers(tree
         source = path.read_text()
         edits = no_behaviour_edits(source)
         docstrings += len(edits) == 3
+        # Only a stage that reaches the module can see an edit of it; that no other stage
+        # does is checked by the code edit below, against every stage.
+        importers = [s for s in stages if module in reached[s.name]]
         try:
             for edit in edits:
                 path.write_text(edit)
-                changed = [s for s, f in fingerprints().items() if f != before[s]]
+                changed = [s for s, f in fingerprints(importers).items() if f != before[s]]
                 if changed:
                     wrong.append(f"{module}: a comment, docstring or format edit changed {changed}")
             path.write_text(source + CODE_EDIT)
