@@ -24,7 +24,7 @@ from realsyn.jobs.world.truth import attributes_of
 
 
 def fit(model, loss_at: Callable[[int], Any], spec: TrainSpec, log: Callable[[str], None],
-         name: str) -> list[float]:
+        name: str) -> list[float]:
     """AdamW on the teacher's schedule (linear warm-up, cosine decay to zero);
     `loss_at(step)` is the step's loss tensor."""
     import torch
